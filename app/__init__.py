@@ -1,0 +1,59 @@
+"""The EWAS task engine: ``create_app`` builds the Flask app and its bound Celery app."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from app.config import INSTANCE_DIR, settings_from_env
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from environment settings, then ``config`` (tests pass overrides here)."""
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_mapping(settings_from_env())
+    if config:
+        app.config.from_mapping(config)
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    # models register their tables; tasks register the task catalogue on the Celery app.
+    from app import database, i18n, models, tasks  # noqa: F401
+    from app.celery_app import celery_init_app
+    from app.extensions import db, migrate
+    from app.models.types import render_migration_type
+
+    database.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(INSTANCE_DIR.parent / "migrations"),
+        render_as_batch=True,
+        render_item=render_migration_type,
+        compare_type=True,
+    )
+    i18n.init_app(app)
+    celery_init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from flask import redirect, url_for
+
+    from app.web import bp as web_bp
+
+    app.register_blueprint(web_bp)
+    app.add_url_rule("/", "root", lambda: redirect(url_for("web.dashboard")))
+
+
+def register_commands(app: Flask) -> None:
+    from app import cli
+
+    cli.init_app(app)

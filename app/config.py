@@ -1,0 +1,63 @@
+"""Settings read from environment variables, with safe local defaults.
+
+Every setting is listed in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+LANGUAGES = ("en", "fr", "es", "ar")
+RTL_LANGUAGES = frozenset({"ar"})
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{INSTANCE_DIR / 'ewas.sqlite3'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way (postgres:// or postgresql://)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def settings_from_env() -> dict[str, Any]:
+    """Build the Flask config mapping from the environment."""
+    env = os.environ
+    return {
+        "ENV_NAME": env.get("EWAS_ENV", "local"),
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(
+            env.get("DATABASE_URL") or default_database_url()
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL", "redis://localhost:6379/0"),
+        "DISPLAY_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
+        "LANGUAGES": LANGUAGES,
+        "TRACKING_ENABLED": _bool(env.get("TRACKING_ENABLED"), True),
+        "CELERY_TASK_ALWAYS_EAGER": False,
+    }

@@ -1,0 +1,2 @@
+"""The task catalogue. Task names are explicit so the spec's routes (``data_pipeline.tasks.*``,
+``task_monitoring.tasks.*``, ``location.tasks.*``) apply whatever module defines them."""

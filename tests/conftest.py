@@ -1,0 +1,165 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL with TEST_DATABASE_URL), a real
+Redis (TEST_REDIS_URL, database 15 by default), the app, its clients, and real Celery workers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, make_url, text
+
+from app import create_app
+from app.config import normalize_database_url
+from app.extensions import db
+from app.local_redis import redis_answers, start_bundled_redis
+from tests.support import CeleryWorker, free_port
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis; if none answers at TEST_REDIS_URL, the bundled redis-server on a free port."""
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    if redis_answers(url):
+        yield url
+        return
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    server = start_bundled_redis(url, tmp_path_factory.mktemp("redis"))
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database for this session: a SQLite file, or a new PostgreSQL database."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if not configured or configured.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    server_url = make_url(normalize_database_url(configured))
+    name = f"ewas_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server_url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_config(database_url: str, redis_url: str) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(base_config: dict[str, Any]) -> dict[str, Any]:
+    """Build the schema once per session through the real migrations."""
+    from flask_migrate import upgrade
+
+    app = create_app(base_config)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return base_config
+
+
+@pytest.fixture
+def make_app(migrated: dict[str, Any]) -> Callable[..., Flask]:
+    """Create an app on the test database with extra config overrides."""
+
+    def make(**overrides: Any) -> Flask:
+        return create_app({**migrated, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], redis_client: redis.Redis) -> Iterator[Flask]:
+    """The app, on an emptied database holding the default task types, and an emptied Redis."""
+    from app.services.task_types import seed_task_types
+
+    application = make_app()
+    with application.app_context():
+        empty_database()
+        seed_task_types()
+        db.session.commit()
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+def empty_database() -> None:
+    with db.engine.begin() as connection:
+        for table in reversed(db.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def process_env(base_config: dict[str, Any]) -> dict[str, str]:
+    """Environment for engine processes (workers, beat, recorder, web) started by tests."""
+    return {
+        **os.environ,
+        "DATABASE_URL": base_config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": base_config["REDIS_URL"],
+        "SECRET_KEY": base_config["SECRET_KEY"],
+        "FLASK_APP": "wsgi",
+        "PYTHONPATH": str(PROJECT_DIR),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def start_worker(
+    app: Flask, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., CeleryWorker]]:
+    """Start real ``celery worker`` processes; each is stopped when the test ends."""
+    workers: list[CeleryWorker] = []
+
+    def start(queues: str = "", concurrency: int = 1, **env: str) -> CeleryWorker:
+        worker = CeleryWorker(
+            env={**process_env, **env},
+            queues=queues or None,
+            concurrency=concurrency,
+            log_path=tmp_path / f"worker-{len(workers)}.log",
+        )
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,100 @@
+"""Helpers for tests that run real engine processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports (all sockets are held until every port is chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.1):
+    """Poll ``condition`` until it returns something truthy; fail with a clear message if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition!r}")
+        time.sleep(interval)
+
+
+class CeleryWorker:
+    """A real ``celery -A wsgi:celery worker`` subprocess, logging to a file."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        queues: str | None = None,
+        concurrency: int = 1,
+        pool: str = "prefork",
+    ) -> None:
+        from celeryconfig import TASK_QUEUES
+
+        self.env = env
+        self.log_path = log_path
+        self.queues = queues or ",".join(TASK_QUEUES)
+        self.concurrency = concurrency
+        self.pool = pool
+        self.hostname = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready_timeout: float = 60.0) -> None:
+        argv = [
+            str(BIN / "celery"), "-A", "wsgi:celery", "worker", "--loglevel", "INFO",
+            "-Q", self.queues, "--concurrency", str(self.concurrency), "--pool", self.pool,
+            "--hostname", self.hostname, "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            argv, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for(lambda: self._ready(), timeout=ready_timeout)
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.log()}")
+        return " ready." in self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)

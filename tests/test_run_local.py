@@ -1,0 +1,59 @@
+"""The README's run command installs, migrates, starts every process and stops them on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import redis
+import requests
+
+from tests.support import PROJECT_DIR, free_ports, wait_for
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
+    app, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    web_port, redis_port = free_ports(2)
+    env = {**process_env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    log_path = tmp_path / "run.log"
+    with log_path.open("w") as log:
+        run = subprocess.Popen(
+            [str(PROJECT_DIR / "scripts" / "run"), "--port", str(web_port)],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def page() -> requests.Response | None:
+            assert run.poll() is None, log_path.read_text()
+            try:
+                response = requests.get(f"http://127.0.0.1:{web_port}/tasks/", timeout=2)
+            except requests.ConnectionError:
+                return None
+            return response
+
+        response = wait_for(page, timeout=180, interval=0.5)
+        assert response.status_code == 200
+        assert "retrieval" in response.text and "maintenance" in response.text
+        # No Redis answered at REDIS_URL, so the bundled one was started and the worker uses it.
+        wait_for(lambda: "ready." in log_path.read_text(), timeout=60)
+        assert redis.Redis(port=redis_port).ping()
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.wait(60)
+    output = log_path.read_text()
+    assert run.returncode == 0, output
+    assert "starting the bundled redis-server" in output
+    assert not port_open(web_port)
+    assert not port_open(redis_port)
