@@ -52,11 +52,15 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_time_limit = TASK_TIME_LIMIT
-task_soft_time_limit = TASK_TIME_LIMIT - 60
-broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+task_soft_time_limit = max(TASK_TIME_LIMIT - 60, int(TASK_TIME_LIMIT * 0.9))
+broker_transport_options = {
+    "visibility_timeout": VISIBILITY_TIMEOUT,
+    # Look for messages of dead workers (unacknowledged past the visibility timeout) this often.
+    "unacked_restore_interval": int(os.environ.get("BROKER_RESTORE_INTERVAL", 10)),
+    "unacked_restore_throttle": 1,
+}
 broker_connection_retry_on_startup = True
 
 # Results live in the engine's database (through the tracking recorder), not in Celery's backend.
 task_ignore_result = True
 worker_send_task_events = False
-worker_hijack_root_logger = False

@@ -59,5 +59,17 @@ def settings_from_env() -> dict[str, Any]:
         "BABEL_DEFAULT_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
         "LANGUAGES": LANGUAGES,
         "TRACKING_ENABLED": _bool(env.get("TRACKING_ENABLED"), True),
-        "CELERY_TASK_ALWAYS_EAGER": False,
+        "CELERY_RESULT_BACKEND": env.get("CELERY_RESULT_BACKEND", ""),
+        "CRITICAL_TASK_NAMES": env.get(
+            "CRITICAL_TASK_NAMES",
+            "data_pipeline.tasks.retrieve_source,data_pipeline.tasks.run_full_pipeline",
+        ),
+        "CRITICAL_TASK_TYPES": env.get("CRITICAL_TASK_TYPES", ""),
+        "DEAD_LETTER_MAX": _int("DEAD_LETTER_MAX", 10_000),
+        "DEAD_LETTER_MAX_AGE_DAYS": _int("DEAD_LETTER_MAX_AGE_DAYS", 180),
+        "ALERT_WEBHOOK_URL": env.get("ALERT_WEBHOOK_URL", ""),
+        "ALERT_EMAIL_TO": env.get("ALERT_EMAIL_TO", ""),
+        "ALERT_EMAIL_FROM": env.get("ALERT_EMAIL_FROM", ""),
+        "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
+        "SMTP_PORT": _int("SMTP_PORT", 25),
     }

@@ -43,6 +43,7 @@ def engine_processes(host: str, port: int, concurrency: int) -> list[Process]:
                 "--hostname", "local@%h",
             ],
         ),
+        Process("recorder", [str(BIN / "flask"), "recorder"]),
     ]  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from app import create_app
 from app.config import normalize_database_url
 from app.extensions import db
 from app.local_redis import redis_answers, start_bundled_redis
-from tests.support import CeleryWorker, free_port
+from tests.support import BIN, CeleryWorker, EngineProcess, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -163,3 +163,24 @@ def start_worker(
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def start_recorder(
+    app: Flask, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., EngineProcess]]:
+    """Start real ``flask recorder`` processes; each is stopped when the test ends."""
+    recorders: list[EngineProcess] = []
+
+    def start(*args: str, **env: str) -> EngineProcess:
+        recorder = EngineProcess(
+            [str(BIN / "flask"), "recorder", *args],
+            env={**process_env, **env},
+            log_path=tmp_path / f"recorder-{len(recorders)}.log",
+        )
+        recorders.append(recorder)
+        return recorder.start(ready_text="started")
+
+    yield start
+    for recorder in recorders:
+        recorder.stop()

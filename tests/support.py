@@ -53,6 +53,7 @@ class CeleryWorker:
         queues: str | None = None,
         concurrency: int = 1,
         pool: str = "prefork",
+        include: str = "tests.sample_tasks",
     ) -> None:
         from celeryconfig import TASK_QUEUES
 
@@ -61,6 +62,7 @@ class CeleryWorker:
         self.queues = queues or ",".join(TASK_QUEUES)
         self.concurrency = concurrency
         self.pool = pool
+        self.include = include
         self.hostname = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
         self.process: subprocess.Popen | None = None
 
@@ -69,10 +71,16 @@ class CeleryWorker:
             str(BIN / "celery"), "-A", "wsgi:celery", "worker", "--loglevel", "INFO",
             "-Q", self.queues, "--concurrency", str(self.concurrency), "--pool", self.pool,
             "--hostname", self.hostname, "--without-gossip", "--without-mingle",
+            "--include", self.include,
         ]  # fmt: skip
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            argv, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill_all() reaches the pool too
         )
         wait_for(lambda: self._ready(), timeout=ready_timeout)
 
@@ -88,6 +96,59 @@ class CeleryWorker:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None
         self.process.send_signal(sig)
+
+    def kill_all(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class EngineProcess:
+    """Any other engine process (``flask recorder``, beat...) run as a subprocess."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.argv, self.env, self.log_path = argv, env, log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready_text: str | None = None, timeout: float = 60.0) -> EngineProcess:
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if ready_text:
+            wait_for(lambda: self._ready(ready_text), timeout=timeout)
+        return self
+
+    def _ready(self, text: str) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"{self.argv[:3]} exited early:\n{self.log()}")
+        return text in self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.process.wait(30)
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -75,6 +75,7 @@ class TaskExecution(db.Model):
         # created_at leads; id breaks ties so keyset pagination has a unique, sortable key.
         Index("ix_task_executions_created_at", "created_at", "id"),
         Index("ix_task_executions_root_id", "root_id"),
+        Index("ix_task_executions_status_started", "status", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -111,10 +112,22 @@ class TaskExecution(db.Model):
     schedule_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     logs: Mapped[Any | None] = mapped_column(JSON)
+    # The timeline of runs (Celery retries and redeliveries reuse the task id), oldest first:
+    # run_id, attempt, status, worker, started_at, completed_at, error_message,
+    # retry_delay_seconds, cpu_seconds, peak_memory_bytes.
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cpu_seconds: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     is_dead_letter: Mapped[bool] = mapped_column(Boolean, default=False)
     lost_suspect: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False when stored arguments were cut or had secrets redacted: a retry could not re-run them.
+    replayable: Mapped[bool] = mapped_column(Boolean, default=True)
+    run_kind: Mapped[str | None] = mapped_column(String(16))
+    schedule_occurrence: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Order of the last status-bearing event applied (attempt, phase, event time), so that late
+    # or repeated tracking events never move an execution backwards.
+    state_rank: Mapped[int] = mapped_column(Integer, default=0)
+    state_at: Mapped[float] = mapped_column(Float, default=0.0)
 
     task_type: Mapped[TaskType | None] = relationship()
     source: Mapped[Source | None] = relationship()

@@ -1,0 +1,54 @@
+"""Tables the tracking subsystem keeps beside executions: dead letters and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import BigIntPK, UTCDateTime, utcnow
+
+
+class DeadLetter(db.Model):
+    """The full message of a task whose retries are exhausted, kept until requeued or discarded.
+
+    Redis drops rejected messages (dead-letter exchanges are RabbitMQ's), so the morgue lives in
+    the database, where a Redis restart cannot lose it.
+    """
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(64), unique=True)
+    task_name: Mapped[str] = mapped_column(String(255), index=True)
+    queue: Mapped[str | None] = mapped_column(String(100))
+    args: Mapped[Any | None] = mapped_column(JSON)
+    kwargs: Mapped[Any | None] = mapped_column(JSON)
+    headers: Mapped[Any | None] = mapped_column(JSON)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requeued_task_id: Mapped[str | None] = mapped_column(String(64))
+    discarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Alert(db.Model):
+    """An escalation: a critical task failed, or a task was dead-lettered."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16), default="error")
+    title: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    task_name: Mapped[str | None] = mapped_column(String(255))
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notify_error: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))

@@ -1,0 +1,128 @@
+"""Apply a batch of tracking events to the database (bulk, idempotent, SQLite and PostgreSQL).
+
+1. take the recorders' lock, then read the rows of the batch's task ids;
+2. fold the events into each row (app.tracking.events) and write all rows back with one
+   executemany upsert (INSERT ... ON CONFLICT (task_id) DO UPDATE);
+3. keep dead letters, raise alerts.
+The caller commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.extensions import db
+from app.models import DeadLetter, Source, TaskExecution, TaskType, Variable
+from app.tracking import events as ev
+from app.tracking.alerts import alerts_for
+
+CHUNK = 500
+RECORDER_LOCK = 0x45574153  # "EWAS": the advisory lock that serializes recorder batches
+ROW_COLUMNS = [c.name for c in TaskExecution.__table__.columns if c.name != "id"]
+
+
+def _insert(table: Table):
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
+    """Fold ``batch`` into the database; return the ids of alerts it raised."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in batch:
+        if event.get("task_id") and event.get("kind") in (*ev.PHASES, ev.NOTE):
+            by_task[event["task_id"]].append(event)
+    if not by_task:
+        return []
+    _serialize_recorders()
+    task_ids = sorted(by_task)
+    rows = _current_rows(task_ids)
+    references = _References()
+    finals: list[dict[str, Any]] = []
+    folded = []
+    for task_id in task_ids:
+        before = rows.get(task_id) or ev.new_row(
+            task_id, min(float(e["ts"]) for e in by_task[task_id])
+        )
+        after = references.resolve(ev.fold(before, by_task[task_id]))
+        if after["status"] == "failure" and before["status"] != "failure":
+            finals.append(after)
+        folded.append({column: after.get(column) for column in ROW_COLUMNS})
+    _upsert_rows(folded)
+    _keep_dead_letters(finals, by_task)
+    return alerts_for(finals)
+
+
+def _serialize_recorders() -> None:
+    """One batch at a time across recorders (a transaction-scoped lock on PostgreSQL), so the
+    rows read below cannot change before they are written back. SQLite serializes writers
+    itself; run a single recorder there."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(RECORDER_LOCK)))
+
+
+def _current_rows(task_ids: list[str]) -> dict[str, dict[str, Any]]:
+    table = TaskExecution.__table__
+    rows: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(task_ids), CHUNK):
+        query = select(table).where(table.c.task_id.in_(task_ids[start : start + CHUNK]))
+        for row in db.session.execute(query).mappings():
+            rows[row["task_id"]] = dict(row)
+    return rows
+
+
+def _upsert_rows(rows: list[dict[str, Any]]) -> None:
+    """Insert new executions and update known ones with one executemany of one statement."""
+    statement = _insert(TaskExecution.__table__)
+    changes = {c: statement.excluded[c] for c in ROW_COLUMNS if c != "task_id"}
+    db.session.execute(
+        statement.on_conflict_do_update(index_elements=["task_id"], set_=changes), rows
+    )
+
+
+class _References:
+    """Turns a task type name into its id, and drops source/variable ids that do not exist
+    (a bad id from a task's arguments must not make the whole batch fail)."""
+
+    def __init__(self) -> None:
+        self.types = dict(db.session.execute(select(TaskType.name, TaskType.id)).all())
+        self.sources: dict[int, bool] = {}
+        self.variables: dict[int, bool] = {}
+
+    def resolve(self, row: dict[str, Any]) -> dict[str, Any]:
+        name = row.pop("task_type", None)
+        if row.get("task_type_id") is None and name:
+            row["task_type_id"] = self.types.get(name)
+        for column, model, cache in (
+            ("source_id", Source, self.sources),
+            ("variable_id", Variable, self.variables),
+        ):
+            value = row.get(column)
+            if value is not None and value not in cache:
+                cache[value] = db.session.get(model, value) is not None
+            if value is not None and not cache[value]:
+                row[column] = None
+        return row
+
+
+def _keep_dead_letters(finals: list[dict[str, Any]], by_task: dict[str, list]) -> None:
+    dead = [row for row in finals if row.get("is_dead_letter")]
+    if not dead:
+        return
+    from app.tracking.deadletters import full_message
+
+    values = []
+    for row in dead:
+        message = full_message(by_task[row["task_id"]], row)
+        values.append({**message, "error_message": row.get("error_message")})
+    limit = current_app.config.get("DEAD_LETTER_MAX", 10_000)
+    statement = _insert(DeadLetter.__table__).values(values).on_conflict_do_nothing()
+    db.session.execute(statement)
+    from app.tracking.deadletters import prune
+
+    prune(limit)
