@@ -1,0 +1,57 @@
+"""Who is calling: a session signed in through the login page, or an API token."""
+
+from __future__ import annotations
+
+from flask import Flask, Request, g, request
+
+from app.extensions import db, login_manager
+from app.models import User
+from app.services.tokens import authenticate_token
+
+BEARER = "bearer "
+
+
+def bearer_token(req: Request) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header ("" when the header is malformed)."""
+    header = req.headers.get("Authorization")
+    if header is None:
+        return None
+    if not header.lower().startswith(BEARER):
+        return ""
+    return header[len(BEARER) :].strip()
+
+
+def authenticated_by_token() -> bool:
+    return g.get("api_token") is not None
+
+
+def load_session_user(user_id: str) -> User | None:
+    """The session's user, unless a bearer token was sent (the token alone counts then)."""
+    if bearer_token(request) is not None:
+        return None
+    raw_id, _sep, session_key = user_id.partition(":")
+    if not raw_id.isdigit():
+        return None
+    user = db.session.get(User, int(raw_id))
+    if user is None or not user.is_active or user.session_key != session_key:
+        return None
+    return user
+
+
+def load_token_user(req: Request) -> User | None:
+    plaintext = bearer_token(req)
+    if not plaintext:
+        return None
+    token = authenticate_token(plaintext)
+    if token is None:
+        return None
+    if db.session.is_modified(token):
+        db.session.commit()  # the throttled last-used time; the request's own work comes later
+    g.api_token = token
+    return token.user
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.user_loader(load_session_user)
+    login_manager.request_loader(load_token_user)
