@@ -7,13 +7,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.auth.access import current_decision
-from app.auth.identity import authenticated_by_token, bearer_token
+from app.auth.identity import authenticated_by_token, bearer_token, forget_previous_caller
 from app.auth.responses import error_response, forbidden, unauthorized
 from app.extensions import csrf
 
 
 def guard() -> Response | None:
     """Refuse the request unless the view's rule allows the caller (default deny)."""
+    forget_previous_caller()
     if request.routing_exception is not None:
         return None  # 404 / 405: nothing to protect
     if bearer_token(request) is not None and not current_user.is_authenticated:

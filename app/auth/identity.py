@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request, g, request
+from flask import Flask, Request, current_app, g, request
 
 from app.extensions import db, login_manager
 from app.models import User
@@ -21,8 +21,23 @@ def bearer_token(req: Request) -> str | None:
     return header[len(BEARER) :].strip()
 
 
+TOKEN_KEY = "ewas.api_token"
+
+
 def authenticated_by_token() -> bool:
-    return g.get("api_token") is not None
+    return request.environ.get(TOKEN_KEY) is not None
+
+
+def forget_previous_caller() -> None:
+    """Drop what an earlier request that shared this app context cached about its caller.
+
+    Flask-Login caches the user and Flask-WTF the CSRF token on ``g``, which lives as long as
+    the app context; requests made inside an already pushed context (tests, embedded calls)
+    would otherwise inherit another caller's identity or token.
+    """
+    csrf_key = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    for key in ("_login_user", csrf_key, "csrf_valid"):
+        g.pop(key, None)
 
 
 def load_session_user(user_id: str) -> User | None:
@@ -47,7 +62,7 @@ def load_token_user(req: Request) -> User | None:
         return None
     if db.session.is_modified(token):
         db.session.commit()  # the throttled last-used time; the request's own work comes later
-    g.api_token = token
+    req.environ[TOKEN_KEY] = token
     return token.user
 
 
