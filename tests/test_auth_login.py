@@ -47,6 +47,7 @@ def test_sign_in_and_out(client: FlaskClient, users: dict) -> None:
         ("", "whatever-password", "username"),
         ("viewer", "", "password"),
         ("x" * 500, "p" * 5000, "username"),
+        ("nul\x00name", "whatever-password", "password"),
     ],
 )
 def test_bad_input_gets_a_form_error(

@@ -12,14 +12,20 @@ from app.models import AuditEntry, Role
 from app.services.audit import audit_query
 
 AUDIT_PAGE_SIZE = 50
+FILTER_MAX_LENGTH = 128
+
+
+def _filter_arg(name: str) -> str | None:
+    """A text filter from the query string; NUL (which PostgreSQL refuses) is dropped."""
+    value = request.args.get(name, "").replace("\x00", "").strip()[:FILTER_MAX_LENGTH]
+    return value or None
 
 
 @bp.get("/audit/")
 @requires(Role.ADMIN)
 def audit() -> str:
     """The audit log, newest first, filtered by action and user, paged by id."""
-    action = request.args.get("action", "").strip() or None
-    username = request.args.get("user", "").strip() or None
+    action, username = _filter_arg("action"), _filter_arg("user")
     before = request.args.get("before", type=int)
     rows = db.session.scalars(
         audit_query(action, username, before).limit(AUDIT_PAGE_SIZE + 1)

@@ -56,7 +56,7 @@ def create_token(user: User, name: str = "", actor: User | None = None) -> Issue
 
 def find_token(id_or_prefix: str) -> ApiToken:
     """A token by its numeric id or its prefix."""
-    value = id_or_prefix.strip()
+    value = id_or_prefix.strip().replace("\x00", "")
     conditions = [ApiToken.prefix == value]
     if value.isdigit():
         conditions.append(ApiToken.id == int(value))

@@ -41,6 +41,8 @@ def validate_password(password: str) -> str:
 
 
 def find_user(username: str) -> User | None:
+    if "\x00" in username:
+        return None  # no stored name has one, and PostgreSQL refuses NUL in a query parameter
     return db.session.scalar(select(User).where(User.username == username))
 
 
