@@ -87,6 +87,11 @@ def set_role(user: User, role: Role | str, actor: User | None = None) -> None:
     role = parse_role(role) if isinstance(role, str) else role
     if role == user.role:
         return
+    if user.role == Role.ADMIN and count_admins() <= 1:
+        message = _(
+            "%(username)s is the last admin; make someone else admin first.", username=user.username
+        )
+        raise Conflict(message, {"role": [message]})
     previous = user.role
     user.role = role
     record_audit(
@@ -110,14 +115,17 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def count_admins() -> int:
+    return db.session.scalar(select(func.count()).where(User.role == Role.ADMIN, User.is_active))
+
+
 def ensure_admin(password: str | None) -> tuple[User, str | None] | None:
     """Create the user ``admin`` when no admin exists at all.
 
     Returns None when an admin already exists; otherwise the new user and the generated password
     (None when ``password`` was given).
     """
-    admins = db.session.scalar(select(func.count()).where(User.role == Role.ADMIN))
-    if admins:
+    if db.session.scalar(select(func.count()).where(User.role == Role.ADMIN)):
         return None
     generated = None
     if not password:
