@@ -56,6 +56,7 @@ def test_create_user_prompts_for_the_password(runner: FlaskCliRunner) -> None:
         (["users", "set-password", "nobody", "--password", "long-enough"], "No user named nobody"),
         (["users", "set-role", "nobody", "admin"], "No user named nobody"),
         (["users", "set-role", "viewer", "king"], "'king'"),
+        (["users", "set-role", "admin", "viewer"], "last admin"),
         (["tokens", "create", "nobody"], "No user named nobody"),
         (["tokens", "revoke", "999"], "No API token"),
         (["tokens", "list", "--user", "nobody"], "No user named nobody"),

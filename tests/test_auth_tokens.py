@@ -60,9 +60,24 @@ def test_revoked_token_gets_401(
 
 def test_unknown_or_malformed_tokens_get_401(client: FlaskClient, token_for: Callable) -> None:
     plaintext = token_for(Role.ADMIN)
-    for header in [f"Bearer {plaintext}x", "Bearer ", f"Basic {plaintext}", plaintext]:
+    for header in [f"Bearer {plaintext}x", "Bearer", "Bearer ", f"bearer {plaintext[:-1]}"]:
         response = client.get("/tasks/", headers={"Authorization": header})
         assert response.status_code == 401, header
+        assert response.json["error"]["code"] == "unauthorized"
+    assert client.get("/tasks/", headers=bearer(plaintext)).status_code == 200
+
+
+def test_other_authorization_schemes_are_ignored(
+    client: FlaskClient, login_as: Callable, token_for: Callable
+) -> None:
+    plaintext = token_for(Role.ADMIN)
+    # A token sent without the Bearer scheme does not authenticate...
+    for header in [f"Basic {plaintext}", plaintext]:
+        response = client.get("/tasks/", headers={"Authorization": header})
+        assert response.status_code == 302, header
+    # ...and a proxy's Basic credentials do not break a signed-in session.
+    login_as(client, Role.VIEWER)
+    assert client.get("/tasks/", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 200
 
 
 def test_token_of_an_inactive_user_gets_401(

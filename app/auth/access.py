@@ -18,7 +18,8 @@ from app.models import Role
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths open to everyone even before their views exist (the API issue adds the health route).
-PUBLIC_PATHS = frozenset({"/tasks/api/health/"})
+API_PREFIX = "/tasks/api/"
+PUBLIC_PATHS = frozenset({f"{API_PREFIX}health/"})
 ROLE_LABELS = {Role.VIEWER: _l("viewer"), Role.OPERATOR: _l("operator"), Role.ADMIN: _l("admin")}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,7 +85,8 @@ def rule_for(app: Flask, endpoint: str, path: str | None = None) -> AccessRule |
 
 def is_api_request() -> bool:
     """API callers get JSON errors: the path is under the API, or a bearer token was sent."""
-    return request.path.startswith("/tasks/api/") or "Authorization" in request.headers
+    authorization = request.headers.get("Authorization", "").strip().lower()
+    return request.path.startswith(API_PREFIX) or authorization.startswith("bearer")
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,19 @@ from app.extensions import db, login_manager
 from app.models import User
 from app.services.tokens import authenticate_token
 
-BEARER = "bearer "
+BEARER = "bearer"
+TOKEN_KEY = "ewas.api_token"
 
 
 def bearer_token(req: Request) -> str | None:
-    """The token of an ``Authorization: Bearer ...`` header ("" when the header is malformed)."""
-    header = req.headers.get("Authorization")
-    if header is None:
+    """The token of an ``Authorization: Bearer ...`` header ("" when it is empty), else None.
+
+    Other schemes are ignored, so a reverse proxy's Basic authentication does not get in the way.
+    """
+    scheme, _sep, credentials = req.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != BEARER:
         return None
-    if not header.lower().startswith(BEARER):
-        return ""
-    return header[len(BEARER) :].strip()
-
-
-TOKEN_KEY = "ewas.api_token"
+    return credentials.strip()
 
 
 def authenticated_by_token() -> bool:
