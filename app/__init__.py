@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     # models register their tables; tasks register the task catalogue on the Celery app.
-    from app import database, i18n, models, tasks, tracking  # noqa: F401
+    from app import auth, database, i18n, models, tasks, tracking  # noqa: F401
     from app.celery_app import celery_init_app
     from app.extensions import db, migrate
     from app.models.types import render_migration_type
@@ -41,6 +41,7 @@ def register_extensions(app: Flask) -> None:
         compare_type=True,
     )
     i18n.init_app(app)
+    auth.init_app(app)
     celery_init_app(app)
     tracking.init_app(app)
 
@@ -48,10 +49,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from flask import redirect, url_for
 
+    from app.admin import bp as admin_bp
+    from app.auth.access import requires
+    from app.models import Role
     from app.web import bp as web_bp
 
     app.register_blueprint(web_bp)
-    app.add_url_rule("/", "root", lambda: redirect(url_for("web.dashboard")))
+    app.register_blueprint(admin_bp)
+    app.add_url_rule("/", "root", requires(Role.VIEWER)(lambda: redirect(url_for("web.dashboard"))))
 
 
 def register_commands(app: Flask) -> None:

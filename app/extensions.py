@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -25,3 +29,7 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 babel = Babel()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+# Storage is the app's Redis (RATELIMIT_STORAGE_URI, set from REDIS_URL in app.auth).
+limiter = Limiter(key_func=get_remote_address, key_prefix="ewas-limits")

@@ -4,6 +4,7 @@ Redis (TEST_REDIS_URL, database 15 by default), the app, its clients, and real C
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from app import create_app
 from app.config import normalize_database_url
 from app.extensions import db
 from app.local_redis import redis_answers, start_bundled_redis
+from app.models import Role, User
 from tests.support import BIN, CeleryWorker, EngineProcess, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -184,3 +186,55 @@ def start_recorder(
     yield start
     for recorder in recorders:
         recorder.stop()
+
+
+# --- users, sessions and tokens -------------------------------------------------------------
+
+PASSWORDS = {role: f"{role.value}-password-1" for role in Role}
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token_in(html: str) -> str:
+    """The CSRF token a page exposes in its ``<meta name="csrf-token">``."""
+    match = CSRF_META.search(html)
+    assert match, "the page has no csrf-token meta tag"
+    return match.group(1)
+
+
+@pytest.fixture
+def users(app: Flask) -> dict[Role, User]:
+    """One user per role, named after it (password: ``PASSWORDS[role]``)."""
+    from app.services.users import create_user
+
+    created = {role: create_user(role.value, role, PASSWORDS[role]) for role in Role}
+    db.session.commit()
+    return created
+
+
+@pytest.fixture
+def login_as(users: dict[Role, User]) -> Callable[[FlaskClient, Role], str]:
+    """Sign ``client`` in through the real login form; returns the session's CSRF token."""
+
+    def login(client: FlaskClient, role: Role) -> str:
+        token = csrf_token_in(client.get("/tasks/login/").text)
+        response = client.post(
+            "/tasks/login/",
+            data={"username": role.value, "password": PASSWORDS[role], "csrf_token": token},
+        )
+        assert response.status_code == 303, response.text
+        return token
+
+    return login
+
+
+@pytest.fixture
+def token_for(users: dict[Role, User]) -> Callable[[Role], str]:
+    """Create an API token for the user of ``role``; returns the plaintext token."""
+    from app.services.tokens import create_token
+
+    def create(role: Role) -> str:
+        issued = create_token(users[role], name=f"{role.value} test token")
+        db.session.commit()
+        return issued.plaintext
+
+    return create

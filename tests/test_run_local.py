@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -23,7 +24,13 @@ def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
     app, process_env: dict[str, str], tmp_path: Path
 ) -> None:
     web_port, redis_port = free_ports(2)
-    env = {**process_env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    env = {
+        **process_env,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "EWAS_ADMIN_PASSWORD": "first-run-admin-password",
+    }
+    base = f"http://127.0.0.1:{web_port}"
+    browser = requests.Session()
     log_path = tmp_path / "run.log"
     with log_path.open("w") as log:
         run = subprocess.Popen(
@@ -35,17 +42,32 @@ def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
         )
     try:
 
-        def page() -> requests.Response | None:
+        def login_page() -> requests.Response | None:
             assert run.poll() is None, log_path.read_text()
             try:
-                response = requests.get(f"http://127.0.0.1:{web_port}/tasks/", timeout=2)
+                response = browser.get(f"{base}/tasks/", timeout=2)
             except requests.ConnectionError:
                 return None
             return response
 
-        response = wait_for(page, timeout=180, interval=0.5)
-        assert response.status_code == 200
+        # Anonymous visitors land on the login page; the first-run admin signs in through it.
+        response = wait_for(login_page, timeout=180, interval=0.5)
+        assert response.status_code == 200 and response.url.startswith(f"{base}/tasks/login/")
+        csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.text)
+        assert csrf, response.text
+        response = browser.post(
+            f"{base}/tasks/login/",
+            data={
+                "username": "admin",
+                "password": "first-run-admin-password",
+                "csrf_token": csrf.group(1),
+                "next": "/tasks/",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 200 and response.url == f"{base}/tasks/", response.text
         assert "retrieval" in response.text and "maintenance" in response.text
+        assert "Sign out" in response.text
         # No Redis answered at REDIS_URL, so the bundled one was started and the worker uses it.
         wait_for(lambda: "ready." in log_path.read_text(), timeout=60)
         assert redis.Redis(port=redis_port).ping()
@@ -55,5 +77,6 @@ def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
     output = log_path.read_text()
     assert run.returncode == 0, output
     assert "starting the bundled redis-server" in output
+    assert "Created admin user 'admin'" in output
     assert not port_open(web_port)
     assert not port_open(redis_port)

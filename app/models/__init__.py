@@ -1,17 +1,24 @@
 """The models; importing this package registers every table on the metadata."""
 
+from app.models.api_token import ApiToken
+from app.models.audit import AuditEntry
 from app.models.pipeline import Source, Variable
 from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
+from app.models.user import Role, User
 
 __all__ = [
     "FINAL_STATUSES",
     "Alert",
+    "ApiToken",
+    "AuditEntry",
     "DeadLetter",
+    "Role",
     "Source",
     "TaskExecution",
     "TaskStatus",
     "TaskType",
+    "User",
     "Variable",
 ]

@@ -5,14 +5,16 @@ from __future__ import annotations
 from flask import render_template
 from sqlalchemy import select
 
+from app.auth.access import requires
 from app.extensions import db
-from app.models import TaskExecution, TaskType
+from app.models import Role, TaskExecution, TaskType
 from app.web import bp
 
 RECENT_LIMIT = 50
 
 
 @bp.get("/")
+@requires(Role.VIEWER)
 def dashboard() -> str:
     """Task types and the most recent executions."""
     task_types = db.session.scalars(select(TaskType).order_by(TaskType.name)).all()

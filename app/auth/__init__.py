@@ -1,0 +1,25 @@
+"""Access control: users and roles, sessions and API tokens, CSRF, security headers, audit."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("auth", __name__, url_prefix="/tasks")
+
+
+def init_app(app: Flask) -> None:
+    """Wire sign-in, the access guard, rate limiting, headers and the auth views and commands."""
+    from app.auth import cli, guard, identity, responses, security, views  # noqa: F401
+    from app.auth.access import role_label
+    from app.extensions import limiter
+    from app.models import Role
+
+    security.init_app(app)
+    identity.init_app(app)
+    guard.init_app(app)  # before the limiter: refused requests never count as login attempts
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    limiter.init_app(app)
+    responses.init_app(app)
+    cli.init_app(app)
+    app.jinja_env.globals.update(Role=Role, role_label=role_label)
+    app.register_blueprint(bp)

@@ -1,0 +1,61 @@
+"""Refusals: JSON ``{"error": {...}}`` for API callers, an HTML page for browsers."""
+
+from __future__ import annotations
+
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_limiter import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
+
+from app.auth.access import is_api_request
+from app.auth.redirects import safe_next
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """An error answer in the caller's format."""
+    if is_api_request():
+        body = {"error": {"code": code, "message": message, "fields": {}}}
+        response = jsonify(body)
+    else:
+        response = make_response(
+            render_template("errors/error.html", status=status, message=message)
+        )
+    response.status_code = status
+    return response
+
+
+def unauthorized() -> Response:
+    """Anonymous: browsers go to the login page (coming back afterwards), API callers get 401."""
+    if is_api_request():
+        response = error_response(401, "unauthorized", _("Authentication required."))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ewas"'
+        return response
+    next_path = safe_next(request.full_path if request.query_string else request.path)
+    return redirect(url_for("auth.login", next=next_path))
+
+
+def forbidden() -> Response:
+    return error_response(403, "forbidden", _("Your role does not allow this."))
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> Response:
+        message = _("The form expired or was not sent by this site; reload the page and retry.")
+        return error_response(400, "csrf_failed", message)
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> Response:
+        message = _("Too many attempts; wait a minute and try again.")
+        response = error_response(429, "rate_limited", message)
+        response.headers["Retry-After"] = "60"
+        return response

@@ -1,0 +1,71 @@
+"""User: a person (or a service account) who signs in, with one role."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Enum, String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    """Roles in increasing order of power; each one can do everything the previous one can."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, minimum: Role) -> bool:
+        """Whether this role is at least ``minimum``."""
+        return self.rank >= minimum.rank
+
+
+role_type = Enum(
+    Role,
+    name="user_role",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda roles: [r.value for r in roles],
+)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(role_type, default=Role.VIEWER)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def session_key(self) -> str:
+        """Changes with the password, so setting a new password ends every other session."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_key}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.username} {self.role}>"
