@@ -104,7 +104,9 @@ def next_interval(anchor: datetime, seconds: float, after: datetime) -> datetime
 
 
 def hour_is_wildcard(expression: str, hash_id: str) -> bool:
-    return croniter(expression, hash_id=hash_id.encode()).expanded[1] == ["*"]
+    """Whether the hour field matches every hour (then both repeated hours fire at fall-back)."""
+    hours = croniter(expression, hash_id=hash_id.encode()).expanded[1]
+    return hours == ["*"] or len(set(hours)) == 24
 
 
 def next_crontab(
