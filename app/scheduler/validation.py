@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from app.config import LANGUAGES
 from app.errors import InvalidInput
 from app.models import IntervalUnit, MisfirePolicy, ScheduleKind
+from app.models.types import utcnow
 from app.scheduler import timing
 
 FIELDS = (
@@ -86,7 +87,8 @@ def aware(value: Any, field: str) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         message = _("%(field)s needs a timezone offset (for example +00:00).", field=field)
         raise InvalidInput(message, {field: [message]})
-    return value
+    # Occurrences are kept to the millisecond (Redis scores); store times the same way.
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def choice(value: Any, enum_cls: type, field: str) -> Any:
@@ -140,10 +142,14 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
         errors.add("run_at", _("A one-time schedule needs run_at."))
     if kind != ScheduleKind.ONE_TIME:
         out["run_at"] = None
+    elif out["run_at"] and values.get("enabled", True) and out["run_at"] < utcnow():
+        errors.add("run_at", _("run_at is in the past: the schedule would never run."))
     if out["start_at"] and out["expires_at"] and out["expires_at"] <= out["start_at"]:
         errors.add("expires_at", _("expires_at must come after start_at."))
     out["args"] = errors.check("args", json_value, values.get("args"), "args", list)
     out["kwargs"] = errors.check("kwargs", json_value, values.get("kwargs"), "kwargs", dict)
+    if out["args"] is not None and out["kwargs"] is not None and values.get("task") in tasks:
+        errors.check("kwargs", check_signature, values["task"], out["args"], out["kwargs"])
     out["chain"] = errors.check("chain", clean_chain, values.get("chain"), tasks)
     queue = values.get("queue") or None
     if queue is not None and queue not in TASK_QUEUES:
@@ -172,6 +178,18 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_signature(task: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse arguments the task cannot take (Celery would refuse them at every send)."""
+    header = getattr(current_app.extensions["celery"].tasks[task], "__header__", None)
+    if header is None:
+        return
+    try:
+        header(*args, **kwargs)
+    except TypeError as exc:
+        message = _("The task does not take these arguments: %(error)s", error=exc)
+        raise InvalidInput(message, {"kwargs": [message]}) from None
+
+
 def clean_chain(value: Any, tasks: set[str]) -> list[dict[str, Any]]:
     steps = json_value(value, "chain", list)
     cleaned = []
@@ -179,11 +197,8 @@ def clean_chain(value: Any, tasks: set[str]) -> list[dict[str, Any]]:
         if not isinstance(step, dict) or step.get("task") not in tasks:
             message = _("Step %(n)d of the chain must name a known task.", n=number)
             raise InvalidInput(message, {"chain": [message]})
-        cleaned.append(
-            {
-                "task": step["task"],
-                "args": json_value(step.get("args"), "chain", list),
-                "kwargs": json_value(step.get("kwargs"), "chain", dict),
-            }
-        )
+        step_args = json_value(step.get("args"), "chain", list)
+        step_kwargs = json_value(step.get("kwargs"), "chain", dict)
+        check_signature(step["task"], step_args, step_kwargs)
+        cleaned.append({"task": step["task"], "args": step_args, "kwargs": step_kwargs})
     return cleaned
