@@ -198,6 +198,7 @@ class RedisScheduler(Scheduler):
         try:
             send(self.app, data, occurrence, item["kind"], item["task_id"])
             outcome.sent_at = utcnow()
+            log.info("beat: sent %s (%s, %s)", data["name"], item["kind"], occurrence.isoformat())
         except Exception as exc:  # recorded on the run, never lost silently
             log.exception("beat: sending %s failed", data["name"])
             outcome.error = f"{type(exc).__name__}: {exc}"
