@@ -43,6 +43,13 @@ def engine_processes(host: str, port: int, concurrency: int) -> list[Process]:
                 "--hostname", "local@%h",
             ],
         ),
+        Process(
+            "beat",
+            [
+                str(BIN / "celery"), "-A", "wsgi:celery", "beat", "--loglevel", "INFO",
+                "-S", "app.scheduler.beat:RedisScheduler",
+            ],
+        ),
     ]  # fmt: skip
 
 

@@ -94,6 +94,8 @@ def test_three_beats_fire_each_occurrence_once_across_a_paused_leader(
     assert not duplicates, duplicates
     missing = expected(schedules, until) - set(counts)
     assert not missing, sorted(missing)
+    unexpected = set(counts) - expected(schedules, utcnow())
+    assert not unexpected, sorted(unexpected)
     assert "lost the scheduler lock" in first.log() or first.pid != leader_pid(redis_client)
     assert second.pid != first.pid
 

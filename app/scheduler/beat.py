@@ -50,6 +50,7 @@ class RedisScheduler(Scheduler):
         self.store: Store = get_store(self.flask_app)
         self.token: str | None = None
         self._last_prune = 0.0
+        self._wakeups: Any = None
         kwargs["max_interval"] = self.max_sleep
         super().__init__(app, *args, **kwargs)
 
@@ -62,22 +63,48 @@ class RedisScheduler(Scheduler):
         log.info("beat: schedule store checked, %d entries rebuilt", changed)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        """One pass: lead or try to, send what is due; returns seconds to sleep (<= max_sleep)."""
-        if not self._lead():
+        """One pass, then the wait before the next; returns what celery beat should still sleep.
+
+        The leader waits on a Redis wake-up channel instead of sleeping blindly, so an edit made
+        through the app is picked up at once; it never waits longer than ``max_sleep``.
+        """
+        return self.idle(self.run_pending())
+
+    def run_pending(self) -> float:
+        """Lead or try to, send what is due; returns seconds until the next due time (capped)."""
+        if self.token is None and not self._lead():
             return self.max_sleep
-        while True:
-            due = self.store.due_now(to_ms(utcnow()), self.batch)
-            if not due:
-                break
-            if not self._run_batch(due) or len(due) < self.batch:
-                break
-        if self.token is None:
+        renewed, due, upcoming = self.store.poll(
+            self.token or "", self.lock_ttl_ms, to_ms(utcnow()), self.batch
+        )
+        if not renewed:
+            log.warning("beat: lost the scheduler lock, standing by")
+            self.token = None
             return self.max_sleep
+        handled_any = bool(due)
+        while due:
+            if not self._run_batch(due):
+                return self.max_sleep
+            full = len(due) >= self.batch
+            due = self.store.due_now(to_ms(utcnow()), self.batch) if full else []
+        if handled_any:
+            upcoming = self.store.next_due_ms()
         self._maybe_prune()
-        upcoming = self.store.next_due_ms()
         if upcoming is None:
             return self.max_sleep
         return min(self.max_sleep, max(0.0, (upcoming - to_ms(utcnow())) / 1000))
+
+    def idle(self, seconds: float) -> float:
+        """Wait up to ``seconds`` for a wake-up (leader only); returns the sleep left over."""
+        if self.token is None or seconds <= 0:
+            return seconds
+        if self._wakeups is None:
+            self._wakeups = self.store.subscribe()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._wakeups.get_message(timeout=left) is not None:
+                break
+        return 0.0
 
     def close(self) -> None:
         """Release the lock so a standby takes over on its next tick."""
@@ -86,6 +113,9 @@ class RedisScheduler(Scheduler):
                 self.store.release(self.token)
             finally:
                 self.token = None
+        if self._wakeups is not None:
+            self._wakeups.close()
+            self._wakeups = None
         super().close()
 
     def sync(self) -> None:
@@ -97,11 +127,6 @@ class RedisScheduler(Scheduler):
 
     # -- leadership ---------------------------------------------------------------------------
     def _lead(self) -> bool:
-        if self.token is not None:
-            if self.store.renew(self.token, self.lock_ttl_ms):
-                return True
-            log.warning("beat: lost the scheduler lock, standing by")
-            self.token = None
         self.token = self.store.acquire(self.owner, self.lock_ttl_ms)
         if self.token is None:
             return False
@@ -196,7 +221,7 @@ class RedisScheduler(Scheduler):
         occurrence = from_ms(item["occurrence"])
         outcome = Outcome(data["id"], occurrence, RunKind(item["kind"]), item["task_id"])
         try:
-            send(self.app, data, occurrence, item["kind"], item["task_id"])
+            self._publish(data, occurrence, item["kind"], item["task_id"])
             outcome.sent_at = utcnow()
             log.info("beat: sent %s (%s, %s)", data["name"], item["kind"], occurrence.isoformat())
         except Exception as exc:  # recorded on the run, never lost silently
@@ -204,6 +229,9 @@ class RedisScheduler(Scheduler):
             outcome.error = f"{type(exc).__name__}: {exc}"
         self.store.sent(field)
         return outcome
+
+    def _publish(self, data: dict, occurrence: datetime, kind: str, task_id: str) -> None:
+        send(self.app, data, occurrence, kind, task_id)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         if not outcomes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,9 +21,11 @@ def _ms(moment: datetime | None) -> int | None:
 
 def entry_data(schedule: ScheduledTask) -> dict[str, Any]:
     """Everything beat needs to time and send a schedule, as JSON."""
-    interval = None
+    interval = anchor = None
     if schedule.interval_every and schedule.interval_unit:
         interval = schedule.interval_every * UNIT_SECONDS[str(schedule.interval_unit)]
+        # From start_at when given; otherwise one interval after creation.
+        anchor = schedule.start_at or schedule.created_at + timedelta(seconds=interval)
     return {
         "id": schedule.id,
         "name": schedule.name,
@@ -41,7 +43,7 @@ def entry_data(schedule: ScheduledTask) -> dict[str, Any]:
             "timezone": schedule.timezone,
             "hash_id": schedule.name,
             "interval_seconds": interval,
-            "anchor": _ms(schedule.start_at or schedule.created_at),
+            "anchor": _ms(anchor),
             "run_at": _ms(schedule.run_at),
             "start_at": _ms(schedule.start_at),
             "expires_at": _ms(schedule.expires_at),

@@ -168,6 +168,10 @@ def _write_through(session: Session) -> None:
             sync_entry(store, schedule_id, data, scheduled_from, last, bool(retimed))
         except Exception:  # the database is the truth; the next beat start rebuilds Redis
             log.exception("could not write schedule %s through to Redis", schedule_id)
+    try:
+        store.wake()
+    except Exception:  # beat still sees the change on its next tick (<= SCHEDULER_MAX_SLEEP)
+        log.exception("could not wake beat")
 
 
 @event.listens_for(Session, "after_rollback")

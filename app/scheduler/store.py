@@ -129,6 +129,27 @@ class Store:
         rows = self.client.zrangebyscore(self.key("due"), "-inf", now_ms, 0, limit, withscores=True)
         return [(int(member), int(score)) for member, score in rows]
 
+    def poll(
+        self, token: str, ttl_ms: int, now_ms: int, limit: int
+    ) -> tuple[bool, list[tuple[int, int]], int | None]:
+        """One round trip per idle tick: renew the lock, read what is due and the next due time."""
+        pipe = self.client.pipeline(transaction=False)
+        self._renew(keys=[self.key("lock")], args=[token, ttl_ms], client=pipe)
+        pipe.zrangebyscore(self.key("due"), "-inf", now_ms, 0, limit, withscores=True)
+        pipe.zrange(self.key("due"), 0, 0, withscores=True)
+        renewed, rows, first = pipe.execute()
+        due = [(int(member), int(score)) for member, score in rows]
+        return bool(renewed), due, (int(first[0][1]) if first else None)
+
+    def wake(self) -> None:
+        """Tell the active beat an entry changed, so it re-reads the due set at once."""
+        self.client.publish(self.key("wake"), b"1")
+
+    def subscribe(self) -> redis.client.PubSub:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.key("wake"))
+        return pubsub
+
     def next_due_ms(self) -> int | None:
         rows = self.client.zrange(self.key("due"), 0, 0, withscores=True)
         return int(rows[0][1]) if rows else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -29,6 +30,9 @@ UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 RANDOM_TOKEN = re.compile(r"(?<![A-Za-z])[Rr](?![A-Za-z])")
 # Wall-clock window scanned around a DST transition; larger than any real UTC offset change.
 DST_WINDOW = timedelta(hours=3)
+# Within this span a zone changes its offset at most once, so equal offsets at both ends mean
+# no transition in between.
+FAST_PATH_SPAN = timedelta(hours=6)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -103,6 +107,7 @@ def next_interval(anchor: datetime, seconds: float, after: datetime) -> datetime
     return anchor + steps * period
 
 
+@lru_cache(maxsize=4096)
 def hour_is_wildcard(expression: str, hash_id: str) -> bool:
     """Whether the hour field matches every hour (then both repeated hours fire at fall-back)."""
     hours = croniter(expression, hash_id=hash_id.encode()).expanded[1]
@@ -115,6 +120,20 @@ def next_crontab(
     """First real instant after ``after`` at which ``expression`` fires in zone ``tz``."""
     every_hour = hour_is_wildcard(expression, hash_id)
     local_after = after.astimezone(tz).replace(tzinfo=None)
+    # Fast path: the next wall-clock match, when no UTC offset change lies between (the usual
+    # case); otherwise scan a window wide enough for any transition.
+    try:
+        wall = croniter(expression, local_after.replace(tzinfo=UTC), hash_id=hash_id.encode())
+        candidate = wall.get_next(datetime).replace(tzinfo=None)
+    except CroniterBadDateError:
+        return None
+    found = instants(candidate, tz, every_hour)
+    if (
+        len(found) == 1
+        and found[0] - after < FAST_PATH_SPAN
+        and after.astimezone(tz).utcoffset() == found[0].astimezone(tz).utcoffset()
+    ):
+        return found[0]
     walls = croniter(
         expression,
         (local_after - DST_WINDOW).replace(tzinfo=UTC),
