@@ -184,3 +184,16 @@ def test_chain_steps_are_linked(app: Flask, redis_client: redis.Redis, start_wor
     assert second["id"] != run.task_id
     assert second["parent_id"] == run.task_id and second["root_id"] == run.task_id
     assert second["ewas_schedule_id"] == schedule.id and second["ewas_run_kind"] == "manual"
+
+
+def test_beat_stands_by_while_redis_is_unreachable(make_app) -> None:
+    """No crash and no sends without the store; it rebuilds and leads once Redis answers."""
+    from tests.support import free_port
+
+    app = make_app(SCHEDULER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with app.app_context():
+        scheduler = RedisScheduler(app.extensions["celery"])
+        assert scheduler.tick() == scheduler.max_sleep
+        assert scheduler.token is None
+        scheduler.close()
+        db.session.remove()

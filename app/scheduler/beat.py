@@ -10,6 +10,7 @@ next leader instead of losing them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import redis
 from celery.beat import Scheduler
 
 from app.extensions import db
@@ -51,15 +53,25 @@ class RedisScheduler(Scheduler):
         self.token: str | None = None
         self._last_prune = 0.0
         self._wakeups: Any = None
+        self._rebuilt = False
         kwargs["max_interval"] = self.max_sleep
         super().__init__(app, *args, **kwargs)
 
     # -- celery.beat.Scheduler interface ------------------------------------------------------
     def setup_schedule(self) -> None:
-        """Rebuild Redis from the database where they differ (a flushed Redis loses nothing)."""
-        with self.flask_app.app_context():
-            changed = rebuild(self.store)
-            db.session.remove()
+        """Rebuild Redis from the database where they differ (a flushed Redis loses nothing).
+
+        If Redis is down now, the rebuild is retried before this beat first leads.
+        """
+        try:
+            with self.flask_app.app_context():
+                changed = rebuild(self.store)
+                db.session.remove()
+        except redis.RedisError as exc:
+            log.warning("beat: schedule store unavailable (%s); rebuilding later", exc)
+            self._rebuilt = False
+            return
+        self._rebuilt = True
         log.info("beat: schedule store checked, %d entries rebuilt", changed)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -68,7 +80,15 @@ class RedisScheduler(Scheduler):
         The leader waits on a Redis wake-up channel instead of sleeping blindly, so an edit made
         through the app is picked up at once; it never waits longer than ``max_sleep``.
         """
-        return self.idle(self.run_pending())
+        try:
+            return self.idle(self.run_pending())
+        except redis.RedisError as exc:
+            # Redis unreachable: we cannot know whether we still lead, so we act as a standby
+            # (sending nothing) and retry on the next tick instead of letting beat crash.
+            log.warning("beat: schedule store unavailable (%s), standing by", exc)
+            self.token = None
+            self._close_wakeups()
+            return self.max_sleep
 
     def run_pending(self) -> float:
         """Lead or try to, send what is due; returns seconds until the next due time (capped)."""
@@ -111,12 +131,18 @@ class RedisScheduler(Scheduler):
         if self.token is not None:
             try:
                 self.store.release(self.token)
+            except redis.RedisError:
+                log.warning("beat: could not release the lock; it expires with its TTL")
             finally:
                 self.token = None
-        if self._wakeups is not None:
-            self._wakeups.close()
-            self._wakeups = None
+        self._close_wakeups()
         super().close()
+
+    def _close_wakeups(self) -> None:
+        if self._wakeups is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._wakeups.close()
+            self._wakeups = None
 
     def sync(self) -> None:
         """Nothing to persist: claims and due times live in Redis, runs in the database."""
@@ -127,6 +153,10 @@ class RedisScheduler(Scheduler):
 
     # -- leadership ---------------------------------------------------------------------------
     def _lead(self) -> bool:
+        if not self._rebuilt:
+            self.setup_schedule()
+            if not self._rebuilt:
+                return False
         self.token = self.store.acquire(self.owner, self.lock_ttl_ms)
         if self.token is None:
             return False
