@@ -197,3 +197,22 @@ def test_beat_stands_by_while_redis_is_unreachable(make_app) -> None:
         assert scheduler.token is None
         scheduler.close()
         db.session.remove()
+
+
+def test_run_history_is_pruned_after_the_retention(app: Flask) -> None:
+    from app.scheduler import history
+
+    schedule = service.create_schedule(
+        name="kept", task=HEALTH, kind="crontab", crontab="0 * * * *"
+    )
+    db.session.flush()
+    for age in (100, 10):
+        created = utcnow() - timedelta(days=age)
+        db.session.add(ScheduleRun(schedule_id=schedule.id, occurrence=created, created_at=created,
+                                   kind=RunKind.MISSED))  # fmt: skip
+    db.session.commit()
+    assert history.prune(app.config["SCHEDULER_RUN_RETENTION_DAYS"]) == 1
+    db.session.commit()
+    assert [r.occurrence.date() for r in runs(schedule.id)] == [
+        (utcnow() - timedelta(days=10)).date()
+    ]
