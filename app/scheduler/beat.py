@@ -174,7 +174,11 @@ class RedisScheduler(Scheduler):
             if data is None or not self.store.holds(self.token or ""):
                 self.store.sent(field)
                 continue
-            outcomes.append(self._send(field, data, item))
+            outcome = self._send(field, data, item)
+            if data["timing"]["kind"] == "one_time":
+                outcome.finished = True
+                self.store.remove(data["id"])
+            outcomes.append(outcome)
         self._record(outcomes)
 
     # -- firing -------------------------------------------------------------------------------
