@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     # models register their tables; tasks register the task catalogue on the Celery app.
-    from app import auth, database, i18n, models, tasks, tracking  # noqa: F401
+    from app import auth, database, i18n, models, scheduler, tasks, tracking  # noqa: F401
     from app.celery_app import celery_init_app
     from app.extensions import db, migrate
     from app.models.types import render_migration_type
@@ -44,6 +44,7 @@ def register_extensions(app: Flask) -> None:
     auth.init_app(app)
     celery_init_app(app)
     tracking.init_app(app)
+    scheduler.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -23,6 +23,8 @@ def seed_command() -> None:
 
 def init_app(app: Flask) -> None:
     from app.local_run import run_local_command
+    from app.scheduler import cli as scheduler_cli
 
     app.cli.add_command(seed_command)
     app.cli.add_command(run_local_command)
+    scheduler_cli.init_app(app)

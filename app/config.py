@@ -31,6 +31,16 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"setting {name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"setting {name} must be a number, got {raw!r}") from exc
+
+
 def default_database_url() -> str:
     return f"sqlite:///{INSTANCE_DIR / 'ewas.sqlite3'}"
 
@@ -72,4 +82,12 @@ def settings_from_env() -> dict[str, Any]:
         "ALERT_EMAIL_FROM": env.get("ALERT_EMAIL_FROM", ""),
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
         "SMTP_PORT": _int("SMTP_PORT", 25),
+        # Scheduler (app/scheduler): lock TTL = failover time after a beat dies, in seconds.
+        "SCHEDULER_LOCK_TTL": _float("SCHEDULER_LOCK_TTL", 10.0),
+        "SCHEDULER_MAX_SLEEP": _float("SCHEDULER_MAX_SLEEP", 0.5),
+        "SCHEDULER_MISFIRE_GRACE": _float("SCHEDULER_MISFIRE_GRACE", 60.0),
+        "SCHEDULER_BATCH": _int("SCHEDULER_BATCH", 200),
+        "SCHEDULER_MAX_MISSED_RECORDED": _int("SCHEDULER_MAX_MISSED_RECORDED", 100),
+        "SCHEDULER_RUN_RETENTION_DAYS": _int("SCHEDULER_RUN_RETENTION_DAYS", 90),
+        "SCHEDULER_REDIS_PREFIX": env.get("SCHEDULER_REDIS_PREFIX", "ewas:sched"),
     }

@@ -44,6 +44,13 @@ def engine_processes(host: str, port: int, concurrency: int) -> list[Process]:
             ],
         ),
         Process("recorder", [str(BIN / "flask"), "recorder"]),
+        Process(
+            "beat",
+            [
+                str(BIN / "celery"), "-A", "wsgi:celery", "beat", "--loglevel", "INFO",
+                "-S", "app.scheduler.beat:RedisScheduler",
+            ],
+        ),
     ]  # fmt: skip
 
 

@@ -3,6 +3,14 @@
 from app.models.api_token import ApiToken
 from app.models.audit import AuditEntry
 from app.models.pipeline import Source, Variable
+from app.models.schedule import (
+    IntervalUnit,
+    MisfirePolicy,
+    RunKind,
+    ScheduledTask,
+    ScheduleKind,
+    ScheduleRun,
+)
 from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
@@ -14,7 +22,13 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "DeadLetter",
+    "IntervalUnit",
+    "MisfirePolicy",
     "Role",
+    "RunKind",
+    "ScheduleKind",
+    "ScheduleRun",
+    "ScheduledTask",
     "Source",
     "TaskExecution",
     "TaskStatus",

@@ -1,7 +1,7 @@
 """add users, api tokens and audit log
 
 Revision ID: 5fae80322935
-Revises: 8d1b8b85aa95
+Revises: 5ef377ec90e1
 Create Date: 2026-11-28 05:51:18.251216
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "5fae80322935"
-down_revision = "8d1b8b85aa95"
+down_revision = "5ef377ec90e1"
 branch_labels = None
 depends_on = None
 

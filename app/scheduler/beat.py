@@ -1,0 +1,295 @@
+"""``RedisScheduler``, the beat scheduler: ``celery beat -S app.scheduler.beat:RedisScheduler``.
+
+Any number of beats may run. Each tick a beat either holds the lock (a Redis key with a TTL and
+a fencing token, renewed every tick) or tries to take it. The leader reads only the entries due
+now (a sorted-set range) and claims each occurrence with one atomic script that also checks the
+lock is still its own; only then does it send. A beat that lost the lock sends nothing. A claim
+is noted "in flight" until sent, so a leader killed in between has its sends completed by the
+next leader instead of losing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import redis
+from celery.beat import Scheduler
+
+from app.extensions import db
+from app.models import MisfirePolicy, RunKind
+from app.models.types import utcnow
+from app.scheduler import history
+from app.scheduler.history import Outcome
+from app.scheduler.projection import rebuild, timing_of
+from app.scheduler.sending import send
+from app.scheduler.store import Store, get_store
+from app.scheduler.timing import from_ms, next_run, occurrences_between, to_ms
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY = 3600.0
+
+
+class RedisScheduler(Scheduler):
+    """Celery beat scheduler over the Redis projection of the ``scheduled_tasks`` table."""
+
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        self.flask_app = app.flask_app
+        config = self.flask_app.config
+        self.lock_ttl_ms = int(config["SCHEDULER_LOCK_TTL"] * 1000)
+        self.max_sleep = float(config["SCHEDULER_MAX_SLEEP"])
+        self.grace = timedelta(seconds=config["SCHEDULER_MISFIRE_GRACE"])
+        self.batch = int(config["SCHEDULER_BATCH"])
+        self.max_missed = int(config["SCHEDULER_MAX_MISSED_RECORDED"])
+        self.retention_days = int(config["SCHEDULER_RUN_RETENTION_DAYS"])
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self.store: Store = get_store(self.flask_app)
+        self.token: str | None = None
+        self._last_prune = 0.0
+        self._wakeups: Any = None
+        self._rebuilt = False
+        kwargs["max_interval"] = self.max_sleep
+        super().__init__(app, *args, **kwargs)
+
+    # -- celery.beat.Scheduler interface ------------------------------------------------------
+    def setup_schedule(self) -> None:
+        """Rebuild Redis from the database where they differ (a flushed Redis loses nothing).
+
+        If Redis is down now, the rebuild is retried before this beat first leads.
+        """
+        try:
+            with self.flask_app.app_context():
+                changed = rebuild(self.store)
+                db.session.remove()
+        except redis.RedisError as exc:
+            log.warning("beat: schedule store unavailable (%s); rebuilding later", exc)
+            self._rebuilt = False
+            return
+        self._rebuilt = True
+        log.info("beat: schedule store checked, %d entries rebuilt", changed)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One pass, then the wait before the next; returns what celery beat should still sleep.
+
+        The leader waits on a Redis wake-up channel instead of sleeping blindly, so an edit made
+        through the app is picked up at once; it never waits longer than ``max_sleep``.
+        """
+        try:
+            return self.idle(self.run_pending())
+        except redis.RedisError as exc:
+            # Redis unreachable: we cannot know whether we still lead, so we act as a standby
+            # (sending nothing) and retry on the next tick instead of letting beat crash.
+            log.warning("beat: schedule store unavailable (%s), standing by", exc)
+            self.token = None
+            self._close_wakeups()
+            return self.max_sleep
+
+    def run_pending(self) -> float:
+        """Lead or try to, send what is due; returns seconds until the next due time (capped)."""
+        if self.token is None and not self._lead():
+            return self.max_sleep
+        renewed, due, upcoming = self.store.poll(
+            self.token or "", self.lock_ttl_ms, to_ms(utcnow()), self.batch
+        )
+        if not renewed:
+            log.warning("beat: lost the scheduler lock, standing by")
+            self.token = None
+            return self.max_sleep
+        handled_any = bool(due)
+        while due:
+            if not self._run_batch(due):
+                return self.max_sleep
+            full = len(due) >= self.batch
+            due = self.store.due_now(to_ms(utcnow()), self.batch) if full else []
+        if handled_any:
+            upcoming = self.store.next_due_ms()
+        self._maybe_prune()
+        if upcoming is None:
+            return self.max_sleep
+        return min(self.max_sleep, max(0.0, (upcoming - to_ms(utcnow())) / 1000))
+
+    def idle(self, seconds: float) -> float:
+        """Wait up to ``seconds`` for a wake-up (leader only); returns the sleep left over."""
+        if self.token is None or seconds <= 0:
+            return seconds
+        if self._wakeups is None:
+            self._wakeups = self.store.subscribe()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._wakeups.get_message(timeout=left) is not None:
+                break
+        return 0.0
+
+    def close(self) -> None:
+        """Release the lock so a standby takes over on its next tick."""
+        if self.token is not None:
+            try:
+                self.store.release(self.token)
+            except redis.RedisError:
+                log.warning("beat: could not release the lock; it expires with its TTL")
+            finally:
+                self.token = None
+        self._close_wakeups()
+        super().close()
+
+    def _close_wakeups(self) -> None:
+        if self._wakeups is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._wakeups.close()
+            self._wakeups = None
+
+    def sync(self) -> None:
+        """Nothing to persist: claims and due times live in Redis, runs in the database."""
+
+    @property
+    def info(self) -> str:
+        return f"    . lock ttl -> {self.lock_ttl_ms / 1000:g}s, owner -> {self.owner}"
+
+    # -- leadership ---------------------------------------------------------------------------
+    def _lead(self) -> bool:
+        if not self._rebuilt:
+            self.setup_schedule()
+            if not self._rebuilt:
+                return False
+        self.token = self.store.acquire(self.owner, self.lock_ttl_ms)
+        if self.token is None:
+            return False
+        log.info("beat: took the scheduler lock (%s)", self.token)
+        self._finish_inflight()
+        return self.token is not None
+
+    def _finish_inflight(self) -> None:
+        """Send the claims a previous leader made but did not confirm sent."""
+        outcomes = []
+        for field, item in self.store.inflight().items():
+            if item["token"] == self.token:
+                continue
+            data = self.store.entries([item["schedule_id"]])[0]
+            if data is None or not self.store.holds(self.token or ""):
+                self.store.sent(field)
+                continue
+            outcome = self._send(field, data, item)
+            if data["timing"]["kind"] == "one_time":
+                outcome.finished = True
+                self.store.remove(data["id"])
+            outcomes.append(outcome)
+        self._record(outcomes)
+
+    # -- firing -------------------------------------------------------------------------------
+    def _run_batch(self, due: list[tuple[int, int]]) -> bool:
+        """Claim and send each due entry; False when the lock was lost on the way."""
+        entries = self.store.entries([sid for sid, _ in due])
+        outcomes: list[Outcome] = []
+        try:
+            for (schedule_id, due_ms), data in zip(due, entries, strict=True):
+                if data is None:  # deleted: drop the stray due time
+                    self.store.remove(schedule_id)
+                    continue
+                if not self._fire(schedule_id, due_ms, data, outcomes):
+                    return False
+            return True
+        finally:
+            self._record(outcomes)
+
+    def _fire(self, schedule_id: int, due_ms: int, data: dict, outcomes: list[Outcome]) -> bool:
+        timing = timing_of(data)
+        now = utcnow()
+        due = from_ms(due_ms)
+        missed: list[datetime] = []
+        to_send: tuple[datetime, RunKind] | None = (due, RunKind.SCHEDULED)
+        last = due
+        if now - due > self.grace:  # late: the misfire policy decides
+            late = [due, *occurrences_between(timing, due, now, self.max_missed - 1)]
+            last = late[-1]
+            if data["misfire"] == MisfirePolicy.SKIP:
+                missed, to_send = late, None
+            else:
+                missed, to_send = late[:-1], (last, RunKind.CATCHUP)
+        following = next_run(timing, max(last, now) if missed or to_send is None else last)
+        inflight = None
+        if to_send is not None:
+            occurrence, kind = to_send
+            item = {
+                "schedule_id": schedule_id,
+                "occurrence": to_ms(occurrence),
+                "kind": str(kind),
+                "task_id": str(uuid4()),
+                "token": self.token,
+            }
+            inflight = (f"{schedule_id}:{to_ms(occurrence)}", item)
+        result = self.store.claim(
+            self.token or "", self.lock_ttl_ms, schedule_id, due_ms, to_ms(last),
+            None if following is None else to_ms(following), inflight,
+        )  # fmt: skip
+        if result < 0:
+            log.warning("beat: lost the scheduler lock before claiming, standing by")
+            self.token = None
+            return False
+        if result == 0:
+            return True  # already claimed, or an edit moved it
+        finished = following is None and timing.kind == "one_time"
+        outcomes.extend(
+            Outcome(schedule_id, m, RunKind.MISSED, finished=finished and to_send is None)
+            for m in missed
+        )
+        if inflight is not None:
+            # Fencing: a beat paused past its lock TTL after claiming must not send; the
+            # in-flight note lets the new leader send it instead.
+            if not self.store.holds(self.token or ""):
+                self.token = None
+                return False
+            outcome = self._send(inflight[0], data, inflight[1])
+            outcome.finished = finished
+            outcomes.append(outcome)
+        if finished:
+            self.store.remove(schedule_id)
+        return True
+
+    def _send(self, field: str, data: dict, item: dict) -> Outcome:
+        occurrence = from_ms(item["occurrence"])
+        outcome = Outcome(data["id"], occurrence, RunKind(item["kind"]), item["task_id"])
+        try:
+            self._publish(data, occurrence, item["kind"], item["task_id"])
+            outcome.sent_at = utcnow()
+            log.info("beat: sent %s (%s, %s)", data["name"], item["kind"], occurrence.isoformat())
+        except Exception as exc:  # recorded on the run, never lost silently
+            log.exception("beat: sending %s failed", data["name"])
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        self.store.sent(field)
+        return outcome
+
+    def _publish(self, data: dict, occurrence: datetime, kind: str, task_id: str) -> None:
+        send(self.app, data, occurrence, kind, task_id)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        try:
+            with self.flask_app.app_context():
+                history.record(outcomes)
+                db.session.commit()
+                db.session.remove()
+        except Exception:
+            log.exception("beat: could not record %d schedule runs", len(outcomes))
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = time.monotonic()
+        try:
+            with self.flask_app.app_context():
+                pruned = history.prune(self.retention_days)
+                db.session.commit()
+                db.session.remove()
+            if pruned:
+                log.info(
+                    "beat: pruned %d schedule runs older than %d days", pruned, self.retention_days
+                )
+        except Exception:
+            log.exception("beat: pruning schedule runs failed")

@@ -1,0 +1,231 @@
+"""The scheduler's live state in Redis: a rebuildable projection of the ``scheduled_tasks`` rows.
+
+Keys (``<p>`` is ``SCHEDULER_REDIS_PREFIX``, default ``ewas:sched``):
+
+- ``<p>:entry:<id>`` hash: ``data`` (JSON: task, args, options, timing...) and ``fp`` (fingerprint
+  of ``data``, compared on beat start to decide whether to rebuild);
+- ``<p>:due`` sorted set: schedule id -> next due time (epoch ms); only enabled entries;
+- ``<p>:claimed`` hash: schedule id -> last claimed occurrence (epoch ms); an occurrence at or
+  before it is never claimed again, whatever an edit or a rebuild writes to ``due``;
+- ``<p>:lock`` string with a TTL: the active beat's fencing token; ``<p>:fence`` its counter;
+- ``<p>:inflight`` hash: claimed occurrences not yet confirmed sent, re-sent by the next leader.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+CLAIM = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local due = redis.call('ZSCORE', KEYS[2], ARGV[3])
+if (not due) or tonumber(due) ~= tonumber(ARGV[4]) then return 0 end
+local last = redis.call('HGET', KEYS[3], ARGV[3])
+if last and tonumber(last) >= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[5])
+if ARGV[6] == '' then redis.call('ZREM', KEYS[2], ARGV[3])
+else redis.call('ZADD', KEYS[2], ARGV[6], ARGV[3]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[4], ARGV[7], ARGV[8]) end
+return 1
+"""
+
+# Write an entry unless its due time is at or before the last claimed occurrence (then the
+# caller recomputes after that occurrence and retries): an edit never revives a fired occurrence.
+UPSERT = """
+local last = redis.call('HGET', KEYS[3], ARGV[1])
+if ARGV[4] ~= '' and last and tonumber(last) >= tonumber(ARGV[4]) then return last end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'fp', ARGV[3])
+if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[1])
+else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
+if ARGV[5] ~= '' and ((not last) or tonumber(last) < tonumber(ARGV[5])) then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+end
+return false
+"""
+
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Store:
+    client: redis.Redis
+    prefix: str
+
+    def __post_init__(self) -> None:
+        self._claim = self.client.register_script(CLAIM)
+        self._upsert = self.client.register_script(UPSERT)
+        self._renew = self.client.register_script(RENEW)
+        self._release = self.client.register_script(RELEASE)
+
+    def key(self, *parts: object) -> str:
+        return ":".join([self.prefix, *map(str, parts)])
+
+    # -- entries ---------------------------------------------------------------------------
+    def upsert(
+        self,
+        schedule_id: int,
+        data: dict[str, Any],
+        fp: str,
+        due_ms: int | None,
+        claimed: int | None,
+    ) -> int | None:
+        """Write an entry; returns the blocking claimed occurrence (ms) when ``due_ms`` is stale."""
+        blocking = self._upsert(
+            keys=[self.key("entry", schedule_id), self.key("due"), self.key("claimed")],
+            args=[schedule_id, json.dumps(data), fp, _arg(due_ms), _arg(claimed)],
+        )
+        return None if blocking is None else int(float(blocking))
+
+    def remove(self, schedule_id: int) -> None:
+        """Drop an entry from the projection (the claimed marker stays: occurrences stay fired)."""
+        pipe = self.client.pipeline()
+        pipe.delete(self.key("entry", schedule_id))
+        pipe.zrem(self.key("due"), schedule_id)
+        pipe.execute()
+
+    def entries(self, ids: list[int]) -> list[dict[str, Any] | None]:
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in ids:
+            pipe.hget(self.key("entry", schedule_id), "data")
+        return [json.loads(raw) if raw else None for raw in pipe.execute()]
+
+    def fingerprints(self, ids: list[int]) -> dict[int, str | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in ids:
+            pipe.hget(self.key("entry", schedule_id), "fp")
+        return {i: (fp.decode() if fp else None) for i, fp in zip(ids, pipe.execute(), strict=True)}
+
+    def entry_ids(self) -> set[int]:
+        return {
+            int(key.rsplit(b":", 1)[1])
+            for key in self.client.scan_iter(match=self.key("entry", "*"), count=1000)
+        }
+
+    def due_ms(self, schedule_id: int) -> int | None:
+        score = self.client.zscore(self.key("due"), schedule_id)
+        return None if score is None else int(score)
+
+    def claimed(self, schedule_id: int) -> int | None:
+        value = self.client.hget(self.key("claimed"), schedule_id)
+        return None if value is None else int(value)
+
+    def due_now(self, now_ms: int, limit: int) -> list[tuple[int, int]]:
+        """Entries due at ``now_ms`` (earliest first): a sorted-set range, never a scan."""
+        rows = self.client.zrangebyscore(self.key("due"), "-inf", now_ms, 0, limit, withscores=True)
+        return [(int(member), int(score)) for member, score in rows]
+
+    def poll(
+        self, token: str, ttl_ms: int, now_ms: int, limit: int
+    ) -> tuple[bool, list[tuple[int, int]], int | None]:
+        """One round trip per idle tick: renew the lock, read what is due and the next due time."""
+        pipe = self.client.pipeline(transaction=False)
+        self._renew(keys=[self.key("lock")], args=[token, ttl_ms], client=pipe)
+        pipe.zrangebyscore(self.key("due"), "-inf", now_ms, 0, limit, withscores=True)
+        pipe.zrange(self.key("due"), 0, 0, withscores=True)
+        renewed, rows, first = pipe.execute()
+        due = [(int(member), int(score)) for member, score in rows]
+        return bool(renewed), due, (int(first[0][1]) if first else None)
+
+    def wake(self) -> None:
+        """Tell the active beat an entry changed, so it re-reads the due set at once."""
+        self.client.publish(self.key("wake"), b"1")
+
+    def subscribe(self) -> redis.client.PubSub:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.key("wake"))
+        return pubsub
+
+    def next_due_ms(self) -> int | None:
+        rows = self.client.zrange(self.key("due"), 0, 0, withscores=True)
+        return int(rows[0][1]) if rows else None
+
+    # -- lock and claims ---------------------------------------------------------------------
+    def acquire(self, owner: str, ttl_ms: int) -> str | None:
+        """Take the lock if free; the token carries a counter that grows with each leader."""
+        if self.client.exists(self.key("lock")):
+            return None
+        token = f"{self.client.incr(self.key('fence'))}:{owner}"
+        if self.client.set(self.key("lock"), token, nx=True, px=ttl_ms):
+            return token
+        return None
+
+    def renew(self, token: str, ttl_ms: int) -> bool:
+        return bool(self._renew(keys=[self.key("lock")], args=[token, ttl_ms]))
+
+    def holds(self, token: str) -> bool:
+        value = self.client.get(self.key("lock"))
+        return value is not None and value.decode() == token
+
+    def release(self, token: str) -> None:
+        self._release(keys=[self.key("lock")], args=[token])
+
+    def claim(
+        self,
+        token: str,
+        ttl_ms: int,
+        schedule_id: int,
+        due_ms: int,
+        claimed_ms: int,
+        next_ms: int | None,
+        inflight: tuple[str, dict[str, Any]] | None,
+    ) -> int:
+        """Atomically: check the lock is ours, the entry still due at ``due_ms`` and not claimed,
+        then mark it claimed up to ``claimed_ms``, move it to ``next_ms`` and note it in flight.
+
+        Returns 1 (claimed), 0 (someone else claimed it or an edit moved it), -1 (lock lost).
+        """
+        field, value = inflight if inflight else ("", {})
+        return int(
+            self._claim(
+                keys=[self.key("lock"), self.key("due"), self.key("claimed"), self.key("inflight")],
+                args=[
+                    token,
+                    ttl_ms,
+                    schedule_id,
+                    due_ms,
+                    claimed_ms,
+                    _arg(next_ms),
+                    field,
+                    json.dumps(value),
+                ],
+            )
+        )
+
+    def inflight(self) -> dict[str, dict[str, Any]]:
+        raw = self.client.hgetall(self.key("inflight"))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def sent(self, field: str) -> None:
+        self.client.hdel(self.key("inflight"), field)
+
+
+def _arg(value: int | None) -> str | int:
+    return "" if value is None else value
+
+
+def get_store(app: Flask | None = None) -> Store:
+    """The app's store, created on first use (no Redis connection at import time)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    store = app.extensions.get("scheduler_store")
+    if store is None:
+        url = app.config.get("SCHEDULER_REDIS_URL") or app.config["REDIS_URL"]
+        store = Store(
+            redis.Redis.from_url(url), app.config.get("SCHEDULER_REDIS_PREFIX", "ewas:sched")
+        )
+        app.extensions["scheduler_store"] = store
+    return store

@@ -1,0 +1,167 @@
+"""Real beat processes against the real Redis: exactly-once firing, failover, one-time entries.
+
+Timing margins are generous (the machine is shared); what is asserted exactly is that each
+occurrence is sent once and none is lost.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ScheduledTask, ScheduleRun
+from app.models.types import utcnow
+from app.scheduler import service
+from app.scheduler.timing import from_ms, next_interval, to_ms
+from tests.scheduler_support import BeatProcess, leader_pid, scheduled_headers
+from tests.support import wait_for
+
+HEALTH = "task_monitoring.tasks.health_check"
+
+
+@pytest.fixture
+def start_beat(
+    app: Flask, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., BeatProcess]]:
+    beats: list[BeatProcess] = []
+
+    def start(**env: str) -> BeatProcess:
+        beat = BeatProcess({**process_env, **env}, tmp_path / f"beat-{len(beats)}.log").start()
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
+
+
+def interval_schedules(seconds: list[int]) -> list[ScheduledTask]:
+    schedules = [
+        service.create_schedule(name=f"every-{s}s", task=HEALTH, kind="interval",
+                                interval_every=s, interval_unit="seconds")
+        for s in seconds
+    ]  # fmt: skip
+    db.session.commit()
+    return schedules
+
+
+def fired(client: redis.Redis) -> Counter:
+    return Counter((h["ewas_schedule_id"], h["ewas_occurrence"]) for h in scheduled_headers(client))
+
+
+def expected(schedules: list[ScheduledTask], until: datetime) -> set[tuple[int, str]]:
+    """Every occurrence of the interval schedules from their creation up to ``until``."""
+    wanted = set()
+    for s in schedules:
+        anchor = occurrence = from_ms(to_ms(s.created_at))  # entries keep milliseconds
+        while (occurrence := next_interval(anchor, s.interval_every, occurrence)) <= until:
+            wanted.add((s.id, occurrence.isoformat()))
+    return wanted
+
+
+def leader_among(client: redis.Redis, beats: list[BeatProcess]) -> BeatProcess:
+    pids = {b.pid: b for b in beats if b.running()}
+    return pids[wait_for(lambda: leader_pid(client) in pids and leader_pid(client), timeout=60)]
+
+
+def test_three_beats_fire_each_occurrence_once_across_a_paused_leader(
+    app: Flask, redis_client: redis.Redis, start_beat
+) -> None:
+    schedules = interval_schedules([1, 2, 3, 5])
+    beats = [start_beat(SCHEDULER_LOCK_TTL="3") for _ in range(3)]
+    first = leader_among(redis_client, beats)
+    time.sleep(6)
+    first.signal(signal.SIGSTOP)  # paused past its lock TTL...
+    second = leader_among(redis_client, [b for b in beats if b is not first])
+    time.sleep(3)
+    first.signal(signal.SIGCONT)  # ...then resumed: it must notice and send nothing stale
+    time.sleep(8)
+    until = utcnow() - timedelta(seconds=2)
+    for beat in beats:
+        beat.stop()
+    counts = fired(redis_client)
+    duplicates = {k: n for k, n in counts.items() if n > 1}
+    assert not duplicates, duplicates
+    missing = expected(schedules, until) - set(counts)
+    assert not missing, sorted(missing)
+    unexpected = set(counts) - expected(schedules, utcnow())
+    assert not unexpected, sorted(unexpected)
+    assert "lost the scheduler lock" in first.log() or first.pid != leader_pid(redis_client)
+    assert second.pid != first.pid
+
+
+def sends_after(moment: datetime, schedule_id: int) -> list[ScheduleRun]:
+    db.session.expire_all()
+    return list(db.session.scalars(
+        select(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id,
+                                  ScheduleRun.occurrence > moment)
+        .order_by(ScheduleRun.occurrence)
+    ))  # fmt: skip
+
+
+def worst_lateness(moment: datetime, schedule_id: int) -> float:
+    """The largest send delay among the first occurrences after ``moment``."""
+    runs = wait_for(lambda: (r := sends_after(moment, schedule_id)) and len(r) >= 5 and r,
+                    timeout=90)  # fmt: skip
+    return max((r.sent_at - r.occurrence).total_seconds() for r in runs[:5])
+
+
+def test_standby_takes_over_after_sigkill_and_sigterm(
+    app: Flask, redis_client: redis.Redis, start_beat
+) -> None:
+    ttl = 8
+    [schedule] = interval_schedules([1])
+    beats = [start_beat(SCHEDULER_LOCK_TTL=str(ttl)) for _ in range(2)]
+    leader = leader_among(redis_client, beats)
+    time.sleep(3)
+    killed_at = utcnow()
+    leader.signal(signal.SIGKILL)
+    # The lock expires with its TTL: the standby takes over in seconds (RedBeat: 25 minutes).
+    assert worst_lateness(killed_at, schedule.id) <= ttl + 6
+    standby = start_beat(SCHEDULER_LOCK_TTL=str(ttl))
+    leader = leader_among(redis_client, [b for b in beats if b.running()])
+    wait_for(lambda: "beat: Starting" in standby.log(), timeout=60)
+    time.sleep(3)
+    stopped_at = utcnow()
+    leader.signal(signal.SIGTERM)  # a clean stop releases the lock: takeover on the next tick
+    assert worst_lateness(stopped_at, schedule.id) < ttl
+    counts = fired(redis_client)
+    assert max(counts.values()) == 1
+    missing = expected([schedule], utcnow() - timedelta(seconds=3)) - set(counts)
+    assert not missing, sorted(missing)
+
+
+def test_a_thousand_one_time_entries_fire_once_across_a_leader_crash(
+    app: Flask, redis_client: redis.Redis, start_beat
+) -> None:
+    beats = [start_beat(SCHEDULER_LOCK_TTL="3") for _ in range(2)]
+    leader = leader_among(redis_client, beats)
+    base = utcnow() + timedelta(seconds=15)
+    ids = []
+    for n in range(1000):
+        schedule = service.create_schedule(
+            name=f"once-{n}",
+            task=HEALTH,
+            kind="one_time",
+            run_at=base + timedelta(milliseconds=5 * n),
+        )
+        ids.append(schedule.id)
+    db.session.commit()
+    assert utcnow() < base, "creating the entries took too long for this test's margins"
+    wait_for(lambda: len(scheduled_headers(redis_client)) >= 200, timeout=60, interval=0.05)
+    leader.signal(signal.SIGKILL)
+    wait_for(lambda: len(scheduled_headers(redis_client)) >= 1000, timeout=90, interval=0.5)
+    time.sleep(2)
+    counts = Counter(h["ewas_schedule_id"] for h in scheduled_headers(redis_client))
+    assert sorted(counts) == sorted(ids)
+    assert set(counts.values()) == {1}
