@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from app.services import pipeline_checks
 from app.tracking import tracked
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from app.services import monitoring
 from app.tracking import tracked
 
