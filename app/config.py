@@ -21,24 +21,22 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: float, cast: type) -> Any:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError as exc:
-        raise RuntimeError(f"setting {name} must be an integer, got {raw!r}") from exc
+        raise RuntimeError(f"setting {name} must be a {cast.__name__}, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int)
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise RuntimeError(f"setting {name} must be a number, got {raw!r}") from exc
+    return _number(name, default, float)
 
 
 def default_database_url() -> str:

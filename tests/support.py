@@ -43,77 +43,6 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: f
         time.sleep(interval)
 
 
-class CeleryWorker:
-    """A real ``celery -A wsgi:celery worker`` subprocess, logging to a file."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        log_path: Path,
-        queues: str | None = None,
-        concurrency: int = 1,
-        pool: str = "prefork",
-        include: str = "tests.sample_tasks",
-    ) -> None:
-        from celeryconfig import TASK_QUEUES
-
-        self.env = env
-        self.log_path = log_path
-        self.queues = queues or ",".join(TASK_QUEUES)
-        self.concurrency = concurrency
-        self.pool = pool
-        self.include = include
-        self.hostname = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, ready_timeout: float = 60.0) -> None:
-        argv = [
-            str(BIN / "celery"), "-A", "wsgi:celery", "worker", "--loglevel", "INFO",
-            "-Q", self.queues, "--concurrency", str(self.concurrency), "--pool", self.pool,
-            "--hostname", self.hostname, "--without-gossip", "--without-mingle",
-            "--include", self.include,
-        ]  # fmt: skip
-        log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: kill_all() reaches the pool too
-        )
-        wait_for(lambda: self._ready(), timeout=ready_timeout)
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"worker exited early:\n{self.log()}")
-        return " ready." in self.log()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-
-    def kill_all(self) -> None:
-        """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-
 class EngineProcess:
     """Any other engine process (``flask recorder``, beat...) run as a subprocess."""
 
@@ -145,6 +74,7 @@ class EngineProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (its own session: a worker's pool included)."""
         assert self.process is not None
         os.killpg(self.process.pid, sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
@@ -159,3 +89,35 @@ class EngineProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+class CeleryWorker(EngineProcess):
+    """A real ``celery -A wsgi:celery worker`` subprocess, logging to a file."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        queues: str | None = None,
+        concurrency: int = 1,
+        pool: str = "prefork",
+        include: str = "tests.sample_tasks",
+    ) -> None:
+        from celeryconfig import TASK_QUEUES
+
+        self.hostname = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
+        argv = [
+            str(BIN / "celery"), "-A", "wsgi:celery", "worker", "--loglevel", "INFO",
+            "-Q", queues or ",".join(TASK_QUEUES), "--concurrency", str(concurrency),
+            "--pool", pool, "--hostname", self.hostname, "--without-gossip", "--without-mingle",
+            "--include", include,
+        ]  # fmt: skip
+        super().__init__(argv, env, log_path)
+
+    def start(self, ready_text: str | None = " ready.", timeout: float = 60.0) -> CeleryWorker:
+        super().start(ready_text, timeout)
+        return self
+
+    def kill_all(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
+        self.kill(signal.SIGKILL)
