@@ -37,11 +37,12 @@ def country_month_totals(variable_id: int | None = None) -> dict[str, Any]:
             .where(DataPoint.variable_id == vid)
             .group_by(DataPoint.source_id, DataPoint.variable_id, DataPoint.iso3, DataPoint.month)
         )
-        result = db.session.execute(
+        db.session.execute(
             insert(CountryMonthTotal).from_select(
                 ["source_id", "variable_id", "iso3", "month", "total", "points", "computed_at"],
                 grouped,
             )
         )
-        rows += max(result.rowcount or 0, 0)
+        # Counted, not taken from rowcount, which drivers do not all report for INSERT ... SELECT.
+        rows += db.session.scalar(select(func.count()).where(CountryMonthTotal.variable_id == vid))
     return {"variables": variable_ids, "rows": rows}
