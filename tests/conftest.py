@@ -238,3 +238,13 @@ def token_for(users: dict[Role, User]) -> Callable[[Role], str]:
         return issued.plaintext
 
     return create
+
+
+@pytest.fixture
+def idmc_server() -> Iterator[Any]:
+    """A local HTTP server answering like IDMC's API (see tests/idmc_server.py)."""
+    from tests.idmc_server import IdmcServer
+
+    server = IdmcServer().start()
+    yield server
+    server.stop()

@@ -2,6 +2,7 @@
 
 from app.models.api_token import ApiToken
 from app.models.audit import AuditEntry
+from app.models.data import CountryMonthTotal, DataPoint, RawPayload
 from app.models.pipeline import Source, Variable
 from app.models.schedule import (
     IntervalUnit,
@@ -11,6 +12,7 @@ from app.models.schedule import (
     ScheduleKind,
     ScheduleRun,
 )
+from app.models.statistics import DailyTaskStatistic
 from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
@@ -21,9 +23,13 @@ __all__ = [
     "Alert",
     "ApiToken",
     "AuditEntry",
+    "CountryMonthTotal",
+    "DailyTaskStatistic",
+    "DataPoint",
     "DeadLetter",
     "IntervalUnit",
     "MisfirePolicy",
+    "RawPayload",
     "Role",
     "RunKind",
     "ScheduleKind",

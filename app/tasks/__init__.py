@@ -1,6 +1,7 @@
 """The task catalogue. Task names are explicit so the spec's routes (``data_pipeline.tasks.*``,
-``task_monitoring.tasks.*``, ``location.tasks.*``) apply whatever module defines them."""
+``task_monitoring.tasks.*``, ``location.tasks.*``, ``maintenance.tasks.*``) apply whatever module
+defines them."""
 
-from app.tasks import data_pipeline, task_monitoring
+from app.tasks import data_pipeline, location, maintenance, task_monitoring
 
-__all__ = ["data_pipeline", "task_monitoring"]
+__all__ = ["data_pipeline", "location", "maintenance", "task_monitoring"]

@@ -1,22 +1,52 @@
-"""Monitoring tasks named by the predefined schedules (``task_monitoring.tasks.*``)."""
+"""Monitoring tasks (``task_monitoring.tasks.*``): health, daily statistics, failure rates."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from app.services import monitoring
+from app.extensions import db
+from app.monitoring import failure_rates, health, statistics
+from app.monitoring.alerting import raise_alert
 from app.tracking import tracked
+
+
+def _commit_and_notify(alert_ids: list[int]) -> None:
+    from app.tracking.alerts import dispatch_notifications
+
+    db.session.commit()
+    dispatch_notifications(alert_ids)
 
 
 @tracked("monitoring", name="task_monitoring.tasks.health_check")
 def health_check() -> dict[str, Any]:
-    """Check Redis and the database; return the result."""
-    return monitoring.health()
+    """Check Redis, database, queues, workers, beat and recorder; alert when unhealthy."""
+    result = health.health()
+    if not result["healthy"]:
+        alert = raise_alert(
+            "health",
+            f"System unhealthy: {', '.join(result['failing'])}",
+            "\n".join(f"{n}: {result['checks'][n]}" for n in result["failing"]),
+            severity="critical",
+        )
+        result["alert_id"] = alert.id if alert else None
+        _commit_and_notify([alert.id] if alert else [])
+    return result
 
 
 @tracked("aggregation", name="task_monitoring.tasks.aggregate_daily_statistics")
 def aggregate_daily_statistics(day: str | None = None) -> dict[str, Any]:
-    """Count the previous UTC day's executions (or ``day``, ISO date) by task name and status."""
-    from datetime import date
+    """Roll up the previous UTC day (or ``day``, ISO date) per task type and name."""
+    result = statistics.roll_up(date.fromisoformat(day) if day else None)
+    db.session.commit()
+    return result
 
-    return monitoring.daily_statistics(date.fromisoformat(day) if day else None)
+
+@tracked("monitoring", name="task_monitoring.tasks.check_failure_rates")
+def check_failure_rates(
+    threshold: float | None = None, window_hours: int | None = None, max_depth: int | None = None
+) -> dict[str, Any]:
+    """Alert when a task type's failure rate or a queue's depth crosses its threshold."""
+    result = failure_rates.check(threshold, window_hours, max_depth)
+    _commit_and_notify(result["alert_ids"])
+    return result

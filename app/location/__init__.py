@@ -1,0 +1,1 @@
+"""The location framework: matching location names against the bundled gazetteer."""

@@ -1,0 +1,1 @@
+"""Monitoring services: system health, daily statistics, failure-rate and queue-depth alerts."""

@@ -1,0 +1,86 @@
+"""Alerts when a task type fails too often or a queue grows too deep (configurable thresholds)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import redis
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import TaskExecution, TaskStatus, TaskType
+from app.models.types import utcnow
+from app.monitoring.alerting import raise_alert
+from app.monitoring.queues import queue_depths
+
+
+def type_failure_rates(window_hours: int) -> dict[str, dict[str, Any]]:
+    """Per task type: finished executions (success or failure) completed in the window, and the
+    share that failed."""
+    since = utcnow() - timedelta(hours=window_hours)
+    rows = db.session.execute(
+        select(TaskType.name, TaskExecution.status, func.count())
+        .join(TaskType, TaskType.id == TaskExecution.task_type_id)
+        .where(
+            TaskExecution.completed_at >= since,
+            TaskExecution.status.in_([TaskStatus.SUCCESS, TaskStatus.FAILURE]),
+        )
+        .group_by(TaskType.name, TaskExecution.status)
+    )
+    rates: dict[str, dict[str, Any]] = {}
+    for name, status, count in rows:
+        entry = rates.setdefault(name, {"finished": 0, "failed": 0})
+        entry["finished"] += count
+        if status == TaskStatus.FAILURE:
+            entry["failed"] += count
+    for entry in rates.values():
+        entry["rate"] = entry["failed"] / entry["finished"]
+    return rates
+
+
+def check(
+    threshold: float | None = None, window_hours: int | None = None, max_depth: int | None = None
+) -> dict[str, Any]:
+    """Raise an alert per task type over the failure-rate threshold (with enough executions to
+    judge) and per queue deeper than the threshold. The caller commits and dispatches."""
+    config = current_app.config
+    threshold = config["FAILURE_RATE_THRESHOLD"] if threshold is None else threshold
+    window_hours = window_hours or config["FAILURE_RATE_WINDOW_HOURS"]
+    max_depth = config["QUEUE_DEPTH_THRESHOLD"] if max_depth is None else max_depth
+    minimum = config["FAILURE_RATE_MIN_EXECUTIONS"]
+    alerts = []
+    rates = type_failure_rates(window_hours)
+    for name, entry in sorted(rates.items()):
+        entry["over_threshold"] = entry["finished"] >= minimum and entry["rate"] > threshold
+        if entry["over_threshold"]:
+            alerts.append(
+                raise_alert(
+                    "failure_rate",
+                    f"Failure rate of {name} tasks is {entry['rate']:.0%}",
+                    f"{entry['failed']} of {entry['finished']} {name} executions failed in the "
+                    f"last {window_hours} h (threshold {threshold:.0%}).",
+                )
+            )
+    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5)
+    try:
+        depths = queue_depths(client)
+    finally:
+        client.close()
+    for queue, depth in sorted(depths.items()):
+        if depth > max_depth:
+            alerts.append(
+                raise_alert(
+                    "queue_depth",
+                    f"Queue {queue} holds {depth} messages",
+                    f"Queue {queue} holds {depth} waiting messages (threshold {max_depth}).",
+                )
+            )
+    return {
+        "window_hours": window_hours,
+        "threshold": threshold,
+        "types": rates,
+        "queue_depths": depths,
+        "alert_ids": [a.id for a in alerts if a is not None],
+    }

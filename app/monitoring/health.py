@@ -1,0 +1,83 @@
+"""The system health check: Redis, database, queues, workers, beat and recorder."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from flask import current_app
+from sqlalchemy import text
+
+from app.extensions import db
+from app.models.types import utcnow
+from app.monitoring.queues import queue_depths
+
+
+def _check_database() -> dict[str, Any]:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return {"ok": True}
+    except Exception as error:
+        db.session.rollback()
+        return {"ok": False, "error": str(error)}
+
+
+def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
+    """Every check that reads Redis; raises RedisError when Redis does not answer."""
+    from app.scheduler.store import get_store
+    from app.tracking.emitter import STREAM
+    from app.tracking.heartbeats import live_workers
+    from app.tracking.recorder import LAG_KEY
+
+    config = current_app.config
+    checks: dict[str, Any] = {"redis": {"ok": bool(client.ping())}}
+
+    depths = queue_depths(client)
+    limit = config["QUEUE_DEPTH_THRESHOLD"]
+    deep = {q: n for q, n in depths.items() if n > limit}
+    checks["queues"] = {"ok": not deep, "depths": depths, "over_threshold": deep}
+
+    workers = live_workers(client)
+    consumed = {q for w in workers for q in w.get("queues") or []}
+    waiting_unserved = sorted(q for q, n in depths.items() if n and q not in consumed)
+    checks["workers"] = {
+        "ok": bool(workers) and not waiting_unserved,
+        "count": len(workers),
+        "names": sorted(w["hostname"] for w in workers),
+        "queues_without_worker": waiting_unserved,
+    }
+
+    lock = get_store().key("lock")
+    holder = client.get(lock)
+    checks["beat"] = {"ok": holder is not None, "active": holder is not None}
+
+    backlog = client.xlen(STREAM)
+    last = client.get(LAG_KEY)
+    lag = time.time() - float(last) if last else None
+    # An idle recorder commits nothing: lag only matters while events are waiting.
+    stale = backlog > 0 and (lag is None or lag > config["RECORDER_MAX_LAG"])
+    checks["recorder"] = {"ok": not stale, "backlog": backlog, "lag_seconds": lag}
+    return checks
+
+
+def health() -> dict[str, Any]:
+    """Every check with ``ok``; ``healthy`` only when all are ok."""
+    checks: dict[str, Any] = {}
+    client = redis.Redis.from_url(
+        current_app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
+    )
+    try:
+        checks.update(_check_redis_parts(client))
+    except redis.RedisError as error:
+        checks["redis"] = {"ok": False, "error": str(error)}
+    finally:
+        client.close()
+    checks["database"] = _check_database()
+    failing = sorted(name for name, check in checks.items() if not check["ok"])
+    return {
+        "healthy": not failing,
+        "failing": failing,
+        "checks": checks,
+        "checked_at": utcnow().isoformat(),
+    }

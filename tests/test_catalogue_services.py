@@ -1,0 +1,280 @@
+"""The catalogue's services against a real database, Redis and a local IDMC-shaped server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+from datetime import date, timedelta
+from uuid import uuid4
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.location.matching import match_name, normalize_name
+from app.models import (
+    Alert,
+    CountryMonthTotal,
+    DailyTaskStatistic,
+    DataPoint,
+    RawPayload,
+    TaskExecution,
+    TaskStatus,
+    TaskType,
+)
+from app.models.types import utcnow
+from app.pipeline import aggregation, processing, retrieval, sources, validation
+from app.pipeline.retrieval import PermanentRetrievalError
+from app.tracking import DataValidationError, TransientNetworkError
+from tests.idmc_server import IDU_RECORDS
+
+IDU = "/idus/last-180-days/"
+
+
+@pytest.fixture
+def idmc(app: Flask, idmc_server):
+    """The IDMC source created on first use, pointed at the local server."""
+    app.config["IDMC_API_URL"] = idmc_server.url
+    source = sources.ensure_source("idmc")
+    db.session.commit()
+    return source, sources.active_variables(source)[0]
+
+
+def test_idmc_source_defaults_to_the_public_api(app: Flask) -> None:
+    source = sources.ensure_source("idmc")
+    assert source.base_url == "https://helix-tools-api.idmcdb.org/external-api"
+    assert [v.endpoint_path for v in sources.active_variables(source)] == [IDU]
+    assert sources.ensure_source("idmc").id == source.id
+    assert sources.ensure_source("unknown") is None
+
+
+def test_retrieval_stores_the_payload_with_checksum_and_fetch_time(idmc, idmc_server) -> None:
+    source, variable = idmc
+    idmc_server.serve(IDU, (200, IDU_RECORDS))
+    before = utcnow()
+    payload = retrieval.retrieve(source.id, variable.id, task_id=str(uuid4()))
+    db.session.commit()
+    body = json.dumps(IDU_RECORDS).encode()
+    assert payload.body.encode() == body and payload.size_bytes == len(body)
+    assert payload.checksum == hashlib.sha256(body).hexdigest()
+    assert payload.status_code == 200 and payload.url == idmc_server.url + IDU
+    assert before <= payload.fetched_at <= utcnow()
+    assert retrieval.summary(payload)["unchanged"] is False
+    again = retrieval.retrieve(source.id, variable.id)
+    assert retrieval.summary(again)["unchanged"] is True
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(503, TransientNetworkError), (429, TransientNetworkError), (500, TransientNetworkError),
+     (404, PermanentRetrievalError), (401, PermanentRetrievalError)],
+)  # fmt: skip
+def test_retrieval_sorts_http_errors_for_the_retry_policy(idmc, idmc_server, status, error):
+    from app.tracking.policies import NETWORK_ERRORS
+
+    source, variable = idmc
+    idmc_server.serve(IDU, (status, {"detail": "no"}))
+    with pytest.raises(error) as raised:
+        retrieval.retrieve(source.id, variable.id)
+    assert isinstance(raised.value, NETWORK_ERRORS) == (error is TransientNetworkError)
+    assert db.session.scalar(select(func.count()).select_from(RawPayload)) == 0
+
+
+def test_retrieval_of_an_unreachable_source_is_a_network_error(app: Flask, idmc) -> None:
+    from tests.support import free_port
+
+    source, variable = idmc
+    source.base_url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(urllib.error.URLError):
+        retrieval.retrieve(source.id, variable.id)
+
+
+def _stored(idmc, idmc_server, records) -> RawPayload:
+    source, variable = idmc
+    idmc_server.serve(IDU, (200, records))
+    payload = retrieval.retrieve(source.id, variable.id)
+    db.session.commit()
+    return payload
+
+
+def test_processing_normalizes_valid_records_and_lists_invalid_ones(idmc, idmc_server) -> None:
+    bad = [
+        {"id": 900, "country": "Chad", "iso3": "TC", "figure": 5, "date": "2024-01-01"},
+        {"id": 901, "country": "Chad", "iso3": "TCD", "figure": -5, "displacement_date": "x"},
+        "not a record",
+    ]
+    payload = _stored(idmc, idmc_server, IDU_RECORDS + bad)
+    result = processing.process(payload.id)
+    db.session.commit()
+    assert (result["records"], result["inserted"], result["invalid_count"]) == (8, 5, 3)
+    first, second, third = result["invalid"]
+    assert first["id"] == 900 and "invalid ISO3 code 'TC'" in first["errors"]
+    assert second["errors"] == ["missing or invalid date", "invalid value -5"]
+    assert third == {"index": 7, "id": None, "errors": ["not an object"]}
+    point = db.session.scalar(select(DataPoint).where(DataPoint.external_id == "104"))
+    assert (point.location_name, point.iso3, point.value) == ("DR Congo", "COD", 4000.0)
+    assert point.date == date(2024, 2, 14) and point.month == date(2024, 2, 1)
+    assert point.source_id == payload.source_id and point.raw_id == payload.id
+    again = processing.process(payload.id)
+    assert (again["inserted"], again["updated"]) == (0, 5)
+
+
+@pytest.mark.parametrize("body", [b"<html>maintenance</html>", b'{"detail": "x"}'])
+def test_processing_refuses_a_payload_that_is_no_record_list(idmc, idmc_server, body) -> None:
+    payload = _stored(idmc, idmc_server, body)
+    with pytest.raises(DataValidationError):
+        processing.process(payload.id)
+
+
+def test_aggregation_totals_per_country_and_month(idmc, idmc_server) -> None:
+    payload = _stored(idmc, idmc_server, {"results": IDU_RECORDS})
+    processing.process(payload.id)
+    result = aggregation.country_month_totals(payload.variable_id)
+    db.session.commit()
+    assert result["rows"] == 4
+    rows = db.session.scalars(select(CountryMonthTotal))
+    totals = {(t.iso3, t.month): (t.total, t.points) for t in rows}
+    assert totals[("AFG", date(2024, 1, 1))] == (1500.0, 2)
+    assert totals[("COD", date(2024, 2, 1))] == (4000.0, 1)
+    aggregation.country_month_totals(payload.variable_id)  # a rebuild, not an addition
+    assert db.session.scalar(select(func.count()).select_from(CountryMonthTotal)) == 4
+
+
+def test_location_names_match_the_gazetteer_after_normalization(idmc, idmc_server) -> None:
+    assert normalize_name("  The Gambia ") == "gambia"
+    assert match_name("COTE D\u2019IVOIRE") == "CIV" and match_name("Türkiye") == "TUR"
+    assert match_name("Democratic Republic of the Congo") == "COD"
+    assert match_name("Atlantis") is None
+    from app.location.matching import match_locations
+
+    payload = _stored(idmc, idmc_server, IDU_RECORDS)
+    processing.process(payload.id)
+    result = match_locations(payload.variable_id)
+    assert result["matched"] == 4
+    assert result["unmatched"] == [{"name": "Atlantis", "points": 1}]
+    assert match_locations(payload.variable_id)["matched"] == 0  # already matched
+
+
+def test_validation_finds_gaps_duplicates_and_outliers(idmc, idmc_server) -> None:
+    records = [
+        {"id": i, "country": "Sudan", "iso3": "SDN", "figure": 100 + i,
+         "displacement_date": f"2024-{month:02d}-05"}
+        for i, month in enumerate([1, 2, 3, 5, 6, 7], start=1)
+    ] + [
+        {"id": 50, "country": "Sudan", "iso3": "SDN", "figure": 104, "date": "2024-05-05"},
+        {"id": 60, "country": "Sudan", "iso3": "SDN", "figure": 900000, "date": "2024-06-09"},
+    ]  # fmt: skip
+    payload = _stored(idmc, idmc_server, records)
+    processing.process(payload.id)
+    aggregation.country_month_totals(payload.variable_id)
+    report = validation.validate("idmc")
+    [entry] = report["variables"]
+    assert entry["gaps"] == [{"iso3": "SDN", "missing_months": ["2024-04"]}]
+    duplicate = {"iso3": "SDN", "date": "2024-05-05", "value": 104.0, "count": 2}
+    assert entry["duplicates"] == [duplicate]
+    assert [o["id"] for o in entry["outliers"]] == ["60"]
+    assert report["ok"] is False and (report["gaps"], report["duplicates"]) == (1, 1)
+
+
+def _execution(name, type_name, status, created, seconds=None, cpu=None, memory=None):
+    task_type = db.session.scalar(select(TaskType).where(TaskType.name == type_name))
+    started = created + timedelta(seconds=1)
+    return TaskExecution(
+        task_id=str(uuid4()), task_name=name, task_type=task_type, status=status,
+        created_at=created, started_at=started,
+        completed_at=started + timedelta(seconds=seconds) if seconds is not None else None,
+        error_message="boom" if status == TaskStatus.FAILURE else None,
+        cpu_seconds=cpu, peak_memory_bytes=memory,
+    )  # fmt: skip
+
+
+def test_daily_statistics_roll_up_yesterday_per_type_and_name(app: Flask) -> None:
+    from app.tasks import task_monitoring
+
+    yesterday = utcnow().replace(hour=12) - timedelta(days=1)
+    for seconds in range(1, 21):  # durations 1..20 s
+        db.session.add(_execution("r.fetch", "retrieval", TaskStatus.SUCCESS, yesterday, seconds,
+                                  cpu=0.5, memory=1000 * seconds))  # fmt: skip
+    db.session.add(_execution("r.fetch", "retrieval", TaskStatus.FAILURE, yesterday, 40))
+    db.session.add(_execution("m.check", "monitoring", TaskStatus.STARTED, yesterday))
+    db.session.add(_execution("r.fetch", "retrieval", TaskStatus.SUCCESS, utcnow(), 1))  # today
+    db.session.commit()
+    result = task_monitoring.aggregate_daily_statistics()
+    assert result == {"day": yesterday.date().isoformat(), "rows": 2, "executions": 22}
+    task_monitoring.aggregate_daily_statistics()  # idempotent
+    rows = {r.task_name: r for r in db.session.scalars(select(DailyTaskStatistic))}
+    fetch = rows["r.fetch"]
+    assert (fetch.task_type, fetch.total, fetch.success, fetch.failure) == ("retrieval", 21, 20, 1)
+    assert fetch.avg_duration_seconds == pytest.approx(250 / 21)
+    assert fetch.p95_duration_seconds == 20.0
+    assert fetch.avg_cpu_seconds == 0.5 and fetch.max_peak_memory_bytes == 20000
+    assert rows["m.check"].started == 1 and rows["m.check"].avg_duration_seconds is None
+
+
+def test_failure_rates_and_queue_depth_raise_alerts_once(app: Flask, redis_client) -> None:
+    from app.tasks import task_monitoring
+
+    now = utcnow() - timedelta(minutes=5)
+    for index in range(10):
+        status = TaskStatus.FAILURE if index < 4 else TaskStatus.SUCCESS
+        db.session.add(_execution("r.fetch", "retrieval", status, now, 1))
+        db.session.add(_execution("a.sum", "aggregation", TaskStatus.SUCCESS, now, 1))
+    db.session.commit()
+    redis_client.rpush("data_processing", *[b"{}"] * 6)
+    result = task_monitoring.check_failure_rates(threshold=0.3, max_depth=5)
+    assert result["types"]["retrieval"]["rate"] == 0.4
+    assert result["types"]["retrieval"]["over_threshold"] is True
+    assert result["types"]["aggregation"]["over_threshold"] is False
+    assert result["queue_depths"]["data_processing"] == 6
+    kinds = sorted(a.kind for a in db.session.scalars(select(Alert)))
+    assert kinds == ["failure_rate", "queue_depth"]
+    assert task_monitoring.check_failure_rates(threshold=0.3, max_depth=5)["alert_ids"] == []
+    assert task_monitoring.check_failure_rates(threshold=0.5, max_depth=10)["alert_ids"] == []
+
+
+def test_health_check_alerts_when_unhealthy(make_app, app: Flask) -> None:
+    from app.tasks import task_monitoring
+    from tests.support import free_port
+
+    result = task_monitoring.health_check.run()  # no worker, no beat here: unhealthy
+    assert result["checks"]["redis"]["ok"] and result["checks"]["database"]["ok"]
+    assert "workers" in result["failing"] and "beat" in result["failing"]
+    broken = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with broken.app_context():
+        result = task_monitoring.health_check.run()
+        assert result["healthy"] is False and result["failing"] == ["redis"]
+        alert = db.session.get(Alert, result["alert_id"])
+        assert alert.kind == "health" and alert.severity == "critical"
+
+
+def test_maintenance_cleans_prunes_rotates_and_optimizes(app: Flask, tmp_path) -> None:
+    from app.tasks import maintenance
+
+    old = utcnow() - timedelta(days=100)
+    db.session.add_all([
+        _execution("x", "retrieval", TaskStatus.SUCCESS, old, 1),
+        _execution("x", "retrieval", TaskStatus.SUCCESS, utcnow(), 1),
+        Alert(kind="health", title="old", created_at=old),
+        Alert(kind="health", title="new"),
+    ])  # fmt: skip
+    db.session.commit()
+    assert maintenance.cleanup_old_executions(days=90)["deleted"] == 1
+    assert db.session.scalar(select(func.count()).select_from(TaskExecution)) == 1
+    assert maintenance.prune_dead_letters_and_alerts(alert_days=30)["alerts"] == 1
+    assert [a.title for a in db.session.scalars(select(Alert))] == ["new"]
+
+    app.config.update(LOG_DIR=str(tmp_path), LOG_MAX_BYTES=10, LOG_BACKUPS=2)
+    log = tmp_path / "worker.log"
+    for text in ("first rotation", "second rotation", "third rotation"):
+        log.write_text(text)
+        assert maintenance.rotate_logs()["rotated"] == ["worker.log"]
+    assert log.read_text() == ""
+    assert (tmp_path / "worker.log.1").read_text() == "third rotation"
+    assert (tmp_path / "worker.log.2").read_text() == "second rotation"
+    assert not (tmp_path / "worker.log.3").exists()
+
+    done = maintenance.optimize_database()
+    expected = "VACUUM (ANALYZE)" if db.engine.dialect.name == "postgresql" else "ANALYZE"
+    assert expected in done["done"]
