@@ -47,13 +47,14 @@ def start(argv: list[str], env: dict[str, str], log: Path, ready) -> subprocess.
     return process
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (a worker's pool processes)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a process and, with ``children``, of its children (a worker's pool
+    processes). The sender is counted alone: the worker and recorder are its children too."""
     import psutil
 
     try:
         process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)]
+        family = [process, *(process.children(recursive=True) if children else ())]
     except psutil.NoSuchProcess:
         return 0.0
     total = 0.0
@@ -118,7 +119,8 @@ def run_mode(name: str, n: int, env: dict[str, str], done, logs: Path, recorder:
     watched = {"worker": processes[0].pid, "sender": os.getpid()}
     if recorder:
         watched["recorder"] = processes[1].pid
-    cpu_before = {label: cpu_seconds(pid) for label, pid in watched.items()}
+    alone = {"sender"}
+    cpu_before = {label: cpu_seconds(pid, label not in alone) for label, pid in watched.items()}
     services_before = service_cpu()
     try:
         celery = app.extensions["celery"]
@@ -136,7 +138,10 @@ def run_mode(name: str, n: int, env: dict[str, str], done, logs: Path, recorder:
             while not done(client):
                 time.sleep(0.02)
             elapsed = time.perf_counter() - began
-            used = {label: cpu_seconds(pid) - cpu_before[label] for label, pid in watched.items()}
+            used = {
+                label: cpu_seconds(pid, label not in alone) - cpu_before[label]
+                for label, pid in watched.items()
+            }
             services = service_cpu()
             used.update({k: services[k] - services_before[k] for k in services})
     finally:
