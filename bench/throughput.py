@@ -9,7 +9,8 @@ last execution's final status is stored:
 - anchor: Celery's database result backend with ``result_extended``; done when N results are
   ``SUCCESS`` in its table.
 
-Usage: .venv/bin/python bench/throughput.py [-n 5000] [--database-url URL] [--redis-url URL]
+Usage: .venv/bin/python bench/throughput.py [-n 5000] [--repeat 1] [--database-url URL]
+       [--redis-url URL]
 It creates (and drops) its own PostgreSQL database and flushes the given Redis database.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -47,13 +49,14 @@ def start(argv: list[str], env: dict[str, str], log: Path, ready) -> subprocess.
     return process
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (a worker's pool processes)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a process and, with ``children``, of its children (a worker's pool
+    processes). The sender is counted alone: the worker and recorder are its children too."""
     import psutil
 
     try:
         process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)]
+        family = [process, *(process.children(recursive=True) if children else ())]
     except psutil.NoSuchProcess:
         return 0.0
     total = 0.0
@@ -118,7 +121,8 @@ def run_mode(name: str, n: int, env: dict[str, str], done, logs: Path, recorder:
     watched = {"worker": processes[0].pid, "sender": os.getpid()}
     if recorder:
         watched["recorder"] = processes[1].pid
-    cpu_before = {label: cpu_seconds(pid) for label, pid in watched.items()}
+    alone = {"sender"}
+    cpu_before = {label: cpu_seconds(pid, label not in alone) for label, pid in watched.items()}
     services_before = service_cpu()
     try:
         celery = app.extensions["celery"]
@@ -136,7 +140,10 @@ def run_mode(name: str, n: int, env: dict[str, str], done, logs: Path, recorder:
             while not done(client):
                 time.sleep(0.02)
             elapsed = time.perf_counter() - began
-            used = {label: cpu_seconds(pid) - cpu_before[label] for label, pid in watched.items()}
+            used = {
+                label: cpu_seconds(pid, label not in alone) - cpu_before[label]
+                for label, pid in watched.items()
+            }
             services = service_cpu()
             used.update({k: services[k] - services_before[k] for k in services})
     finally:
@@ -157,6 +164,11 @@ def main() -> None:
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="rounds of untracked then tracked; the ratio printed is the median of the rounds' "
+        "ratios (other load on a shared machine varies from one run to the next)",
+    )  # fmt: skip
     options = parser.parse_args()
 
     server = make_url(options.database_url)
@@ -200,21 +212,31 @@ def main() -> None:
                 except Exception:
                     return False
 
-        untracked = run_mode("untracked", options.n, {**base, "TRACKING_ENABLED": "false"},
-                             all_acked, logs, recorder=False)  # fmt: skip
-        tracked = run_mode("tracked", options.n, {**base, "TRACKING_ENABLED": "true"},
-                           all_recorded, logs, recorder=True)  # fmt: skip
-        with engine.connect() as connection:
-            missing = options.n - connection.scalar(text("SELECT count(*) FROM task_executions"))
-        if missing:
-            raise SystemExit(f"FAIL: {missing} executions missing")
+        ratios, untracked_rates = [], []
+        for _round in range(options.repeat):
+            with engine.begin() as connection:
+                connection.execute(text("DELETE FROM task_executions"))
+            untracked = run_mode("untracked", options.n, {**base, "TRACKING_ENABLED": "false"},
+                                 all_acked, logs, recorder=False)  # fmt: skip
+            tracked = run_mode("tracked", options.n, {**base, "TRACKING_ENABLED": "true"},
+                               all_recorded, logs, recorder=True)  # fmt: skip
+            with engine.connect() as connection:
+                count = connection.scalar(text("SELECT count(*) FROM task_executions"))
+            if count != options.n:
+                raise SystemExit(f"FAIL: {options.n - count} executions missing")
+            ratios.append(tracked / untracked)
+            untracked_rates.append(untracked)
         anchor = run_mode(
             "celery-db", options.n,
             {**base, "TRACKING_ENABLED": "false", "CELERY_RESULT_BACKEND": f"db+{url}"},
             all_stored, logs, recorder=False,
         )  # fmt: skip
+        untracked = statistics.median(untracked_rates)
         print(f"celery database backend/untracked throughput ratio: {anchor / untracked:.2f}")
-        print(f"tracked/untracked throughput ratio: {tracked / untracked:.2f}")
+        if len(ratios) > 1:
+            each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"tracked/untracked ratio of each round: {each} (median below)")
+        print(f"tracked/untracked throughput ratio: {statistics.median(ratios):.2f}")
     finally:
         engine.dispose()
         with admin.connect() as connection:

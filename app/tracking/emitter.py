@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 STREAM = "ewas:tracking"
 # Redis outages are ridden out in memory up to this many events, oldest dropped past it.
 MAX_BUFFERED = 100_000
+# Events buffered together travel as one stream entry (a JSON array) of at most this many: fewer
+# XADDs, acknowledgements and deletions for Redis, less per-entry work for the recorder.
+ENTRY_MAX_EVENTS = 32
 
 
 _XADD_PREFIX = f"*5\r\n$4\r\nXADD\r\n${len(STREAM)}\r\n{STREAM}\r\n$1\r\n*\r\n$1\r\ne\r\n".encode()
@@ -36,6 +39,11 @@ def _xadd(encoded: str) -> bytes:
     """``XADD <stream> * e <event>`` in Redis's wire format (cheaper than a generic packer)."""
     data = encoded.encode()
     return b"%s$%d\r\n%s\r\n" % (_XADD_PREFIX, len(data), data)
+
+
+def _encode(events: list[dict[str, Any]]) -> str:
+    """One event as a JSON object, several as a JSON array of them."""
+    return json.dumps(events[0] if len(events) == 1 else events, default=str, separators=(",", ":"))
 
 
 class Emitter:
@@ -82,7 +90,8 @@ class Emitter:
         if not pending:
             return
         packed = b"".join(
-            _xadd(json.dumps(event, default=str, separators=(",", ":"))) for event in pending
+            _xadd(_encode(pending[start : start + ENTRY_MAX_EVENTS]))
+            for start in range(0, len(pending), ENTRY_MAX_EVENTS)
         )
         with self._send_lock:
             try:

@@ -122,14 +122,19 @@ class Recorder:
         decoded = []
         for entry_id, fields in entries:
             try:
-                event = json.loads(fields[b"e"])
+                payload = json.loads(fields[b"e"])
             except (KeyError, ValueError):
                 log.error("recorder: dropping malformed event %r", entry_id)
                 continue
-            before = event.pop("before", None)
-            if before:
-                decoded.append(before)
-            decoded.append(event)
+            # an entry holds one event, or an array of the events one process flushed together
+            for event in payload if isinstance(payload, list) else (payload,):
+                if not isinstance(event, dict):
+                    log.error("recorder: dropping malformed event in %r", entry_id)
+                    continue
+                before = event.pop("before", None)
+                if before:
+                    decoded.append(before)
+                decoded.append(event)
         delay = 0.5
         while True:
             try:

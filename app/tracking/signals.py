@@ -6,9 +6,10 @@ from the pool process that runs it; revocations from the worker's main process.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 import traceback as tb
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,17 @@ class Tracker:
 
 
 _tracker: Tracker | None = None
+_run_ids: tuple[int, str, itertools.count] | None = None
+
+
+def new_run_id() -> str:
+    """A unique id for one run of a task: a random prefix per process plus a counter (a fork
+    gets a new prefix), far cheaper than a uuid4 per task."""
+    global _run_ids
+    pid = os.getpid()
+    if _run_ids is None or _run_ids[0] != pid:
+        _run_ids = (pid, os.urandom(10).hex(), itertools.count())
+    return f"{_run_ids[1]}-{next(_run_ids[2])}"
 
 
 def activate(tracker: Tracker) -> None:
@@ -136,35 +148,44 @@ def on_publish(
 
 
 def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_: Any) -> None:
-    tracker = active()
-    if tracker is None:
+    tracker = _tracker
+    if tracker is None or not tracker.enabled or not task_id:
         return
     request = task.request
-    queue = (request.delivery_info or {}).get("routing_key")
-    attempt = Attempt(
-        run_id=str(uuid.uuid4()), attempt=request.retries or 0, resources=AttemptResources()
-    )
+    delivery_info = request.delivery_info
+    queue = delivery_info.get("routing_key") if delivery_info else None
+    run_id = new_run_id()
+    attempt = Attempt(run_id=run_id, attempt=request.retries or 0, resources=AttemptResources())
     tracker.attempts[task_id] = attempt
     if not tracker.logs_installed:
         install_log_capture(tracker.logs)
         tracker.logs_installed = True
     tracker.logs.start()
     attempt.resources.start()
+    headers = request.headers or {}
+    policy = headers.get("ewas_retry_policy")
     fields: dict[str, Any] = {
         "task_name": task.name,
         "queue": queue,
         "worker": request.hostname,
-        "task_type": task_type_of(task, queue),
-        "max_retries": effective_max_retries(task),
+        "task_type": getattr(task, "task_type", None) or QUEUE_TYPES.get(queue or ""),
+        "max_retries": policy.get("max_retries", task.max_retries) if policy else task.max_retries,
         "parent_id": request.parent_id,
         "root_id": request.root_id,
-        **linked_entities(task, args, kwargs),
     }
-    if not (request.headers or {}).get("ewas_tracked"):
+    if kwargs or getattr(task, "tracked_arguments", None):
+        fields.update(linked_entities(task, args, kwargs))
+    if not headers.get("ewas_tracked"):
         fields.update(capture_arguments(args, kwargs))
-    emit(
-        events.STARTED, task_id, attempt.attempt, fields, run_id=attempt.run_id, key=attempt.run_id
-    )
+    event = {
+        "kind": events.STARTED,
+        "task_id": task_id,
+        "ts": time.time(),
+        "attempt": attempt.attempt,
+        "fields": fields,
+        "run_id": run_id,
+    }
+    tracker.emitter.emit(event, key=run_id)
 
 
 def effective_max_retries(task: Any) -> int | None:
@@ -188,12 +209,6 @@ def linked_entities(task: Any, args: Any, kwargs: Any) -> dict[str, Any]:
         if isinstance(value, int) and not isinstance(value, bool):
             found[column] = value
     return found
-
-
-def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
-    attempt = _current(sender)
-    if attempt is not None:
-        attempt.outcome = {"kind": events.SUCCEEDED, "result": capture_result(result)}
 
 
 def on_failure(
@@ -241,18 +256,40 @@ def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: A
     }
 
 
-def on_postrun(task_id: str, task: Any = None, state: str | None = None, **_: Any) -> None:
-    tracker = active()
-    if tracker is None:
+def on_postrun(
+    task_id: str, task: Any = None, retval: Any = None, state: str | None = None, **_: Any
+) -> None:
+    tracker = _tracker
+    if tracker is None or not tracker.enabled:
         return
     attempt = tracker.attempts.pop(task_id, None)
     if attempt is None:
         return
-    fields = {**attempt.resources.stop(), "logs": tracker.logs.stop(), **attempt.outcome}
-    kind = fields.pop("kind", None) or (events.SUCCEEDED if state == "SUCCESS" else events.FAILED)
-    started = tracker.emitter.take(attempt.run_id)
+    fields = attempt.resources.stop()
+    fields["logs"] = tracker.logs.stop()
+    outcome = attempt.outcome
+    if outcome:
+        fields.update(outcome)
+        kind = fields.pop("kind", None) or events.FAILED
+    elif state == "SUCCESS":
+        kind = events.SUCCEEDED
+        fields["result"] = capture_result(retval)
+    else:
+        kind = events.FAILED
+    run_id = attempt.run_id
+    event = {
+        "kind": kind,
+        "task_id": task_id,
+        "ts": time.time(),
+        "attempt": attempt.attempt,
+        "fields": fields,
+        "run_id": run_id,
+    }
+    started = tracker.emitter.take(run_id)
+    if started is not None:
+        event["before"] = started  # the start, not flushed yet, travels in the same entry
     # Flushed now, before the task returns and its message is acknowledged.
-    emit(kind, task_id, attempt.attempt, fields, flush=True, run_id=attempt.run_id, before=started)
+    tracker.emitter.emit(event, flush=True)
 
 
 def on_revoked(
@@ -305,7 +342,6 @@ def _current(task: Any) -> Attempt | None:
 HANDLERS = (
     (signals.before_task_publish, on_publish),
     (signals.task_prerun, on_prerun),
-    (signals.task_success, on_success),
     (signals.task_failure, on_failure),
     (signals.task_retry, on_retry),
     (signals.task_postrun, on_postrun),
