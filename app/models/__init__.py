@@ -11,6 +11,7 @@ from app.models.schedule import (
     ScheduleKind,
     ScheduleRun,
 )
+from app.models.statistics import ExecutionHourly
 from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
@@ -22,6 +23,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "DeadLetter",
+    "ExecutionHourly",
     "IntervalUnit",
     "MisfirePolicy",
     "Role",
