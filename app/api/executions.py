@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from flask import current_app, url_for
 from flask.views import MethodView
 from flask_babel import gettext as _
@@ -117,7 +118,7 @@ def get_execution(task_id: str) -> TaskExecution:
 class Executions(MethodView):
     decorators = VIEWER_RULE
 
-    @blp.arguments(ExecutionFilterSchema, location="query", as_kwargs=False)
+    @blp.arguments(ExecutionFilterSchema, location="query", unknown=ma.RAISE)
     @blp.response(200, ExecutionPageSchema)
     @blp.alt_response(400, description="malformed cursor")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class Execution(MethodView):
     decorators = VIEWER_RULE
 
     @blp.response(200, ExecutionDetailSchema)
-    def get(self, task_id: str) -> dict[str, Any]:
+    def get(self, task_id: str) -> TaskExecution:
         """Everything stored about one execution, with its retries and children."""
         execution = get_execution(task_id)
         retried_by = db.session.scalars(
@@ -141,8 +142,10 @@ class Execution(MethodView):
             .where(TaskExecution.root_id == task_id, TaskExecution.task_id != task_id)
             .limit(100)
         )
-        data = ExecutionDetailSchema().dump(execution)
-        return {**data, "retried_by": list(retried_by), "children": list(children)}
+        # not columns: attached for the response only
+        execution.retried_by = list(retried_by)  # type: ignore[attr-defined]
+        execution.children = list(children)  # type: ignore[attr-defined]
+        return execution
 
 
 def _retry_one(task_id: str) -> dict[str, Any]:

@@ -65,11 +65,11 @@ class ScheduleInputSchema(ma.Schema):
 
 
 class SchedulePatchSchema(ScheduleInputSchema):
-    """Only the fields sent are changed."""
+    """Only the fields sent are changed (defaults are not applied)."""
 
-    class Meta:
-        unknown = ma.RAISE
-        partial = True
+    @ma.post_load(pass_original=True)
+    def only_sent(self, data: dict[str, Any], original: Any, **_: Any) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if isinstance(original, dict) and k in original}
 
 
 class ScheduleSchema(ma.Schema):
@@ -162,7 +162,7 @@ class Schedule(MethodView):
         db.session.commit()
         return schedule
 
-    @blp.arguments(SchedulePatchSchema)
+    @blp.arguments(SchedulePatchSchema(partial=True))
     @blp.response(200, ScheduleSchema)
     def patch(self, values: dict[str, Any], schedule_id: int) -> ScheduledTask:
         """Change some fields of a schedule."""
