@@ -15,6 +15,7 @@ from app.auth.access import requires
 from app.models import Role
 
 MAX_PAGE_SIZE = 500
+MAX_ID = 2**62  # larger ids cannot exist; SQLite cannot even bind them
 # MethodView resources: reads need a viewer, writes (POST/PUT/PATCH/DELETE) an operator.
 VIEWER_RULE = [requires(Role.VIEWER)]
 
@@ -90,9 +91,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, int, str]:
         moment = datetime.fromisoformat(created)
         if moment.tzinfo is None or direction not in ("next", "prev"):
             raise ValueError(cursor)
-        if not isinstance(row_id, int) or isinstance(row_id, bool) or abs(row_id) > 2**63:
+        if not isinstance(row_id, int) or isinstance(row_id, bool) or abs(row_id) > MAX_ID:
             raise ValueError(cursor)
         return moment, row_id, direction
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError):
         abort(400, message=str(BAD_CURSOR), error_code="bad_cursor")
         raise  # unreachable: abort raises
+
+
+def existing_id(value: int) -> int:
+    """``value`` when it could be a stored id, else a 404 (never an overflow in the driver)."""
+    if not 0 < value <= MAX_ID:
+        abort(404, message=str(_l("Not found.")))
+    return value

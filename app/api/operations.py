@@ -11,7 +11,13 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from app.api.common import MAX_PAGE_SIZE, VIEWER_RULE, BulkIntIdsSchema, BulkResultSchema
+from app.api.common import (
+    MAX_PAGE_SIZE,
+    VIEWER_RULE,
+    BulkIntIdsSchema,
+    BulkResultSchema,
+    existing_id,
+)
 from app.api.stats import QueueSchema, redis_client
 from app.errors import DomainError
 from app.extensions import db
@@ -209,14 +215,14 @@ class DeadLetters(MethodView):
 
 
 def _requeue(letter_id: int) -> str | None:
-    new_id = deadletters.requeue(letter_id)
+    new_id = deadletters.requeue(existing_id(letter_id))
     record_audit("dead_letter.requeue", "dead_letter", letter_id, details={"new_task_id": new_id})
     db.session.commit()
     return new_id
 
 
 def _discard(letter_id: int) -> None:
-    deadletters.discard(letter_id)
+    deadletters.discard(existing_id(letter_id))
     record_audit("dead_letter.discard", "dead_letter", letter_id)
     db.session.commit()
 
