@@ -171,25 +171,33 @@ def run(url: str, options: argparse.Namespace) -> None:
         for label, call in calls.items():
             results[label] = timed(client, call, headers, options.requests)
             print(f"{label:40} {results[label][0]:8.1f} {results[label][1]:8.1f}")
-        offset_query = (
-            select(TaskExecution)
-            .order_by(TaskExecution.created_at.desc(), TaskExecution.id.desc())
-            .offset(10_000)
-            .limit(50)
-        )
-        samples = []
-        for _ in range(options.requests):
-            t0 = time.perf_counter()
-            list(db.session.scalars(offset_query))
-            db.session.expunge_all()
-            samples.append((time.perf_counter() - t0) * 1000)
-        samples.sort()
-        p50 = statistics.median(samples)
-        print(
-            f"{'page 10,000 deep (OFFSET, query only)':40} {p50:8.1f} "
-            f"{samples[int(0.95 * (len(samples) - 1))]:8.1f}"
-        )
-        ratio = p50 / results["page 10,000 deep (cursor)"][0]
+        from sqlalchemy import literal, tuple_
+
+        from app.api.common import decode_cursor
+
+        created, row_id, _ = decode_cursor(cursor)
+        order = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
+        key = tuple_(TaskExecution.created_at, TaskExecution.id)
+        bound = tuple_(literal(created, TaskExecution.created_at.type), literal(row_id))
+        queries = {
+            "cursor": select(TaskExecution).where(key < bound).order_by(*order).limit(50),
+            "OFFSET": select(TaskExecution).order_by(*order).offset(10_000).limit(50),
+        }
+        p50s = {}
+        for label, query in queries.items():
+            samples = []
+            for _ in range(options.requests):
+                t0 = time.perf_counter()
+                list(db.session.scalars(query))
+                db.session.expunge_all()
+                samples.append((time.perf_counter() - t0) * 1000)
+            samples.sort()
+            p50s[label] = statistics.median(samples)
+            p95 = samples[int(0.95 * (len(samples) - 1))]
+            print(
+                f"{'page 10,000 deep, query only (' + label + ')':40} {p50s[label]:8.1f} {p95:8.1f}"
+            )
+        ratio = p50s["OFFSET"] / p50s["cursor"]
         print(f"deep page OFFSET/cursor latency ratio: {ratio:.1f}")
 
 
