@@ -220,3 +220,19 @@ def test_malformed_json_is_400(client: FlaskClient, operator: dict) -> None:
 def test_405_and_unknown_path_are_json(client: FlaskClient, viewer: dict) -> None:
     response = client.delete("/tasks/api/executions/", headers=viewer)
     assert response.status_code in (403, 405) and "error" in response.json
+
+
+@pytest.mark.parametrize(
+    "url", ["/tasks/api/scheduled/4294967296/", "/tasks/api/scheduled/9223372036854775807/"]
+)
+def test_ids_beyond_the_column_are_404(client: FlaskClient, viewer: dict, url: str) -> None:
+    assert client.get(url, headers=viewer).status_code == 404
+    huge = client.get("/tasks/api/executions/?source=4294967296", headers=viewer)
+    assert huge.status_code == 422
+
+
+def test_nul_characters_are_refused_not_500(client: FlaskClient, viewer: dict) -> None:
+    response = client.get("/tasks/api/executions/%00/", headers=viewer)
+    assert response.status_code in (404, 422) and "error" in response.json
+    response = client.get("/tasks/api/executions/?task_name=a%00b", headers=viewer)
+    assert response.status_code in (200, 422)

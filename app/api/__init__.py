@@ -12,11 +12,13 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from flask_babel import gettext as _
 from flask_smorest import Api
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from app.api.common import ErrorSchema
 from app.auth.access import API_PREFIX, declare, requires
 from app.errors import DomainError
+from app.extensions import db
 from app.models import Role
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,17 @@ def _domain_error(error: DomainError) -> Response:
     return error_body(error.http_status, error.code, error.message, flatten(error.fields))
 
 
+def _data_error(error: DataError) -> Response:
+    """A value the database cannot hold (a NUL character, a number out of range): the input's
+    fault, so 422, never a 500. Only reached by values no schema rule caught."""
+    if not request.path.startswith(API_PREFIX):
+        raise error
+    db.session.rollback()
+    return error_body(
+        422, "invalid", _("A value cannot be stored or compared (e.g. a NUL character).")
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the API's resources, its error handlers and the access rules of OpenAPI."""
     from app.api import executions, health, operations, scheduled, stats
@@ -108,4 +121,5 @@ def init_app(app: Flask) -> None:
     declare(app, "api-docs.openapi_json", requires(Role.VIEWER)(lambda: None).access_rule)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(DataError, _data_error)
     app.add_url_rule("/metrics", "metrics", health.metrics)

@@ -16,6 +16,7 @@ from app.models import Role
 
 MAX_PAGE_SIZE = 500
 MAX_ID = 2**62  # larger ids cannot exist; SQLite cannot even bind them
+MAX_INT_ID = 2**31 - 1  # ids of 32-bit INTEGER keys (schedules, sources, variables)
 # MethodView resources: reads need a viewer, writes (POST/PUT/PATCH/DELETE) an operator.
 VIEWER_RULE = [requires(Role.VIEWER)]
 
@@ -99,8 +100,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int, str]:
         raise  # unreachable: abort raises
 
 
-def existing_id(value: int) -> int:
+def existing_id(value: int, maximum: int = MAX_ID) -> int:
     """``value`` when it could be a stored id, else a 404 (never an overflow in the driver)."""
-    if not 0 < value <= MAX_ID:
+    if not 0 < value <= maximum:
         abort(404, message=str(_l("Not found.")))
     return value

@@ -6,7 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
-from app.api.common import MAX_PAGE_SIZE
+from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE
 from app.models import TaskStatus
 
 STATUSES = [s.value for s in TaskStatus]
@@ -25,8 +25,8 @@ class ExecutionFilterSchema(ma.Schema):
     task_type = ma.fields.String(validate=ma.validate.Length(1, 64))
     task_name = ma.fields.String(validate=ma.validate.Length(1, 255))
     queue = ma.fields.String(validate=ma.validate.Length(1, 100))
-    source = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, 2**62))
-    variable = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, 2**62))
+    source = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, MAX_INT_ID))
+    variable = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, MAX_INT_ID))
     task_id_prefix = ma.fields.String(validate=ma.validate.Length(1, 64))
     created_from = ma.fields.AwareDateTime(default_timezone=UTC)
     created_to = ma.fields.AwareDateTime(default_timezone=UTC)
