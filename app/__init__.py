@@ -57,6 +57,9 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
+    from app import api
+
+    api.init_app(app)
     app.add_url_rule("/", "root", requires(Role.VIEWER)(lambda: redirect(url_for("web.dashboard"))))
 
 

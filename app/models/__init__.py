@@ -12,7 +12,7 @@ from app.models.schedule import (
     ScheduleKind,
     ScheduleRun,
 )
-from app.models.statistics import DailyTaskStatistic
+from app.models.statistics import DailyTaskStatistic, ExecutionHourly
 from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
@@ -27,6 +27,7 @@ __all__ = [
     "DailyTaskStatistic",
     "DataPoint",
     "DeadLetter",
+    "ExecutionHourly",
     "IntervalUnit",
     "MisfirePolicy",
     "RawPayload",

@@ -1,14 +1,63 @@
-"""Daily roll-up of executions per task type and name, read by the API and the dashboard."""
+"""Statistics roll-ups, read by the API and the dashboard instead of the execution table: hourly
+(kept by the recorder as executions finish) and daily (the 01:00 aggregation task)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Float, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models.types import BigIntPK, UTCDateTime, utcnow
+
+# Upper bounds (seconds) of the duration histogram buckets; the last bucket is unbounded.
+DURATION_BOUNDS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+HISTOGRAM_COLUMNS = tuple(f"le_{i:02d}" for i in range(len(DURATION_BOUNDS) + 1))
+
+
+class ExecutionHourly(db.Model):
+    """Executions of one task (type and name) that became final in one UTC hour.
+
+    Kept current by the recorder (app.tracking.apply) in the transaction that stores the final
+    status, so a batch applied twice is counted once. ``le_NN`` count durations per bucket of
+    ``DURATION_BOUNDS`` (not cumulative); p95 and the Prometheus histogram come from them.
+    """
+
+    __tablename__ = "execution_stats_hourly"
+    __table_args__ = (PrimaryKeyConstraint("hour", "task_type", "task_name"),)
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    task_type: Mapped[str] = mapped_column(String(64), default="")
+    task_name: Mapped[str] = mapped_column(String(255), default="")
+    success: Mapped[int] = mapped_column(Integer, default=0)
+    failure: Mapped[int] = mapped_column(Integer, default=0)
+    revoked: Mapped[int] = mapped_column(Integer, default=0)
+    duration_count: Mapped[int] = mapped_column(Integer, default=0)
+    duration_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    le_00: Mapped[int] = mapped_column(Integer, default=0)
+    le_01: Mapped[int] = mapped_column(Integer, default=0)
+    le_02: Mapped[int] = mapped_column(Integer, default=0)
+    le_03: Mapped[int] = mapped_column(Integer, default=0)
+    le_04: Mapped[int] = mapped_column(Integer, default=0)
+    le_05: Mapped[int] = mapped_column(Integer, default=0)
+    le_06: Mapped[int] = mapped_column(Integer, default=0)
+    le_07: Mapped[int] = mapped_column(Integer, default=0)
+    le_08: Mapped[int] = mapped_column(Integer, default=0)
+    le_09: Mapped[int] = mapped_column(Integer, default=0)
+    le_10: Mapped[int] = mapped_column(Integer, default=0)
+    le_11: Mapped[int] = mapped_column(Integer, default=0)
+
+    def __repr__(self) -> str:
+        return f"<ExecutionHourly {self.hour} {self.task_name}>"
 
 
 class DailyTaskStatistic(db.Model):

@@ -20,8 +20,9 @@ from sqlalchemy import JSON, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.models import DeadLetter, Source, TaskExecution, TaskType, Variable
+from app.models import FINAL_STATUSES, DeadLetter, Source, TaskExecution, TaskType, Variable
 from app.models.types import UTCDateTime
+from app.services.rollups import count_finals
 from app.tracking import events as ev
 from app.tracking.alerts import alerts_for
 
@@ -48,6 +49,7 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
     rows = _current_rows(task_ids)
     references = _References()
     finals: list[dict[str, Any]] = []
+    newly_final: list[dict[str, Any]] = []
     folded = []
     for task_id in task_ids:
         before = rows.get(task_id) or ev.new_row(
@@ -56,8 +58,12 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
         after = references.resolve(ev.fold(before, by_task[task_id]))
         if after["status"] == "failure" and before["status"] != "failure":
             finals.append(after)
+        if after["status"] in FINAL_STATUSES and before["status"] not in FINAL_STATUSES:
+            newly_final.append(after)
         folded.append({column: after.get(column) for column in ROW_COLUMNS})
     _upsert_rows(folded)
+    # Hourly statistics: each execution counted once, in the transaction storing its final status.
+    count_finals(newly_final, {v: k for k, v in references.types.items()})
     _keep_dead_letters(finals, by_task)
     return alerts_for(finals)
 

@@ -1,0 +1,198 @@
+"""Health (public: load balancers call it) and Prometheus metrics (viewer: send a token)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import marshmallow as ma
+import redis
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import func, select, text
+
+from app.api.stats import redis_client
+from app.auth.access import public, requires
+from app.extensions import db
+from app.models import ExecutionHourly, Role, TaskExecution
+from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
+from app.scheduler.store import get_store
+from app.services.queues import queue_stats
+from app.services.statistics import IN_FLIGHT
+from app.tracking.heartbeats import live_workers
+from app.tracking.recorder import LAG_KEY
+
+blp = Blueprint("api_health", __name__, url_prefix="/tasks/api/health", description="Health")
+
+
+class HealthSchema(ma.Schema):
+    healthy = ma.fields.Boolean(required=True)
+    checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw())
+    checked_at = ma.fields.Float()
+
+
+def blueprints() -> list[Blueprint]:
+    return [blp]
+
+
+def _timed(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = check() or {}
+        return {
+            "ok": True,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            **detail,
+        }
+    except Exception as error:  # any failure is a finding, never a 500
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"[:500]}
+
+
+def _beat() -> dict[str, Any]:
+    store = get_store()
+    pipe = store.client.pipeline(transaction=False)
+    pipe.get(store.key("lock"))
+    pipe.pttl(store.key("lock"))
+    holder, ttl_ms = pipe.execute()
+    lock_ms = current_app.config.get("SCHEDULER_LOCK_TTL", 10.0) * 1000
+    # The leader renews the lock's TTL on every tick, so the time since the last renewal is
+    # how long ago beat last ticked.
+    ago = round(max(lock_ms - ttl_ms, 0) / 1000, 3) if holder and ttl_ms > 0 else None
+    return {"lock_holder": holder.decode() if holder else None, "last_tick_seconds_ago": ago}
+
+
+def _recorder() -> dict[str, Any]:
+    last = redis_client().get(LAG_KEY)
+    return {"lag_seconds": round(time.time() - float(last), 3) if last else None}
+
+
+def report() -> dict[str, Any]:
+    """Every check; healthy when Redis and the database answer."""
+    checks: dict[str, Any] = {
+        "redis": _timed(lambda: {"ping": bool(redis_client().ping())}),
+        "database": _timed(lambda: db.session.execute(text("SELECT 1")) and None),
+    }
+    if not checks["database"]["ok"]:
+        db.session.rollback()
+    redis_ok = checks["redis"]["ok"]
+    if redis_ok:
+        checks["queues"] = _timed(
+            lambda: {"items": queue_stats(redis_client())} if checks["database"]["ok"] else None
+        )
+        checks["workers"] = _timed(lambda: {"live": live_workers(redis_client())})
+        checks["beat"] = _timed(_beat)
+        checks["recorder"] = _timed(_recorder)
+    healthy = checks["redis"]["ok"] and checks["database"]["ok"]
+    return {"healthy": healthy, "checks": checks, "checked_at": time.time()}
+
+
+@blp.route("/")
+class Health(MethodView):
+    decorators = [public]
+
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="Redis or the database is down")
+    def get(self) -> Any:
+        """Redis and database latency, queues, live workers, beat and recorder lag."""
+        data = report()
+        return data, (200 if data["healthy"] else 503)
+
+
+def _line(name: str, value: Any, **labels: Any) -> str:
+    if labels:
+        inner = ",".join(
+            f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+            for k, v in labels.items()
+        )
+        return f"{name}{{{inner}}} {value}"
+    return f"{name} {value}"
+
+
+@requires(Role.VIEWER)
+def metrics() -> Response:
+    """Prometheus text: executions by status and type, queues, workers, a duration histogram."""
+    h = ExecutionHourly
+    out = [
+        "# HELP ewas_executions_finished_total Executions that reached a final status.",
+        "# TYPE ewas_executions_finished_total counter",
+    ]
+    sums = [
+        func.sum(getattr(h, c))
+        for c in (
+            "success",
+            "failure",
+            "revoked",
+            "duration_count",
+            "duration_sum",
+            *HISTOGRAM_COLUMNS,
+        )
+    ]
+    rows = db.session.execute(select(h.task_type, *sums).group_by(h.task_type)).all()
+    for row in rows:
+        for index, status in enumerate(("success", "failure", "revoked")):
+            out.append(
+                _line(
+                    "ewas_executions_finished_total",
+                    int(row[index + 1] or 0),
+                    status=status,
+                    task_type=row[0],
+                )
+            )
+    out += [
+        "# HELP ewas_executions_in_flight Executions pending, started or waiting to retry.",
+        "# TYPE ewas_executions_in_flight gauge",
+    ]
+    flight = db.session.execute(
+        select(TaskExecution.status, func.count())
+        .where(TaskExecution.status.in_(IN_FLIGHT))
+        .group_by(TaskExecution.status)
+    ).all()
+    counted = {str(s): n for s, n in flight}
+    out += [
+        _line("ewas_executions_in_flight", counted.get(str(s), 0), status=str(s)) for s in IN_FLIGHT
+    ]
+    out += [
+        "# HELP ewas_execution_duration_seconds Run time of finished executions.",
+        "# TYPE ewas_execution_duration_seconds histogram",
+    ]
+    for row in rows:
+        cumulative = 0
+        for bound, value in zip((*DURATION_BOUNDS, "+Inf"), row[6:], strict=True):
+            cumulative += int(value or 0)
+            out.append(
+                _line(
+                    "ewas_execution_duration_seconds_bucket", cumulative, task_type=row[0], le=bound
+                )
+            )
+        out.append(
+            _line("ewas_execution_duration_seconds_sum", float(row[5] or 0), task_type=row[0])
+        )
+        out.append(
+            _line("ewas_execution_duration_seconds_count", int(row[4] or 0), task_type=row[0])
+        )
+    try:
+        queues = queue_stats(redis_client())
+        workers = live_workers(redis_client())
+    except redis.RedisError:
+        queues, workers = [], None
+    out += ["# HELP ewas_queue_depth Messages waiting in a queue.", "# TYPE ewas_queue_depth gauge"]
+    out += [_line("ewas_queue_depth", q["depth"], queue=q["name"]) for q in queues]
+    out += [
+        "# HELP ewas_queue_latency_seconds Age of the oldest waiting message.",
+        "# TYPE ewas_queue_latency_seconds gauge",
+    ]
+    out += [
+        _line("ewas_queue_latency_seconds", q["oldest_age_seconds"] or 0, queue=q["name"])
+        for q in queues
+    ]
+    if workers is not None:
+        out += [
+            "# HELP ewas_workers Live workers (heartbeats).",
+            "# TYPE ewas_workers gauge",
+            _line("ewas_workers", len(workers)),
+        ]
+    body = "\n".join(out) + "\n"
+    return Response(
+        body, mimetype="text/plain", headers={"Content-Type": "text/plain; version=0.0.4"}
+    )

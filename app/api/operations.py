@@ -1,0 +1,293 @@
+"""Operator views: live workers and their control, dead letters, queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+
+from app.api.common import (
+    MAX_PAGE_SIZE,
+    VIEWER_RULE,
+    BulkIntIdsSchema,
+    BulkResultSchema,
+    existing_id,
+)
+from app.api.stats import QueueSchema, redis_client
+from app.errors import DomainError
+from app.extensions import db
+from app.models import DeadLetter
+from app.services.audit import record_audit
+from app.services.queues import queue_names, queue_stats
+from app.tracking import deadletters
+from app.tracking.heartbeats import live_workers
+
+workers_blp = Blueprint(
+    "api_workers", __name__, url_prefix="/tasks/api/workers", description="Workers"
+)
+letters_blp = Blueprint(
+    "api_dead_letters", __name__, url_prefix="/tasks/api/dead-letters", description="Dead letters"
+)
+queues_blp = Blueprint("api_queues", __name__, url_prefix="/tasks/api/queues", description="Queues")
+CONTROL_TIMEOUT = 1.0
+
+
+class WorkerSchema(ma.Schema):
+    hostname = ma.fields.String()
+    host = ma.fields.String()
+    pid = ma.fields.Integer()
+    queues = ma.fields.List(ma.fields.String())
+    concurrency = ma.fields.Integer(allow_none=True)
+    active = ma.fields.Integer()
+    last_seen = ma.fields.Float()
+
+
+class WorkerListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(WorkerSchema))
+
+
+class PoolSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    n = ma.fields.Integer(load_default=1, strict=True, validate=ma.validate.Range(1, 64))
+
+
+class ConsumerSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    queue = ma.fields.String(required=True)
+
+
+class ControlResultSchema(ma.Schema):
+    worker = ma.fields.String()
+    action = ma.fields.String()
+    replies = ma.fields.List(ma.fields.Raw())
+
+
+class DeadLetterArgsSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    state = ma.fields.String(
+        load_default="open", validate=ma.validate.OneOf(["open", "requeued", "discarded", "all"])
+    )
+    task_name = ma.fields.String(validate=ma.validate.Length(1, 255))
+    before_id = ma.fields.Integer(validate=ma.validate.Range(1, 2**62))
+    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_PAGE_SIZE))
+
+
+class DeadLetterSchema(ma.Schema):
+    id = ma.fields.Integer()
+    task_id = ma.fields.String()
+    task_name = ma.fields.String()
+    queue = ma.fields.String(allow_none=True)
+    args = ma.fields.Raw(allow_none=True)
+    kwargs = ma.fields.Raw(allow_none=True)
+    error_message = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+    requeued_at = ma.fields.AwareDateTime(allow_none=True)
+    requeued_task_id = ma.fields.String(allow_none=True)
+    discarded_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class DeadLetterPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DeadLetterSchema))
+    next_before_id = ma.fields.Integer(allow_none=True)
+
+
+class RequeuedSchema(ma.Schema):
+    id = ma.fields.Integer()
+    new_task_id = ma.fields.String(allow_none=True)
+
+
+class QueueListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(QueueSchema))
+
+
+def blueprints() -> list[Blueprint]:
+    return [workers_blp, letters_blp, queues_blp]
+
+
+@workers_blp.route("/")
+class Workers(MethodView):
+    decorators = VIEWER_RULE
+
+    @workers_blp.response(200, WorkerListSchema)
+    def get(self) -> dict[str, Any]:
+        """Live workers from their heartbeats: queues, concurrency, active tasks."""
+        return {"items": sorted(live_workers(redis_client()), key=lambda w: w["hostname"])}
+
+
+def _control(name: str, action: str, **arguments: Any) -> dict[str, Any]:
+    """Send one Celery control command to a live worker; audited."""
+    if name not in {w["hostname"] for w in live_workers(redis_client())}:
+        abort(404, message=_("No live worker named %(name)s.", name=name[:255]))
+    control = current_app.extensions["celery"].control
+    record_audit(f"worker.{action}", "worker", name, details=arguments or None)
+    db.session.commit()
+    replies = getattr(control, action)(
+        **arguments, destination=[name], reply=action != "shutdown", timeout=CONTROL_TIMEOUT
+    )
+    return {"worker": name, "action": action, "replies": replies or []}
+
+
+@workers_blp.route("/<string:name>/shutdown/", methods=["POST"])
+@VIEWER_RULE[0]
+@workers_blp.response(202, ControlResultSchema)
+def shutdown(name: str) -> dict[str, Any]:
+    """Ask a worker to stop after its running tasks (warm shutdown)."""
+    return _control(name, "shutdown")
+
+
+@workers_blp.route("/<string:name>/pool/grow/", methods=["POST"])
+@VIEWER_RULE[0]
+@workers_blp.arguments(PoolSchema)
+@workers_blp.response(202, ControlResultSchema)
+def pool_grow(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """Add ``n`` pool processes to a worker."""
+    return _control(name, "pool_grow", n=body["n"])
+
+
+@workers_blp.route("/<string:name>/pool/shrink/", methods=["POST"])
+@VIEWER_RULE[0]
+@workers_blp.arguments(PoolSchema)
+@workers_blp.response(202, ControlResultSchema)
+def pool_shrink(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """Remove ``n`` pool processes from a worker."""
+    return _control(name, "pool_shrink", n=body["n"])
+
+
+def _known_queue(queue: str) -> str:
+    if queue not in queue_names():
+        abort(422, message=_("Unknown queue."), messages={"json": {"queue": [_("Unknown queue.")]}})
+    return queue
+
+
+@workers_blp.route("/<string:name>/consumers/add/", methods=["POST"])
+@VIEWER_RULE[0]
+@workers_blp.arguments(ConsumerSchema)
+@workers_blp.response(202, ControlResultSchema)
+def add_consumer(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """Make a worker consume one more queue."""
+    return _control(name, "add_consumer", queue=_known_queue(body["queue"]))
+
+
+@workers_blp.route("/<string:name>/consumers/cancel/", methods=["POST"])
+@VIEWER_RULE[0]
+@workers_blp.arguments(ConsumerSchema)
+@workers_blp.response(202, ControlResultSchema)
+def cancel_consumer(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """Make a worker stop consuming a queue."""
+    return _control(name, "cancel_consumer", queue=_known_queue(body["queue"]))
+
+
+@letters_blp.route("/")
+class DeadLetters(MethodView):
+    decorators = VIEWER_RULE
+
+    @letters_blp.arguments(DeadLetterArgsSchema, location="query")
+    @letters_blp.response(200, DeadLetterPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Dead letters, newest first (keyset on id through ``before_id``)."""
+        query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(args["page_size"] + 1)
+        state = args["state"]
+        if state == "open":
+            query = query.where(DeadLetter.requeued_at.is_(None), DeadLetter.discarded_at.is_(None))
+        elif state == "requeued":
+            query = query.where(DeadLetter.requeued_at.is_not(None))
+        elif state == "discarded":
+            query = query.where(DeadLetter.discarded_at.is_not(None))
+        if args.get("task_name"):
+            query = query.where(DeadLetter.task_name == args["task_name"])
+        if args.get("before_id"):
+            query = query.where(DeadLetter.id < args["before_id"])
+        rows = list(db.session.scalars(query))
+        more = len(rows) > args["page_size"]
+        rows = rows[: args["page_size"]]
+        return {"items": rows, "next_before_id": rows[-1].id if more else None}
+
+
+def _requeue(letter_id: int) -> str | None:
+    new_id = deadletters.requeue(existing_id(letter_id))
+    record_audit("dead_letter.requeue", "dead_letter", letter_id, details={"new_task_id": new_id})
+    db.session.commit()
+    return new_id
+
+
+def _discard(letter_id: int) -> None:
+    deadletters.discard(existing_id(letter_id))
+    record_audit("dead_letter.discard", "dead_letter", letter_id)
+    db.session.commit()
+
+
+@letters_blp.route("/<int:letter_id>/requeue/", methods=["POST"])
+@VIEWER_RULE[0]
+@letters_blp.response(202, RequeuedSchema)
+def requeue(letter_id: int) -> dict[str, Any]:
+    """Send a dead letter again as a new execution linked to the original."""
+    return {"id": letter_id, "new_task_id": _requeue(letter_id)}
+
+
+@letters_blp.route("/<int:letter_id>/discard/", methods=["POST"])
+@VIEWER_RULE[0]
+@letters_blp.response(200, RequeuedSchema)
+def discard(letter_id: int) -> dict[str, Any]:
+    """Drop a dead letter (it stays listed as discarded)."""
+    _discard(letter_id)
+    return {"id": letter_id, "new_task_id": None}
+
+
+def _bulk(action: Any, ids: list[int]) -> dict[str, Any]:
+    results = []
+    for letter_id in dict.fromkeys(ids):
+        try:
+            new_id = action(letter_id)
+            results.append(
+                {"id": str(letter_id), "status": 200, "code": "ok", "new_task_id": new_id}
+            )
+        except DomainError as error:
+            db.session.rollback()
+            results.append(
+                {
+                    "id": str(letter_id),
+                    "status": error.http_status,
+                    "code": error.code,
+                    "message": error.message,
+                }
+            )
+    return {"results": results}
+
+
+@letters_blp.route("/bulk/requeue/", methods=["POST"])
+@VIEWER_RULE[0]
+@letters_blp.arguments(BulkIntIdsSchema)
+@letters_blp.response(200, BulkResultSchema)
+def bulk_requeue(body: dict[str, Any]) -> dict[str, Any]:
+    """Requeue several dead letters, answering per id."""
+    return _bulk(_requeue, body["ids"])
+
+
+@letters_blp.route("/bulk/discard/", methods=["POST"])
+@VIEWER_RULE[0]
+@letters_blp.arguments(BulkIntIdsSchema)
+@letters_blp.response(200, BulkResultSchema)
+def bulk_discard(body: dict[str, Any]) -> dict[str, Any]:
+    """Discard several dead letters, answering per id."""
+    return _bulk(_discard, body["ids"])
+
+
+@queues_blp.route("/")
+class Queues(MethodView):
+    decorators = VIEWER_RULE
+
+    @queues_blp.response(200, QueueListSchema)
+    def get(self) -> dict[str, Any]:
+        """Each queue's depth (all priority lists) and the age of its oldest message."""
+        return {"items": queue_stats(redis_client())}

@@ -1,0 +1,154 @@
+"""Task types with statistics, a type's time series, and system statistics (from roll-ups)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+import redis
+from flask import current_app
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+
+from app.api.common import VIEWER_RULE
+from app.extensions import db
+from app.models import TaskType
+from app.services import statistics
+from app.services.queues import queue_stats
+
+blp = Blueprint("api_stats", __name__, url_prefix="/tasks/api", description="Statistics")
+MAX_HOURS = 24 * 90
+
+
+class WindowSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    window_hours = ma.fields.Integer(load_default=24, validate=ma.validate.Range(1, MAX_HOURS))
+
+
+class SeriesArgsSchema(WindowSchema):
+    window_hours = ma.fields.Integer(load_default=48, validate=ma.validate.Range(1, MAX_HOURS))
+    bucket = ma.fields.String(load_default="hour", validate=ma.validate.OneOf(["hour", "day"]))
+
+
+class CountsSchema(ma.Schema):
+    success = ma.fields.Integer()
+    failure = ma.fields.Integer()
+    revoked = ma.fields.Integer()
+
+
+class SummarySchema(ma.Schema):
+    counts = ma.fields.Nested(CountsSchema)
+    finished = ma.fields.Integer()
+    success_rate = ma.fields.Float(allow_none=True)
+    duration_avg_seconds = ma.fields.Float(allow_none=True)
+    duration_p95_seconds = ma.fields.Float(allow_none=True)
+
+
+class TypeStatsSchema(SummarySchema):
+    name = ma.fields.String()
+    description = ma.fields.String(allow_none=True)
+
+
+class TypeListSchema(ma.Schema):
+    window_hours = ma.fields.Integer()
+    items = ma.fields.List(ma.fields.Nested(TypeStatsSchema))
+
+
+class BucketSchema(SummarySchema):
+    start = ma.fields.AwareDateTime()
+
+
+class SeriesSchema(ma.Schema):
+    name = ma.fields.String()
+    window_hours = ma.fields.Integer()
+    bucket = ma.fields.String()
+    buckets = ma.fields.List(ma.fields.Nested(BucketSchema))
+
+
+class QueueSchema(ma.Schema):
+    name = ma.fields.String()
+    depth = ma.fields.Integer()
+    oldest_age_seconds = ma.fields.Float(allow_none=True)
+
+
+class StatisticsSchema(ma.Schema):
+    window_hours = ma.fields.Integer()
+    by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    success_rate = ma.fields.Float(allow_none=True)
+    duration_avg_seconds = ma.fields.Float(allow_none=True)
+    duration_p95_seconds = ma.fields.Float(allow_none=True)
+    throughput_per_hour = ma.fields.List(ma.fields.Dict())
+    busiest_tasks = ma.fields.List(ma.fields.Dict())
+    most_failing_tasks = ma.fields.List(ma.fields.Dict())
+    queues = ma.fields.List(ma.fields.Nested(QueueSchema), allow_none=True)
+
+
+def blueprints() -> list[Blueprint]:
+    return [blp]
+
+
+def redis_client() -> redis.Redis:
+    client = current_app.extensions.get("api_redis")
+    if client is None:
+        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2)
+        current_app.extensions["api_redis"] = client
+    return client
+
+
+def safe_queue_stats() -> list[dict[str, Any]] | None:
+    try:
+        return queue_stats(redis_client())
+    except redis.RedisError:
+        return None
+
+
+@blp.route("/types/")
+class Types(MethodView):
+    decorators = VIEWER_RULE
+
+    @blp.arguments(WindowSchema, location="query")
+    @blp.response(200, TypeListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Task types with counts by status, success rate, average and p95 duration."""
+        hours = args["window_hours"]
+        summaries = statistics.by_type(hours)
+        empty = statistics.summarize(statistics._Row({c.name: 0 for c in statistics.SUMS}))
+        items = [
+            {"name": t.name, "description": t.description, **summaries.get(t.name, empty)}
+            for t in db.session.scalars(select(TaskType).order_by(TaskType.name))
+        ]
+        return {"window_hours": hours, "items": items}
+
+
+@blp.route("/types/<string:name>/stats/")
+class TypeStats(MethodView):
+    decorators = VIEWER_RULE
+
+    @blp.arguments(SeriesArgsSchema, location="query")
+    @blp.response(200, SeriesSchema)
+    def get(self, args: dict[str, Any], name: str) -> dict[str, Any]:
+        """A type's hourly or daily counts, success rate and durations over a window."""
+        if db.session.scalar(select(TaskType.id).where(TaskType.name == name)) is None:
+            abort(404, message=_("No task type %(name)s.", name=name[:64]))
+        buckets = statistics.series(name, args["window_hours"], args["bucket"])
+        return {
+            "name": name,
+            "window_hours": args["window_hours"],
+            "bucket": args["bucket"],
+            "buckets": buckets,
+        }
+
+
+@blp.route("/statistics/")
+class Statistics(MethodView):
+    decorators = VIEWER_RULE
+
+    @blp.arguments(WindowSchema, location="query")
+    @blp.response(200, StatisticsSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Totals by status, success rate, throughput, busiest and failing tasks, queues."""
+        return {**statistics.overview(args["window_hours"]), "queues": safe_queue_stats()}

@@ -1,0 +1,89 @@
+"""Hourly statistics roll-ups: counted when executions become final, read by the API."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.extensions import db
+from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS, ExecutionHourly
+
+COUNTED = ("success", "failure", "revoked")
+SUMMED = (*COUNTED, "duration_count", "duration_sum", *HISTOGRAM_COLUMNS)
+
+
+def bucket_of(seconds: float) -> str:
+    """The histogram column of a duration."""
+    return HISTOGRAM_COLUMNS[bisect_left(DURATION_BOUNDS, seconds)]
+
+
+def _hour(value: datetime) -> datetime:
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def count_finals(rows: Iterable[dict[str, Any]], type_names: dict[int, str]) -> None:
+    """Add executions that just became final to their hour's counters (caller commits).
+
+    ``rows`` are execution rows as the recorder stores them; each must be passed once, in the
+    transaction that first stores its final status.
+    """
+    totals: dict[tuple[datetime, str, str], dict[str, Any]] = {}
+    for row in rows:
+        status = str(row.get("status"))
+        if status not in COUNTED:
+            continue
+        when = row.get("completed_at") or row.get("updated_at") or row.get("created_at")
+        if when is None:
+            continue
+        key = (
+            _hour(when),
+            type_names.get(row.get("task_type_id") or 0, ""),
+            row.get("task_name") or "",
+        )
+        counters = totals.setdefault(key, dict.fromkeys(SUMMED, 0))
+        counters[status] += 1
+        started, completed = row.get("started_at"), row.get("completed_at")
+        if started is not None and completed is not None:
+            seconds = max((completed - started).total_seconds(), 0.0)
+            counters["duration_count"] += 1
+            counters["duration_sum"] += seconds
+            counters[bucket_of(seconds)] += 1
+    if totals:
+        add_counts(
+            [
+                {"hour": hour, "task_type": kind, "task_name": name, **counters}
+                for (hour, kind, name), counters in totals.items()
+            ]
+        )
+
+
+def add_counts(values: list[dict[str, Any]]) -> None:
+    """Upsert counter rows, adding to the stored counters."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    table = ExecutionHourly.__table__
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["hour", "task_type", "task_name"],
+        set_={c: table.c[c] + statement.excluded[c] for c in SUMMED},
+    )
+    db.session.execute(statement, values)
+
+
+def percentile(histogram: list[int], share: float) -> float | None:
+    """The ``share`` percentile of a bucket histogram, interpolated inside its bucket."""
+    total = sum(histogram)
+    if not total:
+        return None
+    wanted, seen = share * total, 0
+    for index, count in enumerate(histogram):
+        if count and seen + count >= wanted:
+            low = DURATION_BOUNDS[index - 1] if index else 0.0
+            high = DURATION_BOUNDS[index] if index < len(DURATION_BOUNDS) else low * 2
+            return round(low + (high - low) * (wanted - seen) / count, 3)
+        seen += count
+    return None

@@ -1,0 +1,205 @@
+"""Scale benchmark of the JSON API: N executions over 90 days in PostgreSQL, then p50/p95 of
+each call, and the deep page fetched by cursor versus OFFSET.
+
+    .venv/bin/python bench/scale.py [--rows 1000000] [--requests 50]
+
+Needs BENCH_DATABASE_URL (a PostgreSQL server; a scratch database is created and dropped) and a
+Redis at BENCH_REDIS_URL (database 12 by default; flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import create_engine, make_url, select, text
+
+SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+NAMES = [f"data_pipeline.tasks.retrieve_{i}" for i in range(10)] + [
+    f"data_pipeline.tasks.process_{i}" for i in range(10)
+]
+
+
+def load(app, rows: int) -> None:
+    """COPY ``rows`` executions spread over 90 days, then roll them up by hour in SQL."""
+    from app.extensions import db
+    from app.models import TaskType
+
+    types = dict(db.session.execute(select(TaskType.name, TaskType.id)).all())
+    end = datetime.now(UTC)
+    span = 90 * 86400
+    raw = db.engine.raw_connection()
+    cursor = raw.cursor()
+    with cursor.copy(
+        "COPY task_executions (task_id, task_name, task_type_id, status, queue, created_at, "
+        "updated_at, started_at, completed_at, error_message, retry_count, is_dead_letter, "
+        "lost_suspect, replayable, state_rank, state_at) FROM STDIN"
+    ) as copy:
+        for i in range(rows):
+            created = end - timedelta(seconds=span * (rows - i) / rows)
+            name = NAMES[i % len(NAMES)]
+            kind = "retrieval" if "retrieve" in name else "processing"
+            status = "failure" if i % 20 == 0 else "success"
+            started = created + timedelta(seconds=1)
+            done = started + timedelta(seconds=0.2 + (i % 50) / 10)
+            copy.write_row(
+                (
+                    str(uuid.UUID(int=i + 1)),
+                    name,
+                    types[kind],
+                    status,
+                    "data_retrieval",
+                    created,
+                    done,
+                    started,
+                    done,
+                    "boom" if status == "failure" else None,
+                    0,
+                    False,
+                    False,
+                    True,
+                    0,
+                    0,
+                )
+            )
+    raw.commit()
+    from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
+
+    bounds = [0.0, *DURATION_BOUNDS]
+    buckets = []
+    for index, _column in enumerate(HISTOGRAM_COLUMNS):
+        low = bounds[index]
+        cond = f"d > {low}" if index else "d >= 0"
+        if index < len(DURATION_BOUNDS):
+            cond += f" and d <= {DURATION_BOUNDS[index]}"
+        buckets.append(f"sum(case when {cond} then 1 else 0 end)")
+    cursor.execute(f"""
+        insert into execution_stats_hourly (hour, task_type, task_name, success, failure, revoked,
+            duration_count, duration_sum, {", ".join(HISTOGRAM_COLUMNS)})
+        select date_trunc('hour', completed_at), t.name, task_name,
+            sum(case when status = 'success' then 1 else 0 end),
+            sum(case when status = 'failure' then 1 else 0 end),
+            sum(case when status = 'revoked' then 1 else 0 end),
+            count(d), coalesce(sum(d), 0), {", ".join(buckets)}
+        from (select *, extract(epoch from completed_at - started_at) as d
+              from task_executions) e join task_types t on t.id = e.task_type_id
+        group by 1, 2, 3""")
+    cursor.execute("analyze")
+    raw.commit()
+    raw.close()
+
+
+def timed(client, url: str, headers: dict, n: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code in (200, 503), (url, response.status_code, response.text[:200])
+    samples.sort()
+    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=50)
+    options = parser.parse_args()
+    server = make_url(SERVER)
+    name = f"ewas_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        run(server.set(database=name).render_as_string(hide_password=False), options)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def run(url: str, options: argparse.Namespace) -> None:
+    import redis
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import Role, TaskExecution
+    from app.services.task_types import seed_task_types
+    from app.services.tokens import create_token
+    from app.services.users import create_user
+
+    redis.Redis.from_url(REDIS).flushdb()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": REDIS, "SECRET_KEY": "bench"})
+    with app.app_context():
+        upgrade()
+        seed_task_types()
+        user = create_user("bench", Role.VIEWER, "bench-password-1")
+        token = create_token(user, name="bench").plaintext
+        db.session.commit()
+        started = time.perf_counter()
+        load(app, options.rows)
+        print(f"loaded {options.rows} executions in {time.perf_counter() - started:.0f} s")
+        headers = {"Authorization": f"Bearer {token}"}
+        client = app.test_client()
+        base = "/tasks/api/executions/?page_size=50"
+        cursor = None
+        for _ in range(200):  # 200 pages of 50: 10,000 rows deep
+            page = client.get(base + (f"&cursor={cursor}" if cursor else ""), headers=headers).json
+            cursor = page["next_cursor"]
+        one = db.session.scalar(select(TaskExecution.task_id).limit(1))
+        end = datetime.now(UTC)
+        frm = (end - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        to = (end - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        calls = {
+            "first page": base,
+            "page 10,000 deep (cursor)": f"{base}&cursor={cursor}",
+            "failures of one type, date range": (
+                f"{base}&status=failure&task_type=retrieval&created_from={frm}&created_to={to}"
+            ),
+            "one execution": f"/tasks/api/executions/{one}/",
+            "types with statistics": "/tasks/api/types/?window_hours=720",
+            "statistics": "/tasks/api/statistics/?window_hours=720",
+            "health": "/tasks/api/health/",
+        }
+        print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
+        results = {}
+        for label, call in calls.items():
+            results[label] = timed(client, call, headers, options.requests)
+            print(f"{label:40} {results[label][0]:8.1f} {results[label][1]:8.1f}")
+        from sqlalchemy import literal, tuple_
+
+        from app.api.common import decode_cursor
+
+        created, row_id, _ = decode_cursor(cursor)
+        order = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
+        key = tuple_(TaskExecution.created_at, TaskExecution.id)
+        bound = tuple_(literal(created, TaskExecution.created_at.type), literal(row_id))
+        queries = {
+            "cursor": select(TaskExecution).where(key < bound).order_by(*order).limit(50),
+            "OFFSET": select(TaskExecution).order_by(*order).offset(10_000).limit(50),
+        }
+        p50s = {}
+        for label, query in queries.items():
+            samples = []
+            for _ in range(options.requests):
+                t0 = time.perf_counter()
+                list(db.session.scalars(query))
+                db.session.expunge_all()
+                samples.append((time.perf_counter() - t0) * 1000)
+            samples.sort()
+            p50s[label] = statistics.median(samples)
+            p95 = samples[int(0.95 * (len(samples) - 1))]
+            print(
+                f"{'page 10,000 deep, query only (' + label + ')':40} {p50s[label]:8.1f} {p95:8.1f}"
+            )
+        ratio = p50s["OFFSET"] / p50s["cursor"]
+        print(f"deep page OFFSET/cursor latency ratio: {ratio:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The executions API: filters, keyset cursors, detail, retry, cancel, bulk, errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEntry, Role, TaskExecution, TaskStatus, TaskType
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def add(n: int, **values: object) -> list[TaskExecution]:
+    rows = []
+    for i in range(n):
+        status = values.get("status", TaskStatus.SUCCESS)
+        row = TaskExecution(
+            task_id=values.get("task_id") or str(uuid.uuid4()),
+            task_name=values.get("task_name", "data_pipeline.tasks.retrieve_source"),
+            status=status,
+            queue=values.get("queue", "data_retrieval"),
+            created_at=values.get("created_at", BASE + timedelta(minutes=i)),
+            started_at=values.get("started_at"),
+            error_message="boom" if status == TaskStatus.FAILURE else None,
+            args=[1],
+            kwargs={},
+        )
+        if values.get("task_type"):
+            row.task_type = db.session.scalar(
+                select(TaskType).where(TaskType.name == values["task_type"])
+            )
+        db.session.add(row)
+        rows.append(row)
+    db.session.commit()
+    return rows
+
+
+@pytest.fixture
+def viewer(client: FlaskClient, token_for: Callable) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+
+
+@pytest.fixture
+def operator(token_for: Callable) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+
+
+def test_list_newest_first_with_cursors_both_ways(client: FlaskClient, viewer: dict) -> None:
+    rows = add(25)
+    first = client.get("/tasks/api/executions/?page_size=10", headers=viewer).json
+    assert [i["task_id"] for i in first["items"]] == [r.task_id for r in rows[::-1][:10]]
+    assert first["previous_cursor"] is None and first["next_cursor"]
+    second = client.get(
+        f"/tasks/api/executions/?page_size=10&cursor={first['next_cursor']}", headers=viewer
+    ).json
+    assert [i["task_id"] for i in second["items"]] == [r.task_id for r in rows[::-1][10:20]]
+    back = client.get(
+        f"/tasks/api/executions/?page_size=10&cursor={second['previous_cursor']}", headers=viewer
+    ).json
+    assert back["items"] == first["items"]
+    assert back["previous_cursor"] is None
+    third = client.get(
+        f"/tasks/api/executions/?page_size=10&cursor={second['next_cursor']}", headers=viewer
+    ).json
+    assert len(third["items"]) == 5 and third["next_cursor"] is None
+
+
+def test_cursor_stable_while_rows_arrive(client: FlaskClient, viewer: dict) -> None:
+    rows = add(30)
+    seen, cursor = [], None
+    for page_number in range(4):
+        url = "/tasks/api/executions/?page_size=8" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=viewer).json
+        seen += [i["task_id"] for i in page["items"]]
+        # new executions arrive between pages, newer than everything (and one with a tie)
+        add(3, created_at=datetime.now(UTC) + timedelta(minutes=page_number))
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [r.task_id for r in rows[::-1]]  # no duplicate, no gap
+
+
+def test_combined_filters(client: FlaskClient, viewer: dict) -> None:
+    add(3, status=TaskStatus.FAILURE, task_type="retrieval", started_at=BASE)
+    wanted = add(2, status=TaskStatus.FAILURE, task_type="processing", queue="data_processing")
+    add(2, status=TaskStatus.SUCCESS, task_type="processing", queue="data_processing")
+    add(
+        1,
+        status=TaskStatus.REVOKED,
+        task_type="processing",
+        queue="data_processing",
+        task_name="other",
+    )
+    url = (
+        "/tasks/api/executions/?status=failure&status=revoked&task_type=processing"
+        "&queue=data_processing&task_name=data_pipeline.tasks.retrieve_source"
+        "&created_from=2025-12-31T00:00:00Z&created_to=2026-01-02T00:00:00%2B00:00"
+    )
+    body = client.get(url, headers=viewer).json
+    assert sorted(i["task_id"] for i in body["items"]) == sorted(r.task_id for r in wanted)
+    prefix = wanted[0].task_id[:8]
+    body = client.get(f"/tasks/api/executions/?task_id_prefix={prefix}", headers=viewer).json
+    assert [i["task_id"] for i in body["items"]] == [wanted[0].task_id]
+    body = client.get("/tasks/api/executions/?task_id_prefix=%25", headers=viewer).json
+    assert body["items"] == []  # LIKE wildcards are literal
+    assert (
+        client.get("/tasks/api/executions/?started_from=2026-01-01T00:00:00Z", headers=viewer)
+        .json["items"]
+        .__len__()
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    "query, status, code",
+    [
+        ("status=nope", 422, "invalid"),
+        ("page_size=501", 422, "invalid"),
+        ("page_size=0", 422, "invalid"),
+        ("created_from=yesterday", 422, "invalid"),
+        ("unknown=1", 422, "invalid"),
+        ("source=abc", 422, "invalid"),
+        ("cursor=not-a-cursor", 400, "bad_cursor"),
+        ("cursor=WyJ4IiwxLCJuZXh0Il0", 400, "bad_cursor"),
+    ],
+)
+def test_bad_filters(client: FlaskClient, viewer: dict, query: str, status: int, code: str) -> None:
+    response = client.get(f"/tasks/api/executions/?{query}", headers=viewer)
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+    assert set(response.json["error"]) == {"code", "message", "fields"}
+
+
+def test_detail_and_404(client: FlaskClient, viewer: dict) -> None:
+    (row,) = add(1, status=TaskStatus.FAILURE)
+    (retry,) = add(1)
+    retry.retry_of = row.task_id
+    row.traceback, row.logs = "Traceback...", [{"level": "INFO", "message": "hi"}]
+    row.attempts = [{"attempt": 1, "status": "failure", "worker": "w1"}]
+    db.session.commit()
+    body = client.get(f"/tasks/api/executions/{row.task_id}/", headers=viewer).json
+    assert body["traceback"] == "Traceback..." and body["retried_by"] == [retry.task_id]
+    assert body["attempts"][0]["worker"] == "w1" and body["error_message"] == "boom"
+    response = client.get("/tasks/api/executions/missing/", headers=viewer)
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+def test_retry_rules(client: FlaskClient, operator: dict, viewer: dict) -> None:
+    (done,) = add(1, status=TaskStatus.SUCCESS)
+    (failed,) = add(1, status=TaskStatus.FAILURE)
+    response = client.post(f"/tasks/api/executions/{done.task_id}/retry/", headers=operator)
+    assert response.status_code == 409 and response.json["error"]["code"] == "conflict"
+    response = client.post(f"/tasks/api/executions/{failed.task_id}/retry/", headers=viewer)
+    assert response.status_code == 403
+    response = client.post(f"/tasks/api/executions/{failed.task_id}/retry/", headers=operator)
+    assert response.status_code == 202
+    assert response.json["retry_of"] == failed.task_id and response.json["status"] == "pending"
+    assert response.json["url"].endswith(f"/{response.json['task_id']}/")
+    actions = db.session.scalars(select(AuditEntry.action)).all()
+    assert actions.count("execution.retry") == 2
+    assert client.post("/tasks/api/executions/nope/retry/", headers=operator).status_code == 404
+
+
+def test_cancel_and_bulk(client: FlaskClient, operator: dict) -> None:
+    (pending,) = add(1, status=TaskStatus.PENDING)
+    (finished,) = add(1, status=TaskStatus.SUCCESS)
+    (failed,) = add(1, status=TaskStatus.FAILURE)
+    response = client.post(f"/tasks/api/executions/{finished.task_id}/cancel/", headers=operator)
+    assert response.status_code == 409
+    body = client.post(
+        "/tasks/api/executions/bulk/cancel/",
+        json={"task_ids": [pending.task_id, finished.task_id, "missing"]},
+        headers=operator,
+    ).json
+    assert [(r["id"], r["status"]) for r in body["results"]] == [
+        (pending.task_id, 202),
+        (finished.task_id, 409),
+        ("missing", 404),
+    ]
+    body = client.post(
+        "/tasks/api/executions/bulk/retry/",
+        json={"task_ids": [failed.task_id, finished.task_id]},
+        headers=operator,
+    ).json
+    assert [r["status"] for r in body["results"]] == [202, 409]
+    assert body["results"][0]["new_task_id"]
+
+
+@pytest.mark.parametrize(
+    "payload, status",
+    [
+        ({}, 422),
+        ({"task_ids": []}, 422),
+        ({"task_ids": "x"}, 422),
+        ({"task_ids": ["a"] * 501}, 422),
+        ({"task_ids": ["a"], "x": 1}, 422),
+    ],
+)
+def test_bulk_bad_bodies(client: FlaskClient, operator: dict, payload: dict, status: int) -> None:
+    response = client.post("/tasks/api/executions/bulk/retry/", json=payload, headers=operator)
+    assert response.status_code == status and response.json["error"]["code"] == "invalid"
+
+
+def test_malformed_json_is_400(client: FlaskClient, operator: dict) -> None:
+    response = client.post(
+        "/tasks/api/executions/bulk/retry/",
+        data="{nope",
+        headers={**operator, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "malformed_json"
+
+
+def test_405_and_unknown_path_are_json(client: FlaskClient, viewer: dict) -> None:
+    response = client.delete("/tasks/api/executions/", headers=viewer)
+    assert response.status_code in (403, 405) and "error" in response.json
+
+
+@pytest.mark.parametrize(
+    "url", ["/tasks/api/scheduled/4294967296/", "/tasks/api/scheduled/9223372036854775807/"]
+)
+def test_ids_beyond_the_column_are_404(client: FlaskClient, viewer: dict, url: str) -> None:
+    assert client.get(url, headers=viewer).status_code == 404
+    huge = client.get("/tasks/api/executions/?source=4294967296", headers=viewer)
+    assert huge.status_code == 422
+
+
+def test_nul_characters_are_refused_not_500(client: FlaskClient, viewer: dict) -> None:
+    response = client.get("/tasks/api/executions/%00/", headers=viewer)
+    assert response.status_code in (404, 422) and "error" in response.json
+    response = client.get("/tasks/api/executions/?task_name=a%00b", headers=viewer)
+    assert response.status_code in (200, 422)

@@ -1,0 +1,255 @@
+"""Types, statistics (from roll-ups fed by the recorder's code), scheduled, dead letters,
+queues, workers, health, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEntry, DeadLetter, ExecutionHourly, Role
+from app.models.types import utcnow
+from app.tracking.apply import apply_batch
+
+
+@pytest.fixture
+def viewer(token_for: Callable) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+
+
+@pytest.fixture
+def operator(token_for: Callable) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+
+
+def events(task_id: str, outcome: str, seconds: float) -> list[dict]:
+    """A published, started and final tracking event, as the signals write them."""
+    now = utcnow().timestamp() - 60
+    fields = {"task_name": "data_pipeline.tasks.retrieve_source", "task_type": "retrieval"}
+    end: dict = {"task_id": task_id, "kind": outcome, "ts": now + seconds, "attempt": 1}
+    if outcome == "failed":
+        end["fields"] = {"error_message": "boom"}
+    return [
+        {"task_id": task_id, "kind": "published", "ts": now - 1, "attempt": 1, "fields": fields},
+        {"task_id": task_id, "kind": "started", "ts": now, "attempt": 1},
+        end,
+    ]
+
+
+def test_recorder_rolls_up_once_and_types_report_it(client: FlaskClient, viewer: dict) -> None:
+    batch = []
+    for i in range(19):
+        batch += events(str(uuid.uuid4()), "succeeded", 0.3 + i * 0.01)
+    failed = events(str(uuid.uuid4()), "failed", 20.0)
+    batch += failed
+    apply_batch(batch)
+    db.session.commit()
+    apply_batch(failed + batch[:6])  # the same events again: counted once
+    db.session.commit()
+    rows = db.session.scalars(select(ExecutionHourly)).all()
+    if not rows or sum(r.success + r.failure for r in rows) == 0:
+        pytest.fail(f"nothing rolled up: {rows}")
+    assert sum(r.success for r in rows) == 19 and sum(r.failure for r in rows) == 1
+    types = {t["name"]: t for t in client.get("/tasks/api/types/", headers=viewer).json["items"]}
+    assert types["retrieval"]["counts"] == {"success": 19, "failure": 1, "revoked": 0}
+    assert types["retrieval"]["success_rate"] == 0.95
+    assert 0.25 <= types["retrieval"]["duration_p95_seconds"] <= 30
+    assert types["processing"]["finished"] == 0
+    series = client.get("/tasks/api/types/retrieval/stats/?window_hours=3", headers=viewer).json
+    assert sum(b["finished"] for b in series["buckets"]) == 20 and len(series["buckets"]) >= 3
+    daily = client.get(
+        "/tasks/api/types/retrieval/stats/?bucket=day&window_hours=48", headers=viewer
+    ).json
+    assert sum(b["finished"] for b in daily["buckets"]) == 20
+    stats = client.get("/tasks/api/statistics/", headers=viewer).json
+    assert stats["by_status"]["success"] == 19 and stats["by_status"]["failure"] == 1
+    assert stats["most_failing_tasks"][0]["failures"] == 1
+    assert stats["busiest_tasks"][0]["count"] == 20
+    metrics = client.get("/metrics", headers=viewer).text
+    assert 'ewas_executions_finished_total{status="success",task_type="retrieval"} 19' in metrics
+    assert 'ewas_execution_duration_seconds_count{task_type="retrieval"} 20' in metrics
+
+
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/tasks/api/types/nope/stats/", 404),
+        ("/tasks/api/types/retrieval/stats/?bucket=week", 422),
+        ("/tasks/api/types/?window_hours=0", 422),
+        ("/tasks/api/statistics/?window_hours=100000", 422),
+    ],
+)
+def test_stats_errors(client: FlaskClient, viewer: dict, url: str, status: int) -> None:
+    response = client.get(url, headers=viewer)
+    assert response.status_code == status and "error" in response.json
+
+
+SCHEDULE = {
+    "name": "hourly check",
+    "task": "task_monitoring.tasks.health_check",
+    "kind": "interval",
+    "interval_every": 1,
+    "interval_unit": "hours",
+}
+
+
+def test_scheduled_crud_and_run(
+    client: FlaskClient, operator: dict, viewer: dict, redis_client: redis.Redis
+) -> None:
+    assert client.post("/tasks/api/scheduled/", json=SCHEDULE, headers=viewer).status_code == 403
+    response = client.post("/tasks/api/scheduled/", json=SCHEDULE, headers=operator)
+    assert response.status_code == 201, response.json
+    schedule_id = response.json["id"]
+    assert redis_client.zscore("ewas:sched:due", schedule_id) is not None  # written through
+    again = client.post("/tasks/api/scheduled/", json=SCHEDULE, headers=operator)
+    assert again.status_code == 409 and "name" in again.json["error"]["fields"]
+    bad = client.post(
+        "/tasks/api/scheduled/",
+        json={**SCHEDULE, "name": "x", "kind": "crontab", "crontab": "0 0 31 2 *"},
+        headers=operator,
+    )
+    assert bad.status_code == 422 and "crontab" in bad.json["error"]["fields"]
+    url = f"/tasks/api/scheduled/{schedule_id}/"
+    assert client.get(url, headers=viewer).json["interval_unit"] == "hours"
+    put = client.put(url, json={**SCHEDULE, "interval_every": 2}, headers=operator)
+    assert put.status_code == 200 and put.json["interval_every"] == 2
+    patch = client.patch(url, json={"enabled": False}, headers=operator)
+    assert patch.json["enabled"] is False
+    assert redis_client.zscore("ewas:sched:due", schedule_id) is None
+    run = client.post(f"{url}run/", headers=operator)
+    assert run.status_code == 202 and run.json["task_id"]
+    assert (
+        client.get("/tasks/api/scheduled/", headers=viewer).json["items"][0]["name"]
+        == "hourly check"
+    )
+    assert client.delete(url, headers=operator).status_code == 204
+    assert client.get(url, headers=viewer).status_code == 404
+    actions = set(db.session.scalars(select(AuditEntry.action)))
+    assert {
+        "schedule.create",
+        "schedule.update",
+        "schedule.disable",
+        "schedule.run",
+        "schedule.delete",
+    } <= actions
+
+
+def test_dead_letters(client: FlaskClient, operator: dict, viewer: dict) -> None:
+    letters = [
+        DeadLetter(
+            task_id=str(uuid.uuid4()),
+            task_name="data_pipeline.tasks.retrieve_source",
+            queue="data_retrieval",
+            args=[1],
+            kwargs={},
+            headers={},
+            error_message="boom",
+        )
+        for _ in range(3)
+    ]
+    db.session.add_all(letters)
+    db.session.commit()
+    body = client.get("/tasks/api/dead-letters/?page_size=2", headers=viewer).json
+    assert len(body["items"]) == 2 and body["next_before_id"]
+    response = client.post(f"/tasks/api/dead-letters/{letters[0].id}/requeue/", headers=operator)
+    assert response.status_code == 202 and response.json["new_task_id"]
+    response = client.post(f"/tasks/api/dead-letters/{letters[0].id}/discard/", headers=operator)
+    assert response.status_code == 409
+    body = client.post(
+        "/tasks/api/dead-letters/bulk/discard/",
+        json={"ids": [letters[1].id, letters[2].id, 999999]},
+        headers=operator,
+    ).json
+    assert [r["status"] for r in body["results"]] == [200, 200, 404]
+    assert client.get("/tasks/api/dead-letters/", headers=viewer).json["items"] == []
+    assert len(client.get("/tasks/api/dead-letters/?state=all", headers=viewer).json["items"]) == 3
+
+
+def test_queues_count_priority_lists_and_oldest_age(
+    client: FlaskClient, viewer: dict, redis_client: redis.Redis
+) -> None:
+    from app.models import TaskExecution
+
+    old = TaskExecution(task_id=str(uuid.uuid4()), created_at=utcnow() - timedelta(minutes=5))
+    db.session.add(old)
+    db.session.commit()
+    redis_client.lpush("aggregation", json.dumps({"headers": {"id": old.task_id}}))
+    redis_client.lpush("aggregation\x06\x163", json.dumps({"headers": {"id": "x"}}))
+    items = {q["name"]: q for q in client.get("/tasks/api/queues/", headers=viewer).json["items"]}
+    assert items["aggregation"]["depth"] == 2
+    assert 250 < items["aggregation"]["oldest_age_seconds"] < 3600
+    assert items["default"]["depth"] == 0
+
+
+def test_workers_and_control_404(
+    client: FlaskClient, operator: dict, viewer: dict, redis_client: redis.Redis
+) -> None:
+    from app.tracking.heartbeats import beat_once
+
+    beat_once(
+        redis_client,
+        {
+            "hostname": "w1@host",
+            "host": "host",
+            "pid": 1,
+            "queues": ["default"],
+            "concurrency": 2,
+            "active": 0,
+            "last_seen": utcnow().timestamp(),
+        },
+    )
+    items = client.get("/tasks/api/workers/", headers=viewer).json["items"]
+    assert "w1@host" in [w["hostname"] for w in items]
+    response = client.post("/tasks/api/workers/ghost/pool/grow/", json={"n": 1}, headers=operator)
+    assert response.status_code == 404
+    response = client.post(
+        "/tasks/api/workers/w1@host/consumers/add/", json={"queue": "zzz"}, headers=operator
+    )
+    assert response.status_code == 422
+
+
+def test_worker_control_reaches_a_real_worker(
+    client: FlaskClient, operator: dict, start_worker: Callable
+) -> None:
+    import time
+
+    start_worker(queues="default", concurrency=1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        items = client.get("/tasks/api/workers/", headers=operator).json["items"]
+        if items:
+            break
+        time.sleep(0.5)
+    assert items, "no heartbeat from the worker"
+    name = items[0]["hostname"]
+    response = client.post(
+        f"/tasks/api/workers/{name}/consumers/add/", json={"queue": "aggregation"}, headers=operator
+    )
+    assert response.status_code == 202
+    assert any(name in reply for reply in response.json["replies"])
+    assert "worker.add_consumer" in set(db.session.scalars(select(AuditEntry.action)))
+
+
+def test_health_and_503(client: FlaskClient, make_app: Callable) -> None:
+    body = client.get("/tasks/api/health/").json
+    assert body["healthy"] and body["checks"]["database"]["latency_ms"] >= 0
+    assert {"queues", "workers", "beat", "recorder"} <= set(body["checks"])
+    broken = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    with broken.app_context():
+        response = broken.test_client().get("/tasks/api/health/")
+    assert response.status_code == 503 and response.json["checks"]["redis"]["ok"] is False
+
+
+def test_metrics_and_openapi_need_a_viewer(client: FlaskClient, viewer: dict) -> None:
+    assert client.get("/metrics").status_code == 302  # a browser: sign in first
+    assert client.get("/tasks/api/openapi.json").status_code == 401
+    doc = client.get("/tasks/api/openapi.json", headers=viewer).json
+    assert "/tasks/api/executions/{task_id}/retry/" in doc["paths"]
+    assert "ewas_queue_depth" in client.get("/metrics", headers=viewer).text
