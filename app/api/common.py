@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import marshmallow as ma
 from flask_babel import lazy_gettext as _l
 from flask_smorest import abort
 
 from app.auth.access import requires
+from app.errors import DomainError
+from app.extensions import db
 from app.models import Role
 
 MAX_PAGE_SIZE = 500
@@ -105,3 +109,25 @@ def existing_id(value: int, maximum: int = MAX_ID) -> int:
     if not 0 < value <= maximum:
         abort(404, message=str(_l("Not found.")))
     return value
+
+
+def answer_each(
+    ids: list[Any], action: Callable[[Any], str | None], status: int, code: str
+) -> dict:
+    """Apply ``action`` to each id once; one answer per id, failures included (bulk routes)."""
+    results = []
+    for item in dict.fromkeys(ids):
+        try:
+            new_id = action(item)
+            results.append({"id": str(item), "status": status, "code": code, "new_task_id": new_id})
+        except DomainError as error:
+            db.session.rollback()
+            results.append(
+                {
+                    "id": str(item),
+                    "status": error.http_status,
+                    "code": error.code,
+                    "message": error.message,
+                }
+            )
+    return {"results": results}

@@ -15,6 +15,7 @@ from app.api.common import (
     VIEWER_RULE,
     BulkIdsSchema,
     BulkResultSchema,
+    answer_each,
     decode_cursor,
     encode_cursor,
 )
@@ -208,39 +209,13 @@ def cancel(task_id: str) -> dict[str, Any]:
     return _cancel_one(task_id)
 
 
-def _bulk(action: Any, task_ids: list[str]) -> dict[str, Any]:
-    results = []
-    for task_id in dict.fromkeys(task_ids):
-        try:
-            outcome = action(task_id)
-            results.append(
-                {
-                    "id": task_id,
-                    "status": 202,
-                    "code": "accepted",
-                    "new_task_id": outcome.get("task_id") if action is _retry_one else None,
-                }
-            )
-        except DomainError as error:
-            db.session.rollback()
-            results.append(
-                {
-                    "id": task_id,
-                    "status": error.http_status,
-                    "code": error.code,
-                    "message": error.message,
-                }
-            )
-    return {"results": results}
-
-
 @blp.route("/bulk/retry/", methods=["POST"])
 @VIEWER_RULE[0]
 @blp.arguments(BulkIdsSchema)
 @blp.response(200, BulkResultSchema)
 def bulk_retry(body: dict[str, Any]) -> dict[str, Any]:
     """Retry several executions; the answer says what happened to each id."""
-    return _bulk(_retry_one, body["task_ids"])
+    return answer_each(body["task_ids"], lambda t: _retry_one(t).get("task_id"), 202, "accepted")
 
 
 @blp.route("/bulk/cancel/", methods=["POST"])
@@ -249,4 +224,4 @@ def bulk_retry(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, BulkResultSchema)
 def bulk_cancel(body: dict[str, Any]) -> dict[str, Any]:
     """Cancel several executions; the answer says what happened to each id."""
-    return _bulk(_cancel_one, body["task_ids"])
+    return answer_each(body["task_ids"], lambda t: _cancel_one(t) and None, 202, "accepted")

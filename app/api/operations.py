@@ -16,10 +16,10 @@ from app.api.common import (
     VIEWER_RULE,
     BulkIntIdsSchema,
     BulkResultSchema,
+    answer_each,
     existing_id,
 )
 from app.api.stats import QueueSchema, redis_client
-from app.errors import DomainError
 from app.extensions import db
 from app.models import DeadLetter
 from app.services.audit import record_audit
@@ -244,34 +244,13 @@ def discard(letter_id: int) -> dict[str, Any]:
     return {"id": letter_id, "new_task_id": None}
 
 
-def _bulk(action: Any, ids: list[int]) -> dict[str, Any]:
-    results = []
-    for letter_id in dict.fromkeys(ids):
-        try:
-            new_id = action(letter_id)
-            results.append(
-                {"id": str(letter_id), "status": 200, "code": "ok", "new_task_id": new_id}
-            )
-        except DomainError as error:
-            db.session.rollback()
-            results.append(
-                {
-                    "id": str(letter_id),
-                    "status": error.http_status,
-                    "code": error.code,
-                    "message": error.message,
-                }
-            )
-    return {"results": results}
-
-
 @letters_blp.route("/bulk/requeue/", methods=["POST"])
 @VIEWER_RULE[0]
 @letters_blp.arguments(BulkIntIdsSchema)
 @letters_blp.response(200, BulkResultSchema)
 def bulk_requeue(body: dict[str, Any]) -> dict[str, Any]:
     """Requeue several dead letters, answering per id."""
-    return _bulk(_requeue, body["ids"])
+    return answer_each(body["ids"], _requeue, 200, "ok")
 
 
 @letters_blp.route("/bulk/discard/", methods=["POST"])
@@ -280,7 +259,7 @@ def bulk_requeue(body: dict[str, Any]) -> dict[str, Any]:
 @letters_blp.response(200, BulkResultSchema)
 def bulk_discard(body: dict[str, Any]) -> dict[str, Any]:
     """Discard several dead letters, answering per id."""
-    return _bulk(_discard, body["ids"])
+    return answer_each(body["ids"], _discard, 200, "ok")
 
 
 @queues_blp.route("/")
