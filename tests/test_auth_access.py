@@ -23,6 +23,7 @@ VIEWER, OPERATOR, ADMIN = Role.VIEWER, Role.OPERATOR, Role.ADMIN
 EXPECTED_RULES = {
     "root": (VIEWER, OPERATOR),
     "web.dashboard": (VIEWER, OPERATOR),
+    "web.preferences": (VIEWER, VIEWER),
     "auth.login": (None, None),
     "auth.logout": (VIEWER, VIEWER),
     "admin.audit": (ADMIN, ADMIN),

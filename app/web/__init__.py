@@ -4,4 +4,15 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__, url_prefix="/tasks")
 
-from app.web import views  # noqa: E402,F401  (registers the routes on bp)
+
+@bp.record_once
+def _setup(state) -> None:  # type: ignore[no-untyped-def]
+    from app.web import formatting
+    from app.web.navigation import visible_entries
+    from app.web.preferences import LANGUAGE_NAMES
+
+    formatting.init_app(state.app)
+    state.app.jinja_env.globals.update(nav_entries=visible_entries, language_names=LANGUAGE_NAMES)
+
+
+from app.web import preferences, views  # noqa: E402,F401  (registers the routes on bp)

@@ -1,0 +1,63 @@
+/* EWAS task engine: the little behaviour HTMX does not give. No inline scripts (CSP). */
+(function () {
+  "use strict";
+  var PAUSED_KEY = "ewas.live.paused";
+
+  function paused() {
+    try { return window.localStorage.getItem(PAUSED_KEY) === "1"; } catch (e) { return false; }
+  }
+
+  function showToggle(button) {
+    var isPaused = paused();
+    button.hidden = false;
+    button.setAttribute("aria-pressed", isPaused ? "true" : "false");
+    button.textContent = isPaused ? button.dataset.resume : button.dataset.pause;
+    document.documentElement.classList.toggle("live-paused", isPaused);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.documentElement.classList.add("js");
+    var toggle = document.getElementById("live-toggle");
+    if (toggle) {
+      showToggle(toggle);
+      toggle.addEventListener("click", function () {
+        try { window.localStorage.setItem(PAUSED_KEY, paused() ? "0" : "1"); } catch (e) { /* private mode */ }
+        showToggle(toggle);
+      });
+    }
+  });
+
+  /* Polled elements carry data-live; while paused their requests are cancelled. */
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (paused() && elt && elt.closest && elt.closest("[data-live]") && !event.detail.boosted) {
+      var trigger = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+      if (!trigger || trigger.type === "every" || !trigger.isTrusted) {
+        event.preventDefault();
+      }
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("select[data-autosubmit]")) {
+      target.form.requestSubmit();
+    }
+    /* A "select all" checkbox: data-select-all="name" toggles every checkbox of that name. */
+    if (target.matches && target.matches("input[data-select-all]")) {
+      var name = target.getAttribute("data-select-all");
+      document.querySelectorAll('input[type=checkbox][name="' + name + '"]').forEach(function (box) {
+        box.checked = target.checked;
+      });
+    }
+  });
+
+  /* Buttons with data-confirm ask before submitting their form (delete, discard all). */
+  document.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    var message = (submitter && submitter.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+    }
+  }, true);
+})();

@@ -1,0 +1,84 @@
+"""Jinja filters that show times, durations and numbers in the reader's language and timezone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask
+from flask_babel import format_datetime, format_decimal, format_percent, format_timedelta
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+STATUS_LABELS = {
+    "pending": _l("pending"),
+    "started": _l("started"),
+    "success": _l("success"),
+    "failure": _l("failure"),
+    "retry": _l("retry"),
+    "revoked": _l("revoked"),
+}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def when(moment: datetime | None, style: str = "medium") -> str:
+    """A date and time in the user's timezone and language; empty for None."""
+    if moment is None:
+        return ""
+    return format_datetime(_aware(moment), style)
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """'3 minutes ago' or 'in 2 hours', localized."""
+    if moment is None:
+        return ""
+    now = now or datetime.now(UTC)
+    return format_timedelta(_aware(moment) - now, add_direction=True, threshold=0.9)
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a short human duration: 420 ms, 3.2 s, 4 min 10 s, 2 h 5 min."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return _("%(value)s ms", value=format_decimal(round(seconds * 1000), "#,##0"))
+    if seconds < 60:
+        return _("%(value)s s", value=format_decimal(seconds, "#,##0.0"))
+    whole = int(seconds)
+    if whole < 3600:
+        return _("%(minutes)s min %(seconds)s s", minutes=whole // 60, seconds=whole % 60)
+    return _("%(hours)s h %(minutes)s min", hours=whole // 3600, minutes=whole % 3600 // 60)
+
+
+def number(value: float | int | None, pattern: str | None = None) -> str:
+    """A number with the locale's grouping and decimal signs."""
+    if value is None:
+        return ""
+    return format_decimal(value, pattern)
+
+
+def percent(share: float | None) -> str:
+    """A share in 0..1 as a localized percentage with one decimal."""
+    if share is None:
+        return "-"
+    return format_percent(share, "#,##0.0%")
+
+
+def megabytes(kilobytes: int | None) -> str:
+    if kilobytes is None:
+        return ""
+    return _("%(value)s MB", value=format_decimal(kilobytes / 1024, "#,##0.0"))
+
+
+def status_label(value: str) -> str:
+    """A task status in the reader's language (the badge also carries its colour)."""
+    return str(STATUS_LABELS.get(value, value))
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["status_label"] = status_label
+    app.jinja_env.filters.update(
+        when=when, ago=ago, duration=duration, number=number, percent=percent, megabytes=megabytes
+    )
