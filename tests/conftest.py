@@ -248,3 +248,67 @@ def idmc_server() -> Iterator[Any]:
     server = IdmcServer().start()
     yield server
     server.stop()
+
+
+# --- the engine served over HTTP, and a real browser ------------------------------------------
+
+SCREENSHOTS_DIR = PROJECT_DIR / "tests" / "screenshots"
+
+
+@pytest.fixture
+def live_server(app: Flask, process_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """The web app served by a real ``flask run`` process on a free port; yields its base URL."""
+    port = free_port()
+    server = EngineProcess(
+        [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
+        env={**process_env, "FLASK_DEBUG": "0"},
+        log_path=tmp_path / "web.log",
+    )
+    server.start(ready_text="Running on")
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Headless Debian chromium driven by Playwright (never Playwright's own browser download)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed for browser tests: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context and page at 1280 px; screenshots go to tests/screenshots/."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save the whole page as tests/screenshots/<name>.png for a reviewer to look at."""
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
