@@ -216,10 +216,19 @@ def main() -> None:
         for _round in range(options.repeat):
             with engine.begin() as connection:
                 connection.execute(text("DELETE FROM task_executions"))
-            untracked = run_mode("untracked", options.n, {**base, "TRACKING_ENABLED": "false"},
-                                 all_acked, logs, recorder=False)  # fmt: skip
-            tracked = run_mode("tracked", options.n, {**base, "TRACKING_ENABLED": "true"},
-                               all_recorded, logs, recorder=True)  # fmt: skip
+            # Rounds alternate the order (untracked first, then tracked first) so a drift in
+            # the machine's other load during the run does not favour one mode.
+            modes = {
+                "untracked": lambda: run_mode("untracked", options.n,
+                                              {**base, "TRACKING_ENABLED": "false"},
+                                              all_acked, logs, recorder=False),
+                "tracked": lambda: run_mode("tracked", options.n,
+                                            {**base, "TRACKING_ENABLED": "true"},
+                                            all_recorded, logs, recorder=True),
+            }  # fmt: skip
+            order = ["untracked", "tracked"] if _round % 2 == 0 else ["tracked", "untracked"]
+            rates = {name: modes[name]() for name in order}
+            untracked, tracked = rates["untracked"], rates["tracked"]
             with engine.connect() as connection:
                 count = connection.scalar(text("SELECT count(*) FROM task_executions"))
             if count != options.n:
