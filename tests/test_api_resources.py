@@ -10,11 +10,12 @@ from datetime import timedelta
 
 import pytest
 import redis
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, DeadLetter, ExecutionHourly, Role
+from app.models import AuditEntry, DeadLetter, ExecutionHourly, Role, TaskExecution
 from app.models.types import utcnow
 from app.tracking.apply import apply_batch
 
@@ -253,3 +254,28 @@ def test_metrics_and_openapi_need_a_viewer(client: FlaskClient, viewer: dict) ->
     doc = client.get("/tasks/api/openapi.json", headers=viewer).json
     assert "/tasks/api/executions/{task_id}/retry/" in doc["paths"]
     assert "ewas_queue_depth" in client.get("/metrics", headers=viewer).text
+
+
+def test_a_redelivered_execution_is_rolled_up_once_with_its_last_outcome(app: Flask) -> None:
+    task_id = str(uuid.uuid4())
+    first = events(task_id, "succeeded", 0.5)
+    for event in first[1:]:
+        event["run_id"] = "run-1"
+    apply_batch(first)
+    db.session.commit()
+    # The worker died before acknowledging: the message runs again and fails this time.
+    again_at = first[-1]["ts"] + 5
+    apply_batch(
+        [
+            {"task_id": task_id, "kind": "started", "ts": again_at, "attempt": 1, "run_id": "r2"},
+            {"task_id": task_id, "kind": "failed", "ts": again_at + 2.0, "attempt": 1,
+             "run_id": "r2", "fields": {"error_message": "boom"}},
+        ]
+    )  # fmt: skip
+    db.session.commit()
+    execution = db.session.scalar(select(TaskExecution).where(TaskExecution.task_id == task_id))
+    rows = db.session.scalars(select(ExecutionHourly)).all()
+    counted = {s: sum(getattr(r, s) for r in rows) for s in ("success", "failure", "revoked")}
+    expected = dict.fromkeys(counted, 0) | {execution.status.value: 1}
+    assert counted == expected
+    assert sum(r.duration_count for r in rows) == 1

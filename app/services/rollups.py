@@ -26,11 +26,12 @@ def _hour(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def count_finals(rows: Iterable[dict[str, Any]], type_names: dict[int, str]) -> None:
+def count_finals(rows: Iterable[dict[str, Any]], type_names: dict[int, str], sign: int = 1) -> None:
     """Add executions that just became final to their hour's counters (caller commits).
 
     ``rows`` are execution rows as the recorder stores them; each must be passed once, in the
-    transaction that first stores its final status.
+    transaction that stores its final status. ``sign=-1`` takes back what an earlier final
+    state of the same executions added (a redelivered execution that ended again).
     """
     totals: dict[tuple[datetime, str, str], dict[str, Any]] = {}
     for row in rows:
@@ -46,13 +47,13 @@ def count_finals(rows: Iterable[dict[str, Any]], type_names: dict[int, str]) -> 
             row.get("task_name") or "",
         )
         counters = totals.setdefault(key, dict.fromkeys(SUMMED, 0))
-        counters[status] += 1
+        counters[status] += sign
         started, completed = row.get("started_at"), row.get("completed_at")
         if started is not None and completed is not None:
             seconds = max((completed - started).total_seconds(), 0.0)
-            counters["duration_count"] += 1
-            counters["duration_sum"] += seconds
-            counters[bucket_of(seconds)] += 1
+            counters["duration_count"] += sign
+            counters["duration_sum"] += sign * seconds
+            counters[bucket_of(seconds)] += sign
     if totals:
         add_counts(
             [

@@ -50,6 +50,7 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
     references = _References()
     finals: list[dict[str, Any]] = []
     newly_final: list[dict[str, Any]] = []
+    no_longer_final: list[dict[str, Any]] = []
     folded = []
     for task_id in task_ids:
         before = rows.get(task_id) or ev.new_row(
@@ -58,14 +59,31 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
         after = references.resolve(ev.fold(before, by_task[task_id]))
         if after["status"] == "failure" and before["status"] != "failure":
             finals.append(after)
-        if after["status"] in FINAL_STATUSES and before["status"] not in FINAL_STATUSES:
-            newly_final.append(after)
+        if _rolled_up(before) != _rolled_up(after):
+            # A redelivered execution can end again with another outcome or duration: its
+            # counters move instead of being added twice.
+            if before["status"] in FINAL_STATUSES:
+                no_longer_final.append(before)
+            if after["status"] in FINAL_STATUSES:
+                newly_final.append(after)
         folded.append({column: after.get(column) for column in ROW_COLUMNS})
     _upsert_rows(folded)
-    # Hourly statistics: each execution counted once, in the transaction storing its final status.
-    count_finals(newly_final, {v: k for k, v in references.types.items()})
+    # Hourly statistics: each execution counted once, by the final status this transaction stores.
+    type_names = {v: k for k, v in references.types.items()}
+    count_finals(no_longer_final, type_names, sign=-1)
+    count_finals(newly_final, type_names)
     _keep_dead_letters(finals, by_task)
     return alerts_for(finals)
+
+
+ROLLED_UP = ("status", "task_type_id", "task_name", "started_at", "completed_at", "updated_at")
+
+
+def _rolled_up(row: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What the hourly counters record of a final execution; None while it is not final."""
+    if row["status"] not in FINAL_STATUSES:
+        return None
+    return tuple(row.get(column) for column in ROLLED_UP)
 
 
 def _serialize_recorders() -> None:
