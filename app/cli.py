@@ -21,10 +21,26 @@ def seed_command() -> None:
         click.echo("All default task types already exist.")
 
 
+@click.command("rebuild-rollups")
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
+              help="Recount the hourly statistics of this many past days.")  # fmt: skip
+def rebuild_rollups_command(days: int) -> None:
+    """Recount the hourly statistics from the stored executions (after a restore or a fix)."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.services.rollups import rebuild
+    from app.tracking.apply import RECORDER_LOCK
+
+    counted = rebuild(datetime.now(UTC) - timedelta(days=days), lock=RECORDER_LOCK)
+    db.session.commit()
+    click.echo(f"Recounted {counted} final executions over the last {days} days.")
+
+
 def init_app(app: Flask) -> None:
     from app.local_run import run_local_command
     from app.scheduler import cli as scheduler_cli
 
     app.cli.add_command(seed_command)
+    app.cli.add_command(rebuild_rollups_command)
     app.cli.add_command(run_local_command)
     scheduler_cli.init_app(app)

@@ -279,3 +279,33 @@ def test_a_redelivered_execution_is_rolled_up_once_with_its_last_outcome(app: Fl
     expected = dict.fromkeys(counted, 0) | {execution.status.value: 1}
     assert counted == expected
     assert sum(r.duration_count for r in rows) == 1
+
+
+def test_rebuild_rollups_recounts_the_hours_from_the_executions(app: Flask) -> None:
+    batch = []
+    for i in range(5):
+        batch += events(str(uuid.uuid4()), "succeeded", 0.3 + i)
+    batch += events(str(uuid.uuid4()), "failed", 2.0)
+    apply_batch(batch)
+    db.session.commit()
+
+    def totals() -> tuple[int, int, int, float]:
+        rows = db.session.scalars(select(ExecutionHourly)).all()
+        return (
+            sum(r.success for r in rows),
+            sum(r.failure for r in rows),
+            sum(r.duration_count for r in rows),
+            round(sum(r.duration_sum for r in rows), 3),
+        )
+
+    before = totals()
+    assert before[:3] == (5, 1, 6)
+    db.session.execute(ExecutionHourly.__table__.update().values(success=99, duration_count=0))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["rebuild-rollups", "--days", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Recounted 6 final executions" in result.output
+    db.session.expire_all()
+    assert totals() == before
+    refused = app.test_cli_runner().invoke(args=["rebuild-rollups", "--days", "0"])
+    assert refused.exit_code == 2 and "Invalid value" in refused.output

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
+from app.models import FINAL_STATUSES, TaskExecution, TaskType
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS, ExecutionHourly
 
 COUNTED = ("success", "failure", "revoked")
@@ -88,3 +90,41 @@ def percentile(histogram: list[int], share: float) -> float | None:
             return round(low + (high - low) * (wanted - seen) / count, 3)
         seen += count
     return None
+
+
+REBUILD_BATCH = 5000
+
+
+def rebuild(since: datetime, lock: int | None = None) -> int:
+    """Recount the hours from ``since`` (rounded down to its hour) from the executions themselves.
+
+    Runs in the caller's transaction; on PostgreSQL it first takes the recorders' advisory
+    ``lock`` so no batch adds to the counters while they are recounted. Returns how many final
+    executions were counted.
+    """
+    if lock is not None and db.engine.dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(lock)))
+    start = _hour(since)
+    db.session.execute(delete(ExecutionHourly).where(ExecutionHourly.hour >= start))
+    type_names = dict(db.session.execute(select(TaskType.id, TaskType.name)).all())
+    table = TaskExecution.__table__
+    columns = [table.c[c] for c in ("id", "status", "task_type_id", "task_name", "created_at",
+                                    "updated_at", "started_at", "completed_at")]  # fmt: skip
+    when = func.coalesce(table.c.completed_at, table.c.updated_at, table.c.created_at)
+    final = [str(s) for s in FINAL_STATUSES]
+    counted, last_id = 0, 0
+    while True:
+        rows = [
+            {**row, "status": str(row["status"])}
+            for row in db.session.execute(
+                select(*columns)
+                .where(table.c.id > last_id, table.c.status.in_(final), when >= start)
+                .order_by(table.c.id)
+                .limit(REBUILD_BATCH)
+            ).mappings()
+        ]
+        if not rows:
+            return counted
+        count_finals(rows, type_names)
+        counted += len(rows)
+        last_id = rows[-1]["id"]
