@@ -38,6 +38,11 @@ KIND_LABELS = {
 STATE_LABELS = {"open": _l("Open"), "acknowledged": _l("Acknowledged"), "all": _l("All")}
 
 
+def translated(labels: dict[str, Any]) -> dict[str, str]:
+    """Lazy labels translated once per request (a lazy string translates on every use)."""
+    return {key: str(label) for key, label in labels.items()}
+
+
 def _filters() -> dict[str, Any]:
     return {
         "state": choice_arg("state", alert_service.STATES, "open"),
@@ -62,9 +67,9 @@ def alerts() -> Response:
         query_args=query_args,
         live=before is None and after is None,
         checked=set(request.args.getlist("id", type=int)),
-        severity_labels=SEVERITY_LABELS,
-        kind_labels=KIND_LABELS,
-        state_labels=STATE_LABELS,
+        severity_labels=translated(SEVERITY_LABELS),
+        kind_labels=translated(KIND_LABELS),
+        state_labels=translated(STATE_LABELS),
         can_act=current_user.role.allows(Role.OPERATOR),
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, StringField, TextAreaField
-from wtforms.validators import URL, DataRequired, Length, Optional, ValidationError
+from wtforms.validators import URL, DataRequired, Length, Optional, Regexp, ValidationError
 
 from app.config import LANGUAGES
 from app.web.preferences import LANGUAGE_NAMES
@@ -50,11 +50,17 @@ class DescriptionsForm(FlaskForm):
 
 
 CODE_HINT = _l("Lowercase letters, digits and underscores, starting with a letter.")
+CODE_RULE = Regexp(
+    r"^[a-z_][a-z0-9_]*$",
+    message=_l("Use lowercase letters, digits and underscores, starting with a letter."),
+)
 
 
 class SourceForm(DescriptionsForm):
     code = StringField(
-        _l("Code"), validators=[DataRequired(), Length(max=64), no_nul], description=CODE_HINT
+        _l("Code"),
+        validators=[DataRequired(), Length(max=64), no_nul, CODE_RULE],
+        description=CODE_HINT,
     )
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200), no_nul])
     source_type = StringField(
@@ -78,7 +84,9 @@ class SourceForm(DescriptionsForm):
 
 class VariableForm(DescriptionsForm):
     code = StringField(
-        _l("Code"), validators=[DataRequired(), Length(max=64), no_nul], description=CODE_HINT
+        _l("Code"),
+        validators=[DataRequired(), Length(max=64), no_nul, CODE_RULE],
+        description=CODE_HINT,
     )
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200), no_nul])
     endpoint_path = StringField(
