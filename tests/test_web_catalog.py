@@ -185,20 +185,32 @@ def test_task_type_form_errors_beside_the_field(
     assert task_type("processing").description_fr.startswith("Transforme")
 
 
-def test_task_type_delete_refused_while_executions_use_it(
+def test_task_type_delete_refused_while_declared_or_used(
     client: FlaskClient, operator: str
 ) -> None:
-    used, unused = task_type("retrieval"), task_type("maintenance")
-    execution(task_type_id=used.id)
-    response = client.post(f"/tasks/types/{used.id}/delete/", data={"csrf_token": operator})
+    legacy, old = TaskType(name="legacy"), TaskType(name="old_imports")
+    db.session.add_all([legacy, old])
+    db.session.commit()
+    execution(task_type_id=legacy.id)
+    page = client.get("/tasks/types/").text
+    assert f"/tasks/types/{old.id}/delete/" in page
+    assert f"/tasks/types/{task_type('retrieval').id}/delete/" not in page  # declared in code
+
+    response = client.post(f"/tasks/types/{legacy.id}/delete/", data={"csrf_token": operator})
     assert response.status_code == 303
-    assert "Task type retrieval has executions and cannot be deleted." in flashes(
+    assert "Task type legacy has executions and cannot be deleted." in flashes(
         client, "/tasks/types/"
     )
-    response = client.post(f"/tasks/types/{unused.id}/delete/", data={"csrf_token": operator})
+    retrieval = task_type("retrieval")
+    client.post(f"/tasks/types/{retrieval.id}/delete/", data={"csrf_token": operator})
+    assert "Task type retrieval is declared by tasks in the code" in flashes(
+        client, "/tasks/types/"
+    )
+    response = client.post(f"/tasks/types/{old.id}/delete/", data={"csrf_token": operator})
     assert response.status_code == 303
+    assert "Task type old_imports deleted." in flashes(client, "/tasks/types/")
     db.session.expire_all()
-    assert task_type("retrieval") is not None and task_type("maintenance") is None
+    assert task_type("legacy") and task_type("retrieval") and task_type("old_imports") is None
     assert "task_type.delete" in actions()
 
 

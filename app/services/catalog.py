@@ -301,7 +301,20 @@ def update_task_type(task_type: TaskType, values: Mapping[str, Any]) -> dict[str
 
 
 def delete_task_type(task_type: TaskType) -> None:
-    """Delete a task type no execution refers to (app.services.task_types enforces it)."""
+    """Delete a task type no task declares and no execution refers to (the latter rule is
+    app.services.task_types'). A type still declared in code would come back nameless: tracking
+    would store its next executions without a type."""
+    declared = registered_tasks().get(task_type.name, [])
+    _refuse_if(
+        bool(declared),
+        "task_type",
+        _(
+            "Task type %(name)s is declared by tasks in the code (%(task)s...) and cannot be "
+            "deleted.",
+            name=task_type.name,
+            task=declared[0].name if declared else "",
+        ),
+    )
     details = {"name": task_type.name}
     _delete_unused_type(task_type)
     record_audit("task_type.delete", "task_type", task_type.id, details=details)
