@@ -18,7 +18,7 @@ from app.extensions import db
 from app.models import DeadLetter, Role
 from app.services import dead_letters as letters
 from app.web import bp, links  # noqa: F401  (links registers execution_url)
-from app.web.fragments import page_or_fragment
+from app.web.fragments import is_htmx, page_or_fragment
 from app.web.id_paging import id_page
 from app.web.inputs import MAX_BIG_ID, back, choice_arg, form_ids, get_or_404, id_arg, text_arg
 
@@ -56,7 +56,7 @@ def dead_letters() -> Response:
         filters=filters,
         only=only,
         query_args=query_args,
-        task_names=letters.task_names(),
+        task_names=[] if is_htmx() else letters.task_names(),  # the filter is not polled
         live=before is None and after is None,
         checked=set(request.args.getlist("id", type=int)),
         can_act=current_user.role.allows(Role.OPERATOR),
