@@ -9,7 +9,6 @@ from flask import current_app
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_smorest import Blueprint, abort
-from sqlalchemy import select
 
 from app.api.common import (
     MAX_PAGE_SIZE,
@@ -22,9 +21,10 @@ from app.api.common import (
 from app.api.stats import QueueSchema, redis_client
 from app.extensions import db
 from app.models import DeadLetter
+from app.services import dead_letters as dead_letter_service
 from app.services.audit import record_audit
+from app.services.dead_letters import letters_query
 from app.services.queues import queue_names, queue_stats
-from app.tracking import deadletters
 from app.tracking.heartbeats import live_workers
 
 workers_blp = Blueprint(
@@ -196,34 +196,23 @@ class DeadLetters(MethodView):
     @letters_blp.response(200, DeadLetterPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Dead letters, newest first (keyset on id through ``before_id``)."""
-        query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(args["page_size"] + 1)
-        state = args["state"]
-        if state == "open":
-            query = query.where(DeadLetter.requeued_at.is_(None), DeadLetter.discarded_at.is_(None))
-        elif state == "requeued":
-            query = query.where(DeadLetter.requeued_at.is_not(None))
-        elif state == "discarded":
-            query = query.where(DeadLetter.discarded_at.is_not(None))
-        if args.get("task_name"):
-            query = query.where(DeadLetter.task_name == args["task_name"])
+        query = letters_query(args["state"], args.get("task_name"))
         if args.get("before_id"):
             query = query.where(DeadLetter.id < args["before_id"])
-        rows = list(db.session.scalars(query))
+        rows = list(db.session.scalars(query.limit(args["page_size"] + 1)))
         more = len(rows) > args["page_size"]
         rows = rows[: args["page_size"]]
         return {"items": rows, "next_before_id": rows[-1].id if more else None}
 
 
 def _requeue(letter_id: int) -> str | None:
-    new_id = deadletters.requeue(existing_id(letter_id))
-    record_audit("dead_letter.requeue", "dead_letter", letter_id, details={"new_task_id": new_id})
+    new_id = dead_letter_service.requeue(existing_id(letter_id))
     db.session.commit()
     return new_id
 
 
 def _discard(letter_id: int) -> None:
-    deadletters.discard(existing_id(letter_id))
-    record_audit("dead_letter.discard", "dead_letter", letter_id)
+    dead_letter_service.discard(existing_id(letter_id))
     db.session.commit()
 
 
