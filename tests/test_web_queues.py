@@ -212,3 +212,21 @@ def test_redis_down_is_a_clear_503(make_app: Callable, users: dict, login_as: Ca
         fragment = client.get("/tasks/queues/", headers=HTMX)
     assert response.status_code == 503 and "Redis is not answering" in response.text
     assert fragment.status_code == 503 and "<html" not in fragment.text
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "ar"])
+def test_chart_texts_match_the_page_filters(app: Flask, language: str) -> None:
+    from flask_babel import format_date
+
+    from app.web.formatting import duration
+    from app.web.queue_trends import duration_formatter, hour_texts
+
+    with app.test_request_context(headers={"Accept-Language": language}):
+        fast = duration_formatter()
+        for seconds in (0.0004, 0.5, 3.0, 42.0, 59.5, 90.0, 1234.0, 7300.0):
+            assert fast(seconds) == duration(seconds), seconds
+        assert fast(None) == "—"
+        hour = utcnow().replace(minute=0, second=0, microsecond=0)
+        labels, tips = hour_texts([hour, hour + timedelta(hours=1)])
+        assert tips[0] == f"{format_date(hour, 'EEE d MMM')} {hour:%H:%M}"
+        assert labels == [f"{format_date(hour, 'EEE')} {hour:%H:%M}", ""]

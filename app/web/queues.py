@@ -6,7 +6,6 @@ from typing import Any
 
 import redis
 from flask import current_app, render_template
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
@@ -14,17 +13,13 @@ from werkzeug.wrappers import Response
 from app.api.stats import redis_client
 from app.auth.access import requires
 from app.models import Role
-from app.monitoring.queue_history import HourMax, hourly_maxima
 from app.services.queues import queue_names, queue_stats
 from app.tracking.heartbeats import live_workers
 from app.web import bp
-from app.web.charts import Point, bar_chart
-from app.web.formatting import duration
 from app.web.fragments import conditional, is_htmx
+from app.web.queue_trends import cached_queue_trends
 
 POLL_SECONDS = 30
-TREND_HOURS = 7 * 24
-LABEL_EVERY = 24
 QUEUE_STATES = {
     "empty": ("ok", _l("empty")),
     "waiting": ("pending", _l("waiting")),
@@ -59,42 +54,6 @@ def _live_rows() -> tuple[list[dict[str, Any]], str | None]:
     return rows, None
 
 
-def _trend_chart(queue: str, hours: list[HourMax], labels: list[str], tips: list[str]) -> Any:
-    """A bar per hour; hours without messages (or snapshots) draw no bar, keeping the SVG small."""
-    points = []
-    for index, hour in enumerate(hours):
-        value = hour.depth or None
-        tooltip = ""
-        if value is not None:
-            tooltip = _(
-                "%(hour)s: at most %(depth)s messages, oldest waited %(latency)s",
-                hour=tips[index],
-                depth=value,
-                latency=duration(hour.latency_seconds) or "—",
-            )
-        points.append(Point(labels[index], value, tooltip))
-    title = _("Hourly maximum depth of %(queue)s, last 7 days", queue=queue)
-    return bar_chart(title, points, label_every=LABEL_EVERY)
-
-
-def _trends(names: list[str]) -> list[dict[str, Any]]:
-    maxima = hourly_maxima(names, TREND_HOURS)
-    hours = [h.hour for h in next(iter(maxima.values()), [])]
-    labels = [
-        format_datetime(h, "EEE HH:mm") if i % LABEL_EVERY == 0 else "" for i, h in enumerate(hours)
-    ]
-    tips = [format_datetime(h, "EEE d MMM HH:mm") for h in hours]
-    return [
-        {
-            "queue": name,
-            "chart": _trend_chart(name, maxima[name], labels, tips),
-            "peak": max((h.depth or 0 for h in maxima[name]), default=0),
-            "covered": sum(1 for h in maxima[name] if h.depth is not None),
-        }
-        for name in names
-    ]
-
-
 @bp.get("/queues/")
 @requires(Role.VIEWER)
 def queues() -> Response:
@@ -104,7 +63,7 @@ def queues() -> Response:
     context = {"rows": rows, "unavailable": unavailable, "poll_seconds": POLL_SECONDS}
     if is_htmx():
         return conditional(render_template("tasks/queues/_depths.html", **context), status)
-    trends = _trends(queue_names())
+    trends = cached_queue_trends(redis_client(), queue_names())
     page = render_template(
         "tasks/queues/page.html",
         trends=trends,
