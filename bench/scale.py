@@ -94,6 +94,41 @@ def load(app, rows: int) -> None:
     raw.close()
 
 
+def load_queue_history(app) -> None:
+    """Eight days of five-minute snapshots of every queue, a heartbeat and queued messages."""
+    import time as clock
+
+    import redis
+
+    from app.extensions import db
+    from app.models import QueueSnapshot
+    from app.services.queues import queue_names
+    from app.tracking.heartbeats import beat_once
+
+    end = datetime.now(UTC)
+    rows = [
+        {
+            "queue": q,
+            "taken_at": end - timedelta(minutes=5 * i),
+            "depth": i % 97,
+            "latency_seconds": i % 300,
+        }
+        for q in queue_names()
+        for i in range(8 * 288)
+    ]
+    db.session.execute(QueueSnapshot.__table__.insert(), rows)
+    db.session.commit()
+    client = redis.Redis.from_url(REDIS)
+    beat_once(
+        client,
+        {"hostname": "bench@host", "host": "host", "pid": 1, "queues": queue_names(),
+         "concurrency": 4, "active": 0, "active_tasks": [], "last_seen": clock.time()},
+    )  # fmt: skip
+    celery = app.extensions["celery"]
+    for _ in range(100):
+        celery.send_task("data_pipeline.tasks.retrieve_source", args=[1, 1])
+
+
 def timed(client, url: str, headers: dict, n: int) -> tuple[float, float]:
     samples = []
     for _ in range(n):
@@ -144,6 +179,7 @@ def run(url: str, options: argparse.Namespace) -> None:
         started = time.perf_counter()
         load(app, options.rows)
         print(f"loaded {options.rows} executions in {time.perf_counter() - started:.0f} s")
+        load_queue_history(app)
         headers = {"Authorization": f"Bearer {token}"}
         client = app.test_client()
         base = "/tasks/api/executions/?page_size=50"
@@ -165,6 +201,8 @@ def run(url: str, options: argparse.Namespace) -> None:
             "types with statistics": "/tasks/api/types/?window_hours=720",
             "statistics": "/tasks/api/statistics/?window_hours=720",
             "health": "/tasks/api/health/",
+            "workers page": "/tasks/workers/",
+            "queues page (7-day trends)": "/tasks/queues/",
         }
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         results = {}

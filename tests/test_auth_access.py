@@ -59,6 +59,14 @@ EXPECTED_RULES = {
     "web.dead_letters_selected": (OPERATOR, OPERATOR),
     "web.confirm_dead_letters_all": (OPERATOR, OPERATOR),
     "web.dead_letters_all": (OPERATOR, OPERATOR),
+    # workers and queues pages
+    "web.workers": (VIEWER, OPERATOR),
+    "web.worker_shutdown": (OPERATOR, OPERATOR),
+    "web.worker_pool_grow": (OPERATOR, OPERATOR),
+    "web.worker_pool_shrink": (OPERATOR, OPERATOR),
+    "web.worker_add_consumer": (OPERATOR, OPERATOR),
+    "web.worker_cancel_consumer": (OPERATOR, OPERATOR),
+    "web.queues": (VIEWER, OPERATOR),
 }
 CALLERS = ["anonymous", *(r.value for r in Role), *(f"token:{r.value}" for r in Role)]
 SAMPLE_VALUES = {"int": "1", "uuid": "00000000-0000-4000-8000-000000000000", "float": "1.0"}

@@ -18,6 +18,7 @@ ROUTES = [
     ("data_pipeline.tasks.aggregate_country_month", "aggregation"),
     ("task_monitoring.tasks.health_check", "monitoring"),
     ("task_monitoring.tasks.aggregate_daily_statistics", "monitoring"),
+    ("task_monitoring.tasks.snapshot_queues", "monitoring"),
     ("location.tasks.match_locations", "location_processing"),
     ("maintenance.tasks.cleanup_old_executions", "maintenance"),
     ("data_pipeline.tasks.run_full_pipeline", "default"),

@@ -23,6 +23,7 @@ PREDEFINED = {
         "task_monitoring.tasks.aggregate_daily_statistics",
         "0 1 * * *",
     ),
+    "queue-depth-snapshots": ("task_monitoring.tasks.snapshot_queues", "*/5 * * * *"),
 }
 
 
@@ -38,7 +39,7 @@ def test_setup_scheduled_tasks_is_idempotent(app: Flask, runner) -> None:
 
     second = runner.invoke(args=["setup-scheduled-tasks"])
     assert second.exit_code == 0, second.output
-    assert "nothing changed" in second.output and second.output.count("Found ") == 4
+    assert "nothing changed" in second.output and second.output.count("Found ") == len(PREDEFINED)
     db.session.expire_all()
     again = {s.name: s.updated_at for s in db.session.scalars(select(ScheduledTask))}
     assert again == updated

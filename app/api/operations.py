@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app
 from flask.views import MethodView
-from flask_babel import gettext as _
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from app.api.common import (
     MAX_PAGE_SIZE,
@@ -22,9 +20,9 @@ from app.api.stats import QueueSchema, redis_client
 from app.extensions import db
 from app.models import DeadLetter
 from app.services import dead_letters as dead_letter_service
-from app.services.audit import record_audit
+from app.services import workers
 from app.services.dead_letters import letters_query
-from app.services.queues import queue_names, queue_stats
+from app.services.queues import queue_stats
 from app.tracking.heartbeats import live_workers
 
 workers_blp = Blueprint(
@@ -34,7 +32,11 @@ letters_blp = Blueprint(
     "api_dead_letters", __name__, url_prefix="/tasks/api/dead-letters", description="Dead letters"
 )
 queues_blp = Blueprint("api_queues", __name__, url_prefix="/tasks/api/queues", description="Queues")
-CONTROL_TIMEOUT = 1.0
+
+
+class ActiveTaskSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
 
 
 class WorkerSchema(ma.Schema):
@@ -44,6 +46,7 @@ class WorkerSchema(ma.Schema):
     queues = ma.fields.List(ma.fields.String())
     concurrency = ma.fields.Integer(allow_none=True)
     active = ma.fields.Integer()
+    active_tasks = ma.fields.List(ma.fields.Nested(ActiveTaskSchema))
     last_seen = ma.fields.Float()
 
 
@@ -126,16 +129,14 @@ class Workers(MethodView):
 
 
 def _control(name: str, action: str, **arguments: Any) -> dict[str, Any]:
-    """Send one Celery control command to a live worker; audited."""
-    if name not in {w["hostname"] for w in live_workers(redis_client())}:
-        abort(404, message=_("No live worker named %(name)s.", name=name[:255]))
-    control = current_app.extensions["celery"].control
-    record_audit(f"worker.{action}", "worker", name, details=arguments or None)
+    """Send one control command to a live worker (app.services.workers); audited."""
+    try:
+        result = workers.control(redis_client(), name, action, **arguments)
+    except workers.ControlFailed:
+        db.session.commit()  # keep the audit entry of the failed attempt
+        raise
     db.session.commit()
-    replies = getattr(control, action)(
-        **arguments, destination=[name], reply=action != "shutdown", timeout=CONTROL_TIMEOUT
-    )
-    return {"worker": name, "action": action, "replies": replies or []}
+    return result.as_dict()
 
 
 @workers_blp.route("/<string:name>/shutdown/", methods=["POST"])
@@ -164,19 +165,13 @@ def pool_shrink(body: dict[str, Any], name: str) -> dict[str, Any]:
     return _control(name, "pool_shrink", n=body["n"])
 
 
-def _known_queue(queue: str) -> str:
-    if queue not in queue_names():
-        abort(422, message=_("Unknown queue."), messages={"json": {"queue": [_("Unknown queue.")]}})
-    return queue
-
-
 @workers_blp.route("/<string:name>/consumers/add/", methods=["POST"])
 @VIEWER_RULE[0]
 @workers_blp.arguments(ConsumerSchema)
 @workers_blp.response(202, ControlResultSchema)
 def add_consumer(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Make a worker consume one more queue."""
-    return _control(name, "add_consumer", queue=_known_queue(body["queue"]))
+    return _control(name, "add_consumer", queue=body["queue"])
 
 
 @workers_blp.route("/<string:name>/consumers/cancel/", methods=["POST"])
@@ -185,7 +180,7 @@ def add_consumer(body: dict[str, Any], name: str) -> dict[str, Any]:
 @workers_blp.response(202, ControlResultSchema)
 def cancel_consumer(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Make a worker stop consuming a queue."""
-    return _control(name, "cancel_consumer", queue=_known_queue(body["queue"]))
+    return _control(name, "cancel_consumer", queue=body["queue"])
 
 
 @letters_blp.route("/")

@@ -4,6 +4,7 @@ from app.models.api_token import ApiToken
 from app.models.audit import AuditEntry
 from app.models.data import CountryMonthTotal, DataPoint, RawPayload
 from app.models.pipeline import Source, Variable
+from app.models.queue_snapshot import QueueSnapshot
 from app.models.schedule import (
     IntervalUnit,
     MisfirePolicy,
@@ -30,6 +31,7 @@ __all__ = [
     "ExecutionHourly",
     "IntervalUnit",
     "MisfirePolicy",
+    "QueueSnapshot",
     "RawPayload",
     "Role",
     "RunKind",

@@ -60,6 +60,18 @@ PREDEFINED: list[dict[str, Any]] = [
             "ar": "تجميع إحصاءات الأداء اليومية.",
         },
     },
+    {
+        "name": "queue-depth-snapshots",
+        "task": "task_monitoring.tasks.snapshot_queues",
+        "kind": "crontab",
+        "crontab": "*/5 * * * *",
+        "descriptions": {
+            "en": "Queue depth and latency snapshots for the 7-day trend.",
+            "fr": "Relevés de profondeur et de latence des files pour la tendance sur 7 jours.",
+            "es": "Instantáneas de profundidad y latencia de colas para la tendencia de 7 días.",
+            "ar": "لقطات لعمق الطوابير وزمن انتظارها من أجل اتجاه الأيام السبعة.",
+        },
+    },
 ]
 
 

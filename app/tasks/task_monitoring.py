@@ -1,12 +1,17 @@
-"""Monitoring tasks (``task_monitoring.tasks.*``): health, daily statistics, failure rates."""
+"""Monitoring tasks (``task_monitoring.tasks.*``): health, daily statistics, failure rates,
+queue depth snapshots."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+import redis
+from flask import current_app
+
 from app.extensions import db
-from app.monitoring import failure_rates, health, statistics
+from app.models.types import utcnow
+from app.monitoring import failure_rates, health, queue_history, statistics
 from app.monitoring.alerting import raise_alert
 from app.tracking import tracked
 
@@ -50,3 +55,19 @@ def check_failure_rates(
     result = failure_rates.check(threshold, window_hours, max_depth)
     _commit_and_notify(result["alert_ids"])
     return result
+
+
+@tracked("monitoring", name="task_monitoring.tasks.snapshot_queues")
+def snapshot_queues(keep_days: int | None = None) -> dict[str, Any]:
+    """Record every queue's depth and latency, and drop snapshots older than ``keep_days``
+    (default ``QUEUE_SNAPSHOT_RETENTION_DAYS``): the queues page draws its trend from them."""
+    config = current_app.config
+    keep_days = config["QUEUE_SNAPSHOT_RETENTION_DAYS"] if keep_days is None else keep_days
+    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5)
+    try:
+        rows = queue_history.take_snapshots(client)
+    finally:
+        client.close()
+    pruned = queue_history.prune_snapshots(utcnow() - timedelta(days=keep_days))
+    db.session.commit()
+    return {"depths": {row.queue: row.depth for row in rows}, "pruned": pruned}

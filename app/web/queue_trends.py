@@ -1,0 +1,148 @@
+"""The queues page's 7-day depth charts: one SVG per queue, a bar per hour (its maximum depth).
+
+Up to 8 queues x 168 hours of tooltips: calling Babel for each of them cost more than the rest
+of the page, so translations, number symbols and day names are looked up once per page and the
+per-hour text is built with plain string formatting. The charts only change when a snapshot is
+taken (every 5 minutes), so they are kept in Redis under the newest snapshot's id, the hour, the
+language and the timezone: one page in a few hundred builds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import redis
+from babel.numbers import get_decimal_symbol, get_group_symbol
+from flask_babel import format_date, get_locale, get_timezone
+from flask_babel import gettext as _
+from markupsafe import Markup
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import QueueSnapshot
+from app.models.types import utcnow
+from app.monitoring.queue_history import HourMax, hourly_maxima
+from app.web.charts import Point, bar_chart
+
+TREND_HOURS = 7 * 24
+LABEL_EVERY = 24
+CACHE_KEY = "ewas:web:queue-trends:{}"
+CACHE_SECONDS = 600
+
+
+def _number_formatter() -> Callable[..., str]:
+    """Format a number with the reader's grouping and decimal symbols."""
+    locale = get_locale()
+    group, decimal = get_group_symbol(locale), get_decimal_symbol(locale)
+    table = str.maketrans({",": group, ".": decimal})
+
+    def number(value: float, decimals: int = 0) -> str:
+        return f"{value:,.{decimals}f}".translate(table)
+
+    return number
+
+
+def duration_formatter() -> Callable[[float | None], str]:
+    """``formatting.duration`` for many values: the same texts, translated once."""
+    number = _number_formatter()
+    millis, secs = _("%(value)s ms"), _("%(value)s s")
+    min_sec, hour_min = _("%(minutes)s min %(seconds)s s"), _("%(hours)s h %(minutes)s min")
+
+    def duration(seconds: float | None) -> str:
+        if seconds is None:
+            return "—"
+        if seconds < 1:
+            return millis % {"value": number(round(seconds * 1000))}
+        if seconds < 60:
+            return secs % {"value": number(seconds, 1)}
+        whole = int(seconds)
+        if whole < 3600:
+            return min_sec % {"minutes": whole // 60, "seconds": whole % 60}
+        return hour_min % {"hours": whole // 3600, "minutes": whole % 3600 // 60}
+
+    return duration
+
+
+def hour_texts(hours: list[datetime]) -> tuple[list[str], list[str]]:
+    """(axis label, tooltip time) of each hour in the reader's timezone and language."""
+    zone = get_timezone()
+    days: dict[date, tuple[str, str]] = {}
+    labels, tips = [], []
+    for index, hour in enumerate(hours):
+        local = hour.astimezone(zone)
+        if local.date() not in days:
+            days[local.date()] = (format_date(local, "EEE"), format_date(local, "EEE d MMM"))
+        short, long = days[local.date()]
+        clock = local.strftime("%H:%M")
+        labels.append(f"{short} {clock}" if index % LABEL_EVERY == 0 else "")
+        tips.append(f"{long} {clock}")
+    return labels, tips
+
+
+class _Formats:
+    def __init__(self) -> None:
+        self.number = _number_formatter()
+        self.duration = duration_formatter()
+        self.tooltip = _("%(hour)s: at most %(depth)s messages, oldest waited %(latency)s")
+
+
+def _chart(
+    queue: str, hours: list[HourMax], labels: list[str], tips: list[str], fmt: _Formats
+) -> Markup:
+    """Hours without messages (or snapshots) draw no bar, which keeps the SVG small."""
+    points = []
+    for index, hour in enumerate(hours):
+        tooltip = ""
+        if hour.depth:
+            values = {
+                "hour": tips[index],
+                "depth": fmt.number(hour.depth),
+                "latency": fmt.duration(hour.latency_seconds),
+            }
+            tooltip = fmt.tooltip % values
+        points.append(Point(labels[index], hour.depth or None, tooltip))
+    title = _("Hourly maximum depth of %(queue)s, last 7 days", queue=queue)
+    return bar_chart(title, points, label_every=LABEL_EVERY)
+
+
+def queue_trends(names: list[str]) -> list[dict[str, Any]]:
+    """Each queue's chart, peak depth and how many of its hours have a snapshot."""
+    maxima = hourly_maxima(names, TREND_HOURS)
+    labels, tips = hour_texts([h.hour for h in next(iter(maxima.values()), [])])
+    formats = _Formats()
+    return [
+        {
+            "queue": name,
+            "chart": _chart(name, maxima[name], labels, tips, formats),
+            "peak": max((h.depth or 0 for h in maxima[name]), default=0),
+            "covered": sum(1 for h in maxima[name] if h.depth is not None),
+        }
+        for name in names
+    ]
+
+
+def _cache_key(names: list[str]) -> str:
+    newest = db.session.scalar(select(func.max(QueueSnapshot.id)))
+    parts = [newest, utcnow().strftime("%Y%m%d%H"), get_locale(), get_timezone(), *names]
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+    return CACHE_KEY.format(digest)
+
+
+def cached_queue_trends(client: redis.Redis, names: list[str]) -> list[dict[str, Any]]:
+    """``queue_trends``, from Redis when no snapshot was taken since it was built."""
+    key = _cache_key(names)
+    cached = None
+    with contextlib.suppress(redis.RedisError):
+        cached = client.get(key)
+    if cached is not None:
+        return [{**trend, "chart": Markup(trend["chart"])} for trend in json.loads(cached)]
+    trends = queue_trends(names)
+    stored = [{**trend, "chart": str(trend["chart"])} for trend in trends]
+    with contextlib.suppress(redis.RedisError):
+        client.set(key, json.dumps(stored), ex=CACHE_SECONDS)
+    return trends
