@@ -106,5 +106,6 @@ def scheduled_preview() -> Response:
         "tasks/scheduled/_preview.html",
         preview=build_preview(form),
         user_timezone=select_timezone(),
+        in_zone=in_zone,
     )
     return conditional(body)
