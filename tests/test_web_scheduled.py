@@ -217,17 +217,19 @@ def test_list_is_paged_by_name(operator: tuple[FlaskClient, str]) -> None:
             ScheduledTask(name=f"s{n:03d}", task=HEALTH, kind="crontab", crontab="0 * * * *")
         )
     db.session.commit()
-    first = client.get(LIST)
-    assert first.text.count('<tr id="schedule-') == 50 and 'rel="prev"' not in first.text
-    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first.text).group(1))
-    second = client.get(following)
-    assert re.findall(r'/tasks/scheduled/\d+/">([^<]+)</a>', second.text) == [
-        "s050",
-        "s051",
-        "s052",
-    ]
-    back = html.unescape(re.search(r'rel="prev" href="([^"]+)"', second.text).group(1))
-    assert client.get(back).text.count('<tr id="schedule-') == 50
+    names = lambda page: re.findall(r'/tasks/scheduled/\d+/">([^<]+)</a>', page.text)  # noqa: E731
+    link = lambda page, rel: html.unescape(re.search(rf'rel="{rel}" href="([^"]+)"', page.text)[1])  # noqa: E731
+    first = client.get(LIST + "?q=s0")
+    assert names(first) == [f"s{n:03d}" for n in range(25)] and 'rel="prev"' not in first.text
+    second = client.get(link(first, "next"))
+    assert names(second) == [f"s{n:03d}" for n in range(25, 50)]
+    third = client.get(link(second, "next"))
+    assert names(third) == ["s050", "s051", "s052"] and 'rel="next"' not in third.text
+    polled = html.unescape(re.search(r'<div id="schedules"[^>]* hx-get="([^"]+)"', third.text)[1])
+    assert "after=s049" in polled and "q=s0" in polled  # polling keeps the page and filter
+    assert "q=s0" in link(third, "prev")  # the filter is kept
+    assert names(client.get(link(third, "prev"))) == names(second)
+    assert names(client.get(link(second, "prev"))) == names(first)
 
 
 def test_list_fragment_for_htmx_and_304_when_unchanged(
@@ -737,7 +739,8 @@ def test_detail_history_is_paged_and_polled(operator: tuple[FlaskClient, str]) -
     second_times = preview_times(re.search(r'<div id="history".*', second.text, re.S).group(0))
     assert len(second_times) == 5 and max(second_times) < min(first_times)
     assert "← Latest runs" in second.text and 'rel="next"' not in second.text
-    assert client.get(url + "?cursor=garbage").status_code == 400
+    for cursor in ("garbage", "9" * 30 + "_1", "1_" + "9" * 30, "1_0", "1"):
+        assert client.get(url, query_string={"cursor": cursor}).status_code == 400, cursor
     conditional = client.get(url, headers={**HTMX, "If-None-Match": first.headers["ETag"]})
     assert conditional.status_code == 304
 

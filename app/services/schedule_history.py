@@ -23,6 +23,7 @@ TOP_ERRORS = 5
 ERROR_TEXT = 200  # errors are grouped by the start of their first line
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+MAX_RUN_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,12 @@ def encode_cursor(run: ScheduleRun) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """``(occurrence, id)`` from a cursor; ValueError when it is not one of ours."""
     micros, _, run_id = cursor.partition("_")
-    occurrence = EPOCH + int(micros) * MICROSECOND
+    try:
+        occurrence = EPOCH + int(micros) * MICROSECOND
+    except OverflowError:
+        raise ValueError(cursor) from None
+    if not 0 < int(run_id) <= MAX_RUN_ID:
+        raise ValueError(cursor)
     return occurrence, int(run_id)
 
 

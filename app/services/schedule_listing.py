@@ -21,7 +21,7 @@ from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
 
 log = logging.getLogger(__name__)
-PAGE_SIZE = 50
+PAGE_SIZE = 25  # as Sidekiq's pages: each row formats two localized times
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.routing import BuildError
@@ -19,7 +19,7 @@ from app.auth.redirects import safe_next
 from app.auth.responses import error_response
 from app.errors import DomainError
 from app.extensions import db
-from app.models import Role, ScheduledTask
+from app.models import Role, ScheduledTask, TaskStatus
 from app.models.types import utcnow
 from app.scheduler import service
 from app.scheduler.preview import occurrences
@@ -27,6 +27,7 @@ from app.services.audit import record_audit
 from app.services.schedule_history import history_page, schedule_stats
 from app.services.schedule_listing import rows_for, schedules_page, schedules_query
 from app.web import bp
+from app.web.formatting import status_label
 from app.web.fragments import conditional, is_htmx, page_or_fragment
 
 MAX_SCHEDULE_ID = 2**31 - 1  # a 32-bit key: larger ids cannot exist (and must not reach SQL)
@@ -34,6 +35,17 @@ TEXT_ARG_MAX = 200
 ENABLED_FILTERS = {"": None, "yes": True, "no": False}
 # The execution detail page, whichever endpoint name it has when present.
 EXECUTION_ENDPOINTS = ("web.execution", "web.execution_detail")
+
+
+@bp.app_template_global()
+def run_outcome_label(outcome: str) -> str:
+    """A run's outcome in the reader's language, translated once per request (tables repeat)."""
+    labels = g.get("run_outcome_labels")
+    if labels is None:
+        labels = {status.value: status_label(status.value) for status in TaskStatus}
+        labels.update(missed=_("missed"), error=_("not sent"), sent=_("sent"))
+        g.run_outcome_labels = labels
+    return labels.get(outcome, outcome)
 
 
 def get_schedule_or_404(schedule_id: int) -> ScheduledTask:
@@ -87,18 +99,19 @@ def scheduled() -> Any:
     search = _text_arg("q")
     filters = {"q": search or "", "enabled": enabled_arg}
     kept = {k: v for k, v in filters.items() if v}
+    after, before = _text_arg("after"), _text_arg("before")
     page = schedules_page(
-        schedules_query(search, ENABLED_FILTERS[enabled_arg]),
-        after=_text_arg("after"),
-        before=_text_arg("before"),
+        schedules_query(search, ENABLED_FILTERS[enabled_arg]), after=after, before=before
     )
+    position = {"after": after} if after else {"before": before} if before else {}
     return page_or_fragment(
         "tasks/scheduled_tasks.html",
         "tasks/scheduled/_table.html",
         listing=page,
         filters=filters,
         kept=kept,
-        list_url=url_for("web.scheduled", **kept),
+        # this very page: polled with its filters and position, and where actions come back to
+        self_url=url_for("web.scheduled", **kept, **position),
         can_act=can_act(),
     )
 
@@ -113,22 +126,27 @@ def scheduled_detail(schedule_id: int) -> Any:
         entries, next_cursor = history_page(schedule.id, cursor)
     except ValueError:
         return error_response(400, "invalid", _("This history page link is not valid."))
+    history = {
+        "schedule": schedule,
+        "entries": entries,
+        "cursor": cursor,
+        "next_cursor": next_cursor,
+        "execution_url": execution_url,
+    }
+    if is_htmx():  # the polled history only: no statistics to compute
+        return conditional(render_template("tasks/scheduled/_history.html", **history))
     upcoming = (
         occurrences(schedule, max(utcnow(), schedule.scheduled_from)) if schedule.enabled else []
     )
-    return page_or_fragment(
+    page = render_template(
         "tasks/scheduled/detail.html",
-        "tasks/scheduled/_history.html",
-        schedule=schedule,
         row=rows_for([schedule])[0],
         stats=schedule_stats(schedule.id),
         upcoming=upcoming,
-        entries=entries,
-        cursor=cursor,
-        next_cursor=next_cursor,
-        execution_url=execution_url,
         can_act=can_act(),
+        **history,
     )
+    return conditional(page)
 
 
 @bp.post("/scheduled/<int:schedule_id>/toggle/")
@@ -157,7 +175,7 @@ def scheduled_toggle(schedule_id: int) -> Any:
             next_url=_back(""),
             can_act=True,
         )
-        return conditional(body)
+        return body
     if problem:
         flash(problem, "error")
     elif wanted:
