@@ -29,6 +29,7 @@ from app.models import (
 from app.models.types import utcnow
 from app.scheduler import service
 from app.scheduler.store import get_store
+from app.scheduler.timing import to_ms
 from app.services.schedule_history import ScheduleStats
 from tests.scheduler_support import scheduled_headers
 
@@ -193,6 +194,17 @@ def test_next_run_is_computed_when_redis_lost_the_entry(
     redis_client.flushdb()
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', client.get(LIST).text, re.S)
     assert "12:00:00" in row.group(1)
+
+
+def test_a_run_due_long_ago_is_marked_overdue(
+    operator: tuple[FlaskClient, str], redis_client: redis.Redis
+) -> None:
+    client, _ = operator
+    noon = schedule()
+    store = get_store()
+    assert "overdue" not in client.get(LIST).text
+    redis_client.zadd(store.key("due"), {noon.id: to_ms(utcnow() - timedelta(minutes=10))})
+    assert "overdue" in client.get(LIST).text  # beat is not running
 
 
 def test_list_filters_by_name_and_state(operator: tuple[FlaskClient, str]) -> None:
@@ -750,3 +762,18 @@ def test_detail_of_a_disabled_schedule(viewer: tuple[FlaskClient, str]) -> None:
     noon = schedule(enabled=False)
     page = client.get(f"/tasks/scheduled/{noon.id}/")
     assert "Disabled: no runs are due." in page.text and "No runs yet." in page.text
+
+
+def test_history_links_to_the_execution_page_when_there_is_one(
+    make_app: Callable[..., Flask], redis_client: redis.Redis
+) -> None:
+    from app.web.scheduled import execution_url
+
+    bare = make_app()
+    with bare.test_request_context():
+        assert execution_url("abc") is None  # no execution page in this build: plain text
+    linked = make_app()
+    linked.add_url_rule("/tasks/executions/<task_id>/", "web.execution", lambda task_id: task_id)
+    with linked.test_request_context():
+        assert execution_url("abc") == "/tasks/executions/abc/"
+        assert execution_url(None) is None

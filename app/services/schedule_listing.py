@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 from sqlalchemy import Select, select
@@ -21,6 +21,7 @@ from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
 
 log = logging.getLogger(__name__)
+OVERDUE_AFTER = timedelta(minutes=1)
 PAGE_SIZE = 25  # as Sidekiq's pages: each row formats two localized times
 
 
@@ -49,6 +50,11 @@ class ScheduleRow:
     schedule: ScheduledTask
     next_run: datetime | None
     last_run: LastRun | None
+
+    @property
+    def overdue(self) -> bool:
+        """Due for longer than beat ever waits: no beat is running (or it is stuck)."""
+        return self.next_run is not None and self.next_run < utcnow() - OVERDUE_AFTER
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.routing import BuildError
@@ -64,10 +64,11 @@ def execution_url(task_id: str | None) -> str | None:
     if not task_id:
         return None
     for endpoint in EXECUTION_ENDPOINTS:
-        try:
-            return url_for(endpoint, task_id=task_id)
-        except BuildError:
-            continue
+        if endpoint in current_app.view_functions:
+            try:
+                return url_for(endpoint, task_id=task_id)
+            except BuildError:
+                return None
     return None
 
 
