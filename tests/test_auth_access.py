@@ -67,6 +67,15 @@ EXPECTED_RULES = {
     "web.worker_add_consumer": (OPERATOR, OPERATOR),
     "web.worker_cancel_consumer": (OPERATOR, OPERATOR),
     "web.queues": (VIEWER, OPERATOR),
+    # scheduled tasks
+    "web.scheduled": (VIEWER, OPERATOR),
+    "web.scheduled_detail": (VIEWER, OPERATOR),
+    "web.scheduled_new": (OPERATOR, OPERATOR),
+    "web.scheduled_edit": (OPERATOR, OPERATOR),
+    "web.scheduled_preview": (OPERATOR, OPERATOR),
+    "web.scheduled_toggle": (OPERATOR, OPERATOR),
+    "web.scheduled_run": (OPERATOR, OPERATOR),
+    "web.scheduled_delete": (OPERATOR, OPERATOR),
 }
 CALLERS = ["anonymous", *(r.value for r in Role), *(f"token:{r.value}" for r in Role)]
 SAMPLE_VALUES = {"int": "1", "uuid": "00000000-0000-4000-8000-000000000000", "float": "1.0"}

@@ -120,6 +120,13 @@ class Store:
         score = self.client.zscore(self.key("due"), schedule_id)
         return None if score is None else int(score)
 
+    def due_many(self, ids: list[int]) -> dict[int, int | None]:
+        """Next due times (epoch ms) of several entries in one round trip (None: not due)."""
+        if not ids:
+            return {}
+        scores = self.client.zmscore(self.key("due"), ids)
+        return {i: None if s is None else int(s) for i, s in zip(ids, scores, strict=True)}
+
     def claimed(self, schedule_id: int) -> int | None:
         value = self.client.hget(self.key("claimed"), schedule_id)
         return None if value is None else int(value)

@@ -116,36 +116,7 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
     tasks = registered_tasks()
     if values.get("task") not in tasks:
         errors.add("task", _("Unknown task %(task)r.", task=values.get("task")))
-    kind = errors.check("kind", choice, values.get("kind"), ScheduleKind, "kind")
-    out["kind"] = kind
-    tz = values.get("timezone") or "UTC"
-    errors.check("timezone", timing.zone, tz)
-    out["timezone"] = tz
-    for field in ("run_at", "start_at", "expires_at"):
-        out[field] = errors.check(field, aware, values.get(field), field)
-    if kind == ScheduleKind.CRONTAB:
-        out["crontab"] = errors.check(
-            "crontab", timing.validate_crontab, values.get("crontab"), name
-        )
-    else:
-        out["crontab"] = None
-    if kind == ScheduleKind.INTERVAL:
-        every = values.get("interval_every")
-        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
-            errors.add("interval_every", _("The interval must be a whole number above 0."))
-        out["interval_unit"] = errors.check(
-            "interval_unit", choice, values.get("interval_unit"), IntervalUnit, "interval_unit"
-        )
-    else:
-        out["interval_every"] = out["interval_unit"] = None
-    if kind == ScheduleKind.ONE_TIME and out["run_at"] is None and "run_at" not in errors.fields:
-        errors.add("run_at", _("A one-time schedule needs run_at."))
-    if kind != ScheduleKind.ONE_TIME:
-        out["run_at"] = None
-    elif out["run_at"] and values.get("enabled", True) and out["run_at"] < utcnow():
-        errors.add("run_at", _("run_at is in the past: the schedule would never run."))
-    if out["start_at"] and out["expires_at"] and out["expires_at"] <= out["start_at"]:
-        errors.add("expires_at", _("expires_at must come after start_at."))
+    out.update(clean_timing(values, errors, name))
     out["args"] = errors.check("args", json_value, values.get("args"), "args", list)
     out["kwargs"] = errors.check("kwargs", json_value, values.get("kwargs"), "kwargs", dict)
     if out["args"] is not None and out["kwargs"] is not None and values.get("task") in tasks:
@@ -175,6 +146,46 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
         errors.add("descriptions", _("Descriptions are keyed by language: en, fr, es, ar."))
     out["enabled"] = bool(values.get("enabled", True))
     errors.raise_if_any()
+    return out
+
+
+def clean_timing(values: dict[str, Any], errors: Errors, name: str) -> dict[str, Any]:
+    """The timing fields of ``values`` normalized; problems are added to ``errors``.
+
+    Shared by ``clean`` and the form's live preview, so both judge timing the same way.
+    """
+    out: dict[str, Any] = {}
+    kind = errors.check("kind", choice, values.get("kind"), ScheduleKind, "kind")
+    out["kind"] = kind
+    tz = values.get("timezone") or "UTC"
+    errors.check("timezone", timing.zone, tz)
+    out["timezone"] = tz
+    for field in ("run_at", "start_at", "expires_at"):
+        out[field] = errors.check(field, aware, values.get(field), field)
+    if kind == ScheduleKind.CRONTAB:
+        out["crontab"] = errors.check(
+            "crontab", timing.validate_crontab, values.get("crontab"), name
+        )
+    else:
+        out["crontab"] = None
+    if kind == ScheduleKind.INTERVAL:
+        every = values.get("interval_every")
+        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
+            errors.add("interval_every", _("The interval must be a whole number above 0."))
+        out["interval_every"] = every
+        out["interval_unit"] = errors.check(
+            "interval_unit", choice, values.get("interval_unit"), IntervalUnit, "interval_unit"
+        )
+    else:
+        out["interval_every"] = out["interval_unit"] = None
+    if kind == ScheduleKind.ONE_TIME and out["run_at"] is None and "run_at" not in errors.fields:
+        errors.add("run_at", _("A one-time schedule needs run_at."))
+    if kind != ScheduleKind.ONE_TIME:
+        out["run_at"] = None
+    elif out["run_at"] and values.get("enabled", True) and out["run_at"] < utcnow():
+        errors.add("run_at", _("run_at is in the past: the schedule would never run."))
+    if out["start_at"] and out["expires_at"] and out["expires_at"] <= out["start_at"]:
+        errors.add("expires_at", _("expires_at must come after start_at."))
     return out
 
 

@@ -16,4 +16,14 @@ def _setup(state) -> None:  # type: ignore[no-untyped-def]
 
 
 # Importing the view modules registers their routes on bp.
-from app.web import alerts, catalog, dead_letters, preferences, queues, views, workers  # noqa: E402,F401
+from app.web import (  # noqa: E402,F401
+    alerts,
+    catalog,
+    dead_letters,
+    preferences,
+    queues,
+    scheduled,
+    scheduled_edit,
+    views,
+    workers,
+)

@@ -1,0 +1,179 @@
+"""A schedule's run history and performance, read through its run rows.
+
+Each run row names the task id it was sent with, so history and statistics walk the
+``(schedule_id, occurrence)`` index of the run rows and join executions by their unique task
+id: the cost depends on the page or window size, never on how many executions exist.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+
+from app.extensions import db
+from app.models import RunKind, ScheduleRun, TaskExecution, TaskStatus
+
+HISTORY_PAGE_SIZE = 25
+STATS_WINDOW = 500  # statistics cover the latest runs, not all time
+TOP_ERRORS = 5
+ERROR_TEXT = 200  # errors are grouped by the start of their first line
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+MAX_RUN_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One run and, when it was sent and tracked, its execution."""
+
+    run: ScheduleRun
+    status: TaskStatus | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    error_message: str | None
+
+    @property
+    def outcome(self) -> str:
+        if self.run.kind == RunKind.MISSED:
+            return "missed"
+        if self.run.error:
+            return "error"
+        return self.status.value if self.status is not None else "sent"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+def encode_cursor(run: ScheduleRun) -> str:
+    """The keyset position after ``run``: its occurrence (exact, in microseconds) and id."""
+    return f"{(run.occurrence - EPOCH) // MICROSECOND}_{run.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """``(occurrence, id)`` from a cursor; ValueError when it is not one of ours."""
+    micros, _, run_id = cursor.partition("_")
+    try:
+        occurrence = EPOCH + int(micros) * MICROSECOND
+    except OverflowError:
+        raise ValueError(cursor) from None
+    if not 0 < int(run_id) <= MAX_RUN_ID:
+        raise ValueError(cursor)
+    return occurrence, int(run_id)
+
+
+def history_page(
+    schedule_id: int, cursor: str | None = None, size: int = HISTORY_PAGE_SIZE
+) -> tuple[list[HistoryEntry], str | None]:
+    """Runs newest first, from ``cursor`` on; returns them and the next page's cursor."""
+    query = (
+        select(
+            ScheduleRun,
+            TaskExecution.status,
+            TaskExecution.started_at,
+            TaskExecution.completed_at,
+            func.substr(TaskExecution.error_message, 1, ERROR_TEXT),
+        )
+        .outerjoin(TaskExecution, TaskExecution.task_id == ScheduleRun.task_id)
+        .where(ScheduleRun.schedule_id == schedule_id)
+        .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
+        .limit(size + 1)
+    )
+    if cursor is not None:
+        occurrence, run_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                ScheduleRun.occurrence < occurrence,
+                and_(ScheduleRun.occurrence == occurrence, ScheduleRun.id < run_id),
+            )
+        )
+    rows = db.session.execute(query).all()
+    entries = [HistoryEntry(*row) for row in rows[:size]]
+    following = encode_cursor(entries[-1].run) if len(rows) > size else None
+    return entries, following
+
+
+@dataclass
+class ScheduleStats:
+    """Outcomes and durations of a schedule's latest runs (at most ``STATS_WINDOW``)."""
+
+    runs: int = 0
+    missed: int = 0
+    send_errors: int = 0
+    successes: int = 0
+    failures: int = 0
+    durations: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> int:
+        return self.successes + self.failures
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.finished if self.finished else None
+
+    @property
+    def average(self) -> float | None:
+        return sum(self.durations) / len(self.durations) if self.durations else None
+
+    @property
+    def p95(self) -> float | None:
+        """Nearest-rank 95th percentile."""
+        if not self.durations:
+            return None
+        ordered = sorted(self.durations)
+        return ordered[math.ceil(0.95 * len(ordered)) - 1]
+
+    def top_errors(self, count: int = TOP_ERRORS) -> list[tuple[str, int]]:
+        return self.errors.most_common(count)
+
+
+def schedule_stats(schedule_id: int, window: int = STATS_WINDOW) -> ScheduleStats:
+    """Success rate, durations and frequent errors over the latest ``window`` runs."""
+    recent = (
+        select(ScheduleRun.kind, ScheduleRun.task_id, ScheduleRun.error)
+        .where(ScheduleRun.schedule_id == schedule_id)
+        .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
+        .limit(window)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(
+            recent.c.kind,
+            recent.c.error,
+            TaskExecution.status,
+            TaskExecution.started_at,
+            TaskExecution.completed_at,
+            func.substr(TaskExecution.error_message, 1, ERROR_TEXT),
+        )
+        .select_from(recent)
+        .outerjoin(TaskExecution, TaskExecution.task_id == recent.c.task_id)
+    )
+    stats = ScheduleStats()
+    for kind, send_error, status, started, completed, error_message in rows:
+        stats.runs += 1
+        if kind == RunKind.MISSED:
+            stats.missed += 1
+        elif send_error:
+            stats.send_errors += 1
+            stats.errors[_first_line(send_error)] += 1
+        elif status == TaskStatus.SUCCESS:
+            stats.successes += 1
+        elif status in (TaskStatus.FAILURE, TaskStatus.REVOKED):
+            stats.failures += 1
+            if error_message:
+                stats.errors[_first_line(error_message)] += 1
+        if started is not None and completed is not None:
+            stats.durations.append((completed - started).total_seconds())
+    return stats
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:ERROR_TEXT] if text.strip() else text

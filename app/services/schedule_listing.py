@@ -1,0 +1,152 @@
+"""The scheduled-tasks list: a bounded page by name, each row with its next and last run.
+
+Next runs come from beat's own due set in Redis (one round trip per page); when Redis cannot
+say (down, or the entry not projected yet) they are computed from the schedule's timing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from sqlalchemy import Select, select
+
+from app.extensions import db
+from app.models import RunKind, ScheduledTask, ScheduleRun, TaskExecution, TaskStatus
+from app.models.types import utcnow
+from app.scheduler.preview import occurrences
+from app.scheduler.store import get_store
+from app.scheduler.timing import from_ms
+
+log = logging.getLogger(__name__)
+OVERDUE_AFTER = timedelta(minutes=1)
+PAGE_SIZE = 25  # as Sidekiq's pages: each row formats two localized times
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """A schedule's latest occurrence and what became of it."""
+
+    kind: RunKind
+    occurrence: datetime
+    task_id: str | None
+    error: str | None
+    status: TaskStatus | None
+
+    @property
+    def outcome(self) -> str:
+        """missed, error (could not send), the execution's status, or sent (not tracked yet)."""
+        if self.kind == RunKind.MISSED:
+            return "missed"
+        if self.error:
+            return "error"
+        return self.status.value if self.status is not None else "sent"
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    schedule: ScheduledTask
+    next_run: datetime | None
+    last_run: LastRun | None
+
+    @property
+    def overdue(self) -> bool:
+        """Due for longer than beat ever waits: no beat is running (or it is stuck)."""
+        return self.next_run is not None and self.next_run < utcnow() - OVERDUE_AFTER
+
+
+@dataclass(frozen=True)
+class SchedulePage:
+    rows: list[ScheduleRow]
+    next_after: str | None  # keyset cursors: names
+    previous_before: str | None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def schedules_query(search: str | None = None, enabled: bool | None = None) -> Select:
+    """Schedules whose name contains ``search`` (any case), optionally by enabled state."""
+    query = select(ScheduledTask)
+    if search:
+        query = query.where(ScheduledTask.name.ilike(_like(search), escape="\\"))
+    if enabled is not None:
+        query = query.where(ScheduledTask.enabled.is_(enabled))
+    return query
+
+
+def schedules_page(
+    query: Select, after: str | None = None, before: str | None = None, size: int = PAGE_SIZE
+) -> SchedulePage:
+    """One page of ``query`` by name, after or before a name (keyset, never OFFSET)."""
+    name = ScheduledTask.name
+    if before is not None:
+        found = db.session.scalars(
+            query.where(name < before).order_by(name.desc()).limit(size + 1)
+        ).all()
+        schedules = list(reversed(found[:size]))
+        previous = schedules[0].name if len(found) > size else None
+        following = schedules[-1].name if schedules else None
+    else:
+        if after is not None:
+            query = query.where(name > after)
+        found = db.session.scalars(query.order_by(name).limit(size + 1)).all()
+        schedules = list(found[:size])
+        following = schedules[-1].name if len(found) > size else None
+        previous = schedules[0].name if after is not None and schedules else None
+    return SchedulePage(rows_for(schedules), following, previous)
+
+
+def rows_for(schedules: list[ScheduledTask]) -> list[ScheduleRow]:
+    """Each schedule with its next run and its last run."""
+    nexts = next_runs(schedules)
+    lasts = last_runs([s.id for s in schedules])
+    return [ScheduleRow(s, nexts.get(s.id), lasts.get(s.id)) for s in schedules]
+
+
+def last_runs(ids: list[int]) -> dict[int, LastRun]:
+    """The latest run of each schedule (one indexed lookup each, in a single query)."""
+    if not ids:
+        return {}
+    latest = (
+        select(ScheduleRun.id)
+        .where(ScheduleRun.schedule_id == ScheduledTask.id)
+        .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
+        .limit(1)
+        .correlate(ScheduledTask)
+        .scalar_subquery()
+    )
+    wanted = select(latest).where(ScheduledTask.id.in_(ids))
+    rows = db.session.execute(
+        select(ScheduleRun, TaskExecution.status)
+        .outerjoin(TaskExecution, TaskExecution.task_id == ScheduleRun.task_id)
+        .where(ScheduleRun.id.in_(wanted))
+    )
+    return {
+        run.schedule_id: LastRun(run.kind, run.occurrence, run.task_id, run.error, status)
+        for run, status in rows
+    }
+
+
+def next_runs(schedules: list[ScheduledTask]) -> dict[int, datetime | None]:
+    """When each enabled schedule fires next (beat's due time; computed when Redis can't say)."""
+    enabled = [s for s in schedules if s.enabled]
+    try:
+        dues = get_store().due_many([s.id for s in enabled])
+    except redis.RedisError:
+        log.warning("Redis unavailable: next runs computed from the schedules' timing")
+        dues = {}
+    now = utcnow()
+    found: dict[int, datetime | None] = {}
+    for schedule in enabled:
+        due = dues.get(schedule.id)
+        if due is not None:
+            found[schedule.id] = from_ms(due)
+        else:
+            upcoming = occurrences(schedule, max(now, schedule.scheduled_from), 1)
+            found[schedule.id] = upcoming[0] if upcoming else None
+    return found

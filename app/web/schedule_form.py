@@ -1,0 +1,240 @@
+"""The schedule form: fields, their conversion to the scheduler service's values, and back.
+
+The form only parses (numbers, dates); every rule lives in ``app.scheduler.validation``, so a
+schedule is judged the same way from this form and from the JSON API. The service's field-keyed
+errors are shown beside the matching fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.dates import format_datetime
+from flask import current_app
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    FloatField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import Optional
+from wtforms.widgets import NumberInput
+
+from app.config import LANGUAGES
+from app.errors import DomainError, InvalidInput
+from app.i18n import select_timezone
+from app.models import ScheduledTask
+from app.scheduler.preview import upcoming
+
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+KIND_CHOICES = [
+    SelectChoice("crontab", _l("Crontab")),
+    SelectChoice("interval", _l("Interval")),
+    SelectChoice("one_time", _l("One time")),
+]
+UNIT_CHOICES = [
+    SelectChoice("seconds", _l("seconds")),
+    SelectChoice("minutes", _l("minutes")),
+    SelectChoice("hours", _l("hours")),
+    SelectChoice("days", _l("days")),
+]
+MISFIRE_CHOICES = [
+    SelectChoice("run_once", _l("Run once late, then resume")),
+    SelectChoice("skip", _l("Skip missed runs")),
+]
+LANGUAGE_LABELS = {
+    "en": _l("Description (English)"),
+    "fr": _l("Description (French)"),
+    "es": _l("Description (Spanish)"),
+    "ar": _l("Description (Arabic)"),
+}
+# Timing fields: what the live preview reads.
+TIMING_FIELDS = (
+    "name", "kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone",
+    "start_at", "expires_at",
+)  # fmt: skip
+# Service field -> form field, where the names differ.
+FORM_FIELD_OF = {"descriptions": "description_en"}
+
+
+def user_zone() -> tzinfo:
+    """The reader's timezone (session preference, else the display default)."""
+    try:
+        return ZoneInfo(select_timezone())
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local_time(label: Any) -> DateTimeLocalField:
+    return DateTimeLocalField(label, [Optional()], format=DATETIME_FORMATS, tz=user_zone)
+
+
+def _number(label: Any, kind: type = IntegerField, **widget: Any) -> Any:
+    return kind(label, [Optional()], widget=NumberInput(**widget))
+
+
+class ScheduleForm(FlaskForm):
+    name = StringField(_l("Name"), render_kw={"maxlength": 200})
+    description_en = TextAreaField(LANGUAGE_LABELS["en"])
+    task = SelectField(_l("Task"), validate_choice=False)
+    kind = SelectField(_l("Timing"), choices=KIND_CHOICES, validate_choice=False)
+    crontab = StringField(_l("Crontab expression"), render_kw={"spellcheck": "false"})
+    interval_every = _number(_l("Every"), min=1)
+    interval_unit = SelectField(
+        _l("Unit"), choices=UNIT_CHOICES, default="minutes", validate_choice=False
+    )
+    run_at = _local_time(_l("Run at (your time)"))
+    timezone = StringField(_l("Timezone of the schedule"), default="UTC")
+    start_at = _local_time(_l("Not before (your time)"))
+    expires_at = _local_time(_l("Not after (your time)"))
+    args = TextAreaField(_l("Arguments (JSON list)"), default="[]")
+    kwargs = TextAreaField(_l("Keyword arguments (JSON object)"), default="{}")
+    queue = SelectField(_l("Queue"), validate_choice=False)
+    priority = _number(_l("Priority (0-9)"), min=0, max=9)
+    max_retries = _number(_l("Maximum retries"), min=0, max=100)
+    retry_backoff_seconds = _number(_l("Retry backoff (seconds)"), FloatField, min=0, step="any")
+    chain = TextAreaField(_l("Then run (JSON list of steps)"), default="[]")
+    misfire_policy = SelectField(
+        _l("Missed runs"), choices=MISFIRE_CHOICES, default="run_once", validate_choice=False
+    )
+    enabled = BooleanField(_l("Enabled"), default=True)
+    description_fr = TextAreaField(LANGUAGE_LABELS["fr"])
+    description_es = TextAreaField(LANGUAGE_LABELS["es"])
+    description_ar = TextAreaField(LANGUAGE_LABELS["ar"], render_kw={"dir": "rtl"})
+
+    def set_choices(self, current_task: str | None = None) -> None:
+        """Registered tasks (Celery's own excluded) and the configured queues."""
+        from celeryconfig import TASK_QUEUES
+
+        tasks = sorted(
+            t for t in current_app.extensions["celery"].tasks if not t.startswith("celery.")
+        )
+        if current_task and current_task not in tasks:
+            tasks.insert(0, current_task)  # no longer registered: keep it visible
+        self.task.choices = [SelectChoice(t, t) for t in tasks]
+        self.queue.choices = [SelectChoice("", _l("The task's own queue"))] + [
+            SelectChoice(q, q) for q in TASK_QUEUES
+        ]
+
+    def enable_live_preview(self, url: str) -> None:
+        """HTMX attributes on the timing inputs: each change asks ``url`` for the next runs."""
+        include = ", ".join(f"#{name}" for name in TIMING_FIELDS)
+        for name in TIMING_FIELDS[1:]:  # the name only matters for H fields: sent, not watched
+            typed = isinstance(self[name], StringField | IntegerField)
+            self[name].render_kw = {
+                **(self[name].render_kw or {}),
+                "hx-get": url,
+                "hx-trigger": "input changed delay:400ms" if typed else "change",
+                "hx-target": "#schedule-preview",
+                "hx-include": include,
+                "hx-sync": "closest form:replace",
+            }
+
+    def description_fields(self) -> list[Any]:
+        return [self[f"description_{language}"] for language in LANGUAGES]
+
+    def timing_values(self) -> dict[str, Any]:
+        """The timing fields as the scheduler service takes them (times in UTC)."""
+        return {name: _service_value(self[name]) for name in TIMING_FIELDS}
+
+    def values(self) -> dict[str, Any]:
+        """Every field as the scheduler service takes them; the service validates them."""
+        values = self.timing_values()
+        for name in ("task", "args", "kwargs", "queue", "priority", "max_retries",
+                     "retry_backoff_seconds", "chain", "misfire_policy", "enabled"):  # fmt: skip
+            values[name] = _service_value(self[name])
+        values["descriptions"] = {
+            language: (self[f"description_{language}"].data or "").strip() or None
+            for language in LANGUAGES
+        }
+        return values
+
+    def show_errors(self, error: DomainError) -> None:
+        """The service's messages beside their fields; others (unknown keys) above the form."""
+        for key, messages in error.fields.items():
+            target = self._fields.get(FORM_FIELD_OF.get(key, key))
+            if target is None:
+                self.form_errors.extend(f"{key}: {m}" for m in messages)
+            else:
+                target.errors = [*target.errors, *messages]
+        if not error.fields:
+            self.form_errors.append(error.message)
+
+
+def _service_value(form_field: Any) -> Any:
+    if isinstance(form_field, StringField):  # TextAreaField too; SelectField is not one
+        return (form_field.data or "").strip()
+    return form_field.data  # local times are aware (reader's zone); the service keeps UTC
+
+
+def in_zone(moment: datetime, zone: str) -> str:
+    """``moment`` as local time in ``zone`` (the schedule's), in the reader's language."""
+    return format_datetime(moment, "medium", tzinfo=ZoneInfo(zone), locale=get_locale())
+
+
+def initial_data(schedule: ScheduledTask) -> dict[str, Any]:
+    """A saved schedule as form data (JSON fields pretty-printed)."""
+    data: dict[str, Any] = {
+        "name": schedule.name,
+        "task": schedule.task,
+        "kind": str(schedule.kind),
+        "crontab": schedule.crontab or "",
+        "interval_every": schedule.interval_every,
+        "interval_unit": str(schedule.interval_unit or "minutes"),
+        "run_at": schedule.run_at,
+        "timezone": schedule.timezone,
+        "start_at": schedule.start_at,
+        "expires_at": schedule.expires_at,
+        "args": json.dumps(schedule.args or [], indent=1),
+        "kwargs": json.dumps(schedule.kwargs or {}, indent=1),
+        "queue": schedule.queue or "",
+        "priority": schedule.priority,
+        "max_retries": schedule.max_retries,
+        "retry_backoff_seconds": schedule.retry_backoff_seconds,
+        "chain": json.dumps(schedule.chain or [], indent=1),
+        "misfire_policy": str(schedule.misfire_policy),
+        "enabled": schedule.enabled,
+    }
+    for language, text in schedule.descriptions().items():
+        data[f"description_{language}"] = text or ""
+    return data
+
+
+@dataclass
+class Preview:
+    """The next runs of the timing in a form, or why there are none."""
+
+    times: list[datetime] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    timezone: str = "UTC"  # the schedule's zone, valid when there are times
+
+
+def build_preview(form: ScheduleForm, on_fields: bool = False) -> Preview:
+    """Validate the form's timing fields and compute their next runs.
+
+    ``on_fields`` also puts the problems beside the fields (the no-JavaScript Preview button).
+    """
+    problems: list[str] = []
+    for name in TIMING_FIELDS:
+        if not form[name].validate(form):
+            problems.extend(form[name].errors)
+    if problems:
+        return Preview(errors=problems)
+    try:
+        times = upcoming(form.timing_values())
+    except InvalidInput as error:
+        if on_fields:
+            form.show_errors(error)
+        return Preview(errors=[m for messages in error.fields.values() for m in messages])
+    return Preview(times=times, timezone=form.timezone.data.strip() or "UTC")
