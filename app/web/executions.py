@@ -117,7 +117,9 @@ def _canonical(task_id: str) -> str:
         raise NotFound(_("No execution with task id %(task_id)s.", task_id=task_id[:64])) from None
 
 
-def _answer(page_template: str, fragment: str, status: int = 200, **context: Any) -> Response:
+def _answer(
+    page_template: str, fragment: str, status: int = 200, changed: bool = False, **context: Any
+) -> Response:
     """The outcome of a batch action: a fragment for HTMX (swapped in place), else a page.
 
     HTMX does not swap 4xx answers, so a refused selection reaches it as a 200 fragment that
@@ -127,7 +129,7 @@ def _answer(page_template: str, fragment: str, status: int = 200, **context: Any
     context["back"] = back if back.startswith("/tasks/executions/") else url_for("web.executions")
     if is_htmx():
         response = Response(render_template(fragment, **context), 200, mimetype="text/html")
-        if status < 400:
+        if changed:  # the table refreshes at once instead of at its next poll
             response.headers["HX-Trigger"] = "executions-changed"
         return response
     return Response(render_template(page_template, **context), status, mimetype="text/html")
@@ -156,6 +158,7 @@ def _bulk(action: str) -> Response:
     return _answer(
         "tasks/executions/bulk_result.html",
         "tasks/executions/_outcomes.html",
+        changed=True,
         action=action,
         refusal=None,
         results=results,
