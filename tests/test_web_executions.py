@@ -651,3 +651,36 @@ def test_schedule_link_only_when_its_page_exists(
 def test_anonymous_goes_to_login(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 302 and "/tasks/login/" in response.headers["Location"]
+
+
+# --- helpers that keep the pages fast -------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es", "ar"])
+def test_when_matches_babel_exactly(app: Flask, language: str) -> None:
+    from flask import session
+    from flask_babel import format_datetime, refresh
+
+    from app.web.formatting import when
+
+    with app.test_request_context("/"):
+        for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
+            session["language"], session["timezone"] = language, zone
+            refresh()
+            for hours in range(0, 24 * 365, 97):  # crosses both DST changes
+                moment = BASE + timedelta(hours=hours, minutes=hours % 60)
+                for style in ("short", "medium", "long", "full"):
+                    assert when(moment, style) == format_datetime(moment, style)
+
+
+def test_prefix_range_holds_every_match() -> None:
+    from app.services.executions import _prefix_range
+
+    ids = [str(uuid.uuid4()) for _ in range(2000)]
+    for source in ids[:200]:
+        for length in (1, 5, 8, 9, 10, 13):
+            prefix = source[:length]
+            low, high = _prefix_range(prefix)
+            assert all(low <= i < high for i in ids if i.startswith(prefix)), prefix
+    assert _prefix_range("abc%") is None and _prefix_range("---") is None
+    assert _prefix_range("3f9") == ("3f9", "3fa") and _prefix_range("0f-") == ("0f", "0g")

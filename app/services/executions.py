@@ -62,6 +62,26 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+HEX_DIGITS = "0123456789abcdef"
+
+
+def _prefix_range(prefix: str) -> tuple[str, str] | None:
+    """Bounds [low, high) holding every canonical task id (lowercase UUID) that starts with
+    ``prefix``, so the unique index on task_id answers instead of a scan: LIKE alone cannot
+    use it under a non-C collation.
+
+    The successor of the last hex digit is taken among hex digits ("9" -> "a", "f" -> "g"), and
+    trailing dashes are dropped, so the bounds hold in bytewise collations and in linguistic
+    ones that ignore dashes alike. Other prefixes get no range (the LIKE still applies).
+    """
+    core = prefix.rstrip("-")
+    if not core or any(c not in HEX_DIGITS and c != "-" for c in core):
+        return None
+    last = core[-1]
+    successor = "g" if last == "f" else HEX_DIGITS[HEX_DIGITS.index(last) + 1]
+    return core, core[:-1] + successor
+
+
 def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
     """The executions matching the list filters, unordered.
 
@@ -86,8 +106,11 @@ def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
         if args.get(name) is not None:
             query = query.where(attribute == args[name])
     if args.get("task_id_prefix"):
-        prefix = _escape_like(args["task_id_prefix"])
-        query = query.where(column.task_id.like(f"{prefix}%", escape="\\"))
+        prefix = args["task_id_prefix"]
+        query = query.where(column.task_id.like(f"{_escape_like(prefix)}%", escape="\\"))
+        bounds = _prefix_range(prefix)
+        if bounds:
+            query = query.where(column.task_id >= bounds[0], column.task_id < bounds[1])
     for name, attribute, newer in (
         ("created_from", column.created_at, True),
         ("created_to", column.created_at, False),

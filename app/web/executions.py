@@ -8,18 +8,21 @@ from typing import Any
 from flask import render_template, request, url_for
 from flask_babel import get_timezone
 from flask_babel import gettext as _
+from sqlalchemy import select
 from sqlalchemy.orm import load_only
 from werkzeug.wrappers import Response
 
 from app.auth.access import requires
 from app.errors import NotFound
-from app.models import Role, TaskExecution
+from app.extensions import db
+from app.models import Role, Source, TaskExecution, TaskStatus, TaskType, Variable
 from app.services import execution_actions
 from app.services.bulk import answer_each
 from app.services.execution_analysis import analyze
 from app.services.executions import BadCursor, page
 from app.web import bp
 from app.web.execution_filters import ExecutionFilterForm
+from app.web.formatting import status_label
 from app.web.fragments import is_htmx, page_or_fragment
 
 PAGE_SIZE = 50
@@ -85,10 +88,34 @@ def executions() -> Response:
         "live": result["previous_cursor"] is None,
         "poll_url": url_for("web.executions", **filters),
         "selected": set(request.args.getlist("task_ids")),
+        "names": _names(result["items"]),
+        "status_labels": {s.value: status_label(s.value) for s in TaskStatus},
         "next_url": _page_url(filters, result["next_cursor"]),
         "previous_url": _page_url(filters, result["previous_cursor"]),
     }
     return page_or_fragment("tasks/executions_list.html", "tasks/executions/_table.html", **context)
+
+
+def _names(rows: list[TaskExecution]) -> dict[str, dict[int, str]]:
+    """Names of the types, sources and variables on this page: three small indexed queries
+    instead of a lazy load per row."""
+    sources = {r.source_id for r in rows if r.source_id is not None}
+    variables = {r.variable_id for r in rows if r.variable_id is not None}
+    return {
+        "types": dict(db.session.execute(select(TaskType.id, TaskType.name)).all()),
+        "sources": dict(
+            db.session.execute(select(Source.id, Source.code).where(Source.id.in_(sources))).all()
+        )
+        if sources
+        else {},
+        "variables": dict(
+            db.session.execute(
+                select(Variable.id, Variable.code).where(Variable.id.in_(variables))
+            ).all()
+        )
+        if variables
+        else {},
+    }
 
 
 def _page_url(filters: dict[str, Any], cursor: str | None) -> str | None:
