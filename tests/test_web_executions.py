@@ -393,11 +393,14 @@ def test_analysis_of_a_selection(viewer: FlaskClient) -> None:
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', viewer.get(LIST).text).group(1)
     response = viewer.post(
         "/tasks/executions/analyze",
-        data={"csrf_token": csrf, "task_ids": [e.task_id for e in chosen] + [str(uuid.uuid4())]},
+        data={
+            "csrf_token": csrf,
+            "task_ids": [e.task_id for e in chosen] + [str(uuid.uuid4()), "junk\x00id"],
+        },
     )
     assert response.status_code == 200
     html = response.text
-    assert "24 of 25 selected executions found." in html
+    assert "24 of 26 selected executions found." in html
     facts = re.sub(r"\s+", " ", html)
     assert 'status-success">success</span></dt><dd class="num">20' in facts
     assert 'status-failure">failure</span></dt><dd class="num">3' in facts

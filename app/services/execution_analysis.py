@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,18 @@ def error_key(message: str) -> str:
     return first[:ERROR_KEY_LENGTH]
 
 
+def _canonical(task_id: str) -> str | None:
+    """The stored form of a task id (a lowercase UUID), or None when it cannot be one."""
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError:
+        return None
+
+
 def analyze(task_ids: Sequence[str]) -> Analysis:
     """Summarize the executions of ``task_ids`` (one IN query on the unique task id index)."""
     wanted = list(dict.fromkeys(task_ids))
+    canonical = {task_id: _canonical(task_id) for task_id in wanted}
     rows = db.session.execute(
         select(
             TaskExecution.task_id,
@@ -59,7 +69,7 @@ def analyze(task_ids: Sequence[str]) -> Analysis:
             TaskExecution.started_at,
             TaskExecution.completed_at,
             TaskExecution.error_message,
-        ).where(TaskExecution.task_id.in_(wanted))
+        ).where(TaskExecution.task_id.in_([c for c in canonical.values() if c]))
     ).all()
     found = {row.task_id for row in rows}
     statuses = Counter(str(row.status) for row in rows)
@@ -84,7 +94,7 @@ def analyze(task_ids: Sequence[str]) -> Analysis:
     return Analysis(
         requested=len(wanted),
         found=len(rows),
-        missing=[t for t in wanted if t not in found],
+        missing=[t for t in wanted if canonical[t] not in found],
         by_status=statuses.most_common(),
         by_task=tasks.most_common(10),
         durations=durations,

@@ -6,7 +6,6 @@ beside its field (and a 400), never a 500.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -146,21 +145,9 @@ class ExecutionFilterForm(Form):
         args = {name: self[name].data for name in FILTER_NAMES if self[name].data}
         return {k: v.strip() if isinstance(v, str) else v for k, v in args.items()}
 
-    def error_fields(self) -> list[str]:
-        return [name for name, errors in self.errors.items() if errors]
-
 
 def _is_uuid(text: str) -> bool:
     try:
         return str(uuid.UUID(text)) == text
     except ValueError:
         return False
-
-
-def is_filtered(form: ExecutionFilterForm) -> bool:
-    return bool(form.url_args())
-
-
-def selected_ids(values: list[str], limit: int) -> list[str]:
-    """Checked task ids from a request, deduplicated, in order, at most ``limit`` of them."""
-    return list(dict.fromkeys(v for v in values if re.fullmatch(r"[0-9a-fA-F-]{1,64}", v)))[:limit]
