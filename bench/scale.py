@@ -203,11 +203,28 @@ def run(url: str, options: argparse.Namespace) -> None:
             "health": "/tasks/api/health/",
             "workers page": "/tasks/workers/",
             "queues page (7-day trends)": "/tasks/queues/",
+            # pages (dates typed in the reader's timezone, UTC by default)
+            "executions page": "/tasks/executions/",
+            "executions page, filtered": (
+                "/tasks/executions/?status=failure&task_type=retrieval"
+                f"&created_from={frm[:16]}&created_to={to[:16]}"
+            ),
+            "executions page 10,000 deep (cursor)": f"/tasks/executions/?cursor={cursor}",
+            "executions page, task id prefix": f"/tasks/executions/?q={one[:8]}",
+            "execution detail page": f"/tasks/executions/{one}/",
+        }
+        fragments = {
+            "executions table fragment": "/tasks/executions/?status=failure",
+            "execution detail live fragment": f"/tasks/executions/{one}/",
         }
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         results = {}
         for label, call in calls.items():
             results[label] = timed(client, call, headers, options.requests)
+            print(f"{label:40} {results[label][0]:8.1f} {results[label][1]:8.1f}")
+        for label, call in fragments.items():
+            htmx = {**headers, "HX-Request": "true"}
+            results[label] = timed(client, call, htmx, options.requests)
             print(f"{label:40} {results[label][0]:8.1f} {results[label][1]:8.1f}")
         from sqlalchemy import literal, tuple_
 

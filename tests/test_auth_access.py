@@ -76,6 +76,15 @@ EXPECTED_RULES = {
     "web.scheduled_toggle": (OPERATOR, OPERATOR),
     "web.scheduled_run": (OPERATOR, OPERATOR),
     "web.scheduled_delete": (OPERATOR, OPERATOR),
+    # executions: list, batch actions, export, detail
+    "web.executions": (VIEWER, OPERATOR),
+    "web.executions_bulk_retry": (VIEWER, OPERATOR),
+    "web.executions_bulk_cancel": (VIEWER, OPERATOR),
+    "web.executions_analyze": (VIEWER, VIEWER),  # a read, posted: ids do not fit a URL
+    "web.executions_export": (VIEWER, OPERATOR),
+    "web.execution_detail": (VIEWER, OPERATOR),
+    "web.execution_retry": (VIEWER, OPERATOR),
+    "web.execution_cancel": (VIEWER, OPERATOR),
 }
 CALLERS = ["anonymous", *(r.value for r in Role), *(f"token:{r.value}" for r in Role)]
 SAMPLE_VALUES = {"int": "1", "uuid": "00000000-0000-4000-8000-000000000000", "float": "1.0"}

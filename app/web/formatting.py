@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
+from babel import Locale
+from babel.dates import DateTimePattern, get_date_format, get_datetime_format, get_time_format
 from flask import Flask
-from flask_babel import format_datetime, format_decimal, format_percent, format_timedelta
+from flask_babel import (
+    format_datetime,
+    format_decimal,
+    format_percent,
+    format_timedelta,
+    get_locale,
+    get_timezone,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -23,11 +33,36 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+NAMED_STYLES = frozenset({"short", "medium", "long", "full"})
+
+
+@lru_cache(maxsize=64)
+def _named_style(locale: str, style: str) -> tuple[str, DateTimePattern, DateTimePattern]:
+    """The glue, date and time patterns Babel combines for a named style, looked up once."""
+    parsed = Locale.parse(locale)
+    return (
+        get_datetime_format(style, locale=parsed).replace("'", ""),
+        get_date_format(style, locale=parsed),
+        get_time_format(style, locale=parsed),
+    )
+
+
 def when(moment: datetime | None, style: str = "medium") -> str:
-    """A date and time in the user's timezone and language; empty for None."""
+    """A date and time in the user's timezone and language; empty for None.
+
+    Named styles give exactly Babel's ``format_datetime`` text, with the patterns looked up once
+    per language instead of per call: a table of 50 rows formats 100 of them.
+    """
     if moment is None:
         return ""
-    return format_datetime(_aware(moment), style)
+    if style not in NAMED_STYLES:
+        return format_datetime(_aware(moment), style)
+    locale = get_locale()
+    local = _aware(moment).astimezone(get_timezone())
+    glue, date_pattern, time_pattern = _named_style(str(locale), style)
+    return glue.replace(
+        "{0}", time_pattern.apply(local.timetz(), locale, reference_date=local.date())
+    ).replace("{1}", date_pattern.apply(local.date(), locale))
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
