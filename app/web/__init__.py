@@ -15,4 +15,4 @@ def _setup(state) -> None:  # type: ignore[no-untyped-def]
     state.app.jinja_env.globals.update(nav_entries=visible_entries, language_names=LANGUAGE_NAMES)
 
 
-from app.web import preferences, views  # noqa: E402,F401  (registers the routes on bp)
+from app.web import dashboard, preferences  # noqa: E402,F401  (registers the routes on bp)
