@@ -165,6 +165,11 @@ def run(url: str, options: argparse.Namespace) -> None:
             "types with statistics": "/tasks/api/types/?window_hours=720",
             "statistics": "/tasks/api/statistics/?window_hours=720",
             "health": "/tasks/api/health/",
+            "dashboard page": "/tasks/",
+            "dashboard: metrics fragment": "/tasks/dashboard/metrics",
+            "dashboard: trends fragment": "/tasks/dashboard/trends",
+            "dashboard: health fragment": "/tasks/dashboard/health",
+            "dashboard: recent fragment": "/tasks/dashboard/recent",
         }
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         results = {}

@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from app.extensions import db
 from app.models import Alert, ExecutionHourly, ScheduledTask, TaskExecution, TaskStatus
 from app.services.statistics import SUMS, by_type, summarize, window_start
 
 H = ExecutionHourly
-# Counts of live rows stop at this bound ("10,000+"): an exact figure beyond it costs a scan.
-COUNT_CAP = 10_000
+# Counts of live rows stop at this bound ("1,000+"): an exact figure beyond it costs a scan.
+COUNT_CAP = 1_000
 IN_FLIGHT = (TaskStatus.PENDING, TaskStatus.STARTED, TaskStatus.RETRY)
 TREND_HOURS = 7 * 24
 RECENT_LIMIT = 15
@@ -47,17 +47,28 @@ class HourBucket:
         return self.success / self.finished if self.finished else None
 
 
+def _capped(query: Any, cap: int) -> Any:
+    """COUNT of ``query``'s rows, reading at most ``cap + 1`` of them."""
+    return select(func.count()).select_from(query.limit(cap + 1).subquery())
+
+
 def bounded_count(*conditions: Any, cap: int | None = None, model: Any = TaskExecution) -> Count:
     """Rows matching ``conditions``, counting no further than ``cap`` (default COUNT_CAP)."""
     cap = COUNT_CAP if cap is None else cap
-    inner = select(model.id).where(*conditions).limit(cap + 1).subquery()
-    value = db.session.scalar(select(func.count()).select_from(inner)) or 0
+    value = db.session.scalar(_capped(select(model.id).where(*conditions), cap)) or 0
     return Count(min(value, cap), value > cap)
 
 
 def in_flight() -> dict[str, Count]:
-    """Executions waiting, running and waiting to retry now (index on status, started_at)."""
-    return {str(s): bounded_count(TaskExecution.status == s) for s in IN_FLIGHT}
+    """Executions waiting, running and waiting to retry now, in one round trip; each count
+    reads the (status, started_at) index and stops at COUNT_CAP."""
+    cap = COUNT_CAP
+    counts = [
+        _capped(select(literal(1)).where(TaskExecution.status == s), cap).scalar_subquery()
+        for s in IN_FLIGHT
+    ]
+    values = db.session.execute(select(*counts)).one()
+    return {str(s): Count(min(v, cap), v > cap) for s, v in zip(IN_FLIGHT, values, strict=True)}
 
 
 def last_hours(hours: int = 24) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from app.services import dashboard as figures
 from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures, run_schedule_now
 from app.tracking.heartbeats import live_workers
 from app.web import bp
-from app.web.dashboard_charts import executions_chart, success_rate_chart
+from app.web.dashboard_charts import trend_charts
 from app.web.fragments import conditional
 
 
@@ -60,9 +60,10 @@ def metrics_context() -> dict[str, Any]:
 
 def trends_context() -> dict[str, Any]:
     buckets = figures.hourly_trend()
+    executions_chart, success_rate_chart = trend_charts(buckets)
     return {
-        "executions_chart": executions_chart(buckets),
-        "success_rate_chart": success_rate_chart(buckets),
+        "executions_chart": executions_chart,
+        "success_rate_chart": success_rate_chart,
         "week_total": sum(b.finished for b in buckets),
         "durations": figures.durations_by_type(),
     }
