@@ -36,18 +36,26 @@ def url_if_exists(endpoint: str, **values: Any) -> str | None:
     return url_for(endpoint, **values)
 
 
+def _redis() -> redis.Redis:
+    """The dashboard's Redis client: one pool per app, short timeouts so a dead Redis shows as
+    down instead of holding the page."""
+    client = current_app.extensions.get("dashboard_redis")
+    if client is None:
+        client = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
+        )
+        current_app.extensions["dashboard_redis"] = client
+    return client
+
+
 def _redis_figures() -> dict[str, Any]:
     """Queue depths and live workers, or None for each when Redis does not answer."""
-    client = redis.Redis.from_url(
-        current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
-    )
+    client = _redis()
     try:
         workers = sorted(live_workers(client), key=lambda w: w.get("hostname") or "")
         return {"queues": queue_depths(client), "workers": workers}
     except redis.RedisError:
         return {"queues": None, "workers": None}
-    finally:
-        client.close()
 
 
 def metrics_context() -> dict[str, Any]:
@@ -71,7 +79,7 @@ def trends_context() -> dict[str, Any]:
 
 def health_context() -> dict[str, Any]:
     return {
-        "checks": health()["checks"],
+        "checks": health(_redis())["checks"],
         "open_alerts": figures.open_alerts(),
         "warnings": figures.failure_warnings(),
         "window_hours": current_app.config["FAILURE_RATE_WINDOW_HOURS"],
