@@ -262,13 +262,18 @@ def test_trends_draw_hourly_charts_with_tooltips_and_duration_table(viewer: Flas
     assert re.search(r"retrieval 10 90\.0% 400 ms \d+ ms", text)
 
 
-def test_trend_labels_follow_the_timezone(viewer: FlaskClient) -> None:
-    hourly(1, success=2)
+def test_trend_labels_follow_the_language_and_timezone(viewer: FlaskClient) -> None:
+    hourly(1, success=1234)
     csrf = csrf_token_in(viewer.get("/tasks/").text)
-    viewer.post("/tasks/preferences", data={"timezone": "Asia/Kolkata", "csrf_token": csrf})
+    viewer.post(
+        "/tasks/preferences",
+        data={"language": "fr", "timezone": "Asia/Kolkata", "csrf_token": csrf},
+    )
     html = viewer.get(FRAGMENTS["trends"]).text
-    tooltip = re.search(r"<title>([^<]*: 2 executions[^<]*)</title>", html)
-    assert tooltip and ":30" in tooltip.group(1)  # hours start at :30 in UTC+5:30
+    tooltip = re.search(r"<title>([^<]*1\u202f234 [^<]*)</title>", html)
+    assert tooltip, "French digit grouping"
+    assert ":30" in tooltip.group(1)  # hours start at :30 in UTC+5:30
+    assert re.search(r"(lun|mar|mer|jeu|ven|sam|dim)\.", tooltip.group(1))  # French day names
 
 
 def test_health_reports_each_part_and_error_rate_warnings(
