@@ -40,6 +40,7 @@ FRAGMENTS = {
 }
 RUN_NOW = "/tasks/dashboard/run-now"
 RETRY = "/tasks/dashboard/retry-failures"
+RETRY_ACTION = "execution.retry"
 HTMX = {"HX-Request": "true"}
 
 
@@ -474,3 +475,18 @@ def test_actions_need_an_operator_and_a_csrf_token(
     csrf = login_as(client, Role.OPERATOR)
     assert client.post(url, data={}).status_code == 400
     assert client.post(url, data={"csrf_token": csrf}).status_code == 303
+
+
+def test_retry_stops_with_a_message_when_the_broker_is_down(
+    make_app: Callable[..., Flask], login_as: Callable, users: dict
+) -> None:
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0", RATELIMIT_STORAGE_URI="memory://")
+    client = app.test_client()
+    with app.app_context():
+        csrf = login_as(client, Role.OPERATOR)
+        failed(5)
+        response = client.post(RETRY, data={"csrf_token": csrf})
+        assert response.status_code == 303
+        assert "The broker stopped answering" in client.get("/tasks/").text
+        audits = select(AuditEntry).where(AuditEntry.action == RETRY_ACTION)
+        assert db.session.scalar(audits) is None

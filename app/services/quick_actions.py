@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
@@ -40,6 +42,7 @@ class RetryReport:
     new_task_ids: list[str] = field(default_factory=list)
     refused: int = 0  # not re-runnable exactly (arguments cut, redacted or not recorded)
     more: bool = False  # more failures than one round retries
+    broker_error: str | None = None  # the broker stopped answering: the rest were not sent
 
 
 def recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> tuple[list[str], bool]:
@@ -87,6 +90,9 @@ def retry_recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> RetryRepo
     for task_id in task_ids:
         try:
             new_id = retry_execution(task_id)
+        except (KombuError, RedisError) as error:
+            report.broker_error = f"{type(error).__name__}: {error}"
+            break
         except DomainError as error:
             report.refused += 1
             record_audit(

@@ -175,17 +175,15 @@ def dashboard_retry_failures() -> Response:
     report = retry_recent_failures(hours=1)
     db.session.commit()
     count = len(report.new_task_ids)
-    if not count and not report.refused:
-        flash(_("No failure of the last hour is waiting for a retry."), "info")
-        return _back()
-    flash(
-        ngettext(
-            "%(num)d failed execution of the last hour was sent again.",
-            "%(num)d failed executions of the last hour were sent again.",
-            count,
-        ),
-        "success",
-    )
+    if count:
+        flash(
+            ngettext(
+                "%(num)d failed execution of the last hour was sent again.",
+                "%(num)d failed executions of the last hour were sent again.",
+                count,
+            ),
+            "success",
+        )
     if report.refused:
         flash(
             ngettext(
@@ -195,6 +193,10 @@ def dashboard_retry_failures() -> Response:
             ),
             "error",
         )
-    if report.more:
+    if report.broker_error:
+        flash(_("The broker stopped answering: %(error)s", error=report.broker_error), "error")
+    elif report.more:
         flash(_("More failures remain: retry again to send the next %(n)s.", n=RETRY_LIMIT), "info")
+    if not (count or report.refused or report.broker_error):
+        flash(_("No failure of the last hour is waiting for a retry."), "info")
     return _back()
