@@ -216,6 +216,11 @@ def run(url: str, options: argparse.Namespace) -> None:
         fragments = {
             "executions table fragment": "/tasks/executions/?status=failure",
             "execution detail live fragment": f"/tasks/executions/{one}/",
+            "dashboard page": "/tasks/",
+            "dashboard: metrics fragment": "/tasks/dashboard/metrics",
+            "dashboard: trends fragment": "/tasks/dashboard/trends",
+            "dashboard: health fragment": "/tasks/dashboard/health",
+            "dashboard: recent fragment": "/tasks/dashboard/recent",
         }
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         results = {}

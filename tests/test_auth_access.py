@@ -85,6 +85,13 @@ EXPECTED_RULES = {
     "web.execution_detail": (VIEWER, OPERATOR),
     "web.execution_retry": (VIEWER, OPERATOR),
     "web.execution_cancel": (VIEWER, OPERATOR),
+    # dashboard
+    "web.dashboard_metrics": (VIEWER, OPERATOR),
+    "web.dashboard_trends": (VIEWER, OPERATOR),
+    "web.dashboard_health": (VIEWER, OPERATOR),
+    "web.dashboard_recent": (VIEWER, OPERATOR),
+    "web.dashboard_run_now": (OPERATOR, OPERATOR),
+    "web.dashboard_retry_failures": (OPERATOR, OPERATOR),
 }
 CALLERS = ["anonymous", *(r.value for r in Role), *(f"token:{r.value}" for r in Role)]
 SAMPLE_VALUES = {"int": "1", "uuid": "00000000-0000-4000-8000-000000000000", "float": "1.0"}

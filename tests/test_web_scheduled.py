@@ -764,16 +764,9 @@ def test_detail_of_a_disabled_schedule(viewer: tuple[FlaskClient, str]) -> None:
     assert "Disabled: no runs are due." in page.text and "No runs yet." in page.text
 
 
-def test_history_links_to_the_execution_page_when_there_is_one(
-    make_app: Callable[..., Flask], redis_client: redis.Redis
-) -> None:
-    from app.web.scheduled import execution_url
+def test_history_links_to_the_execution_page(app: Flask) -> None:
+    from app.web.links import execution_url
 
-    bare = make_app()
-    with bare.test_request_context():
-        assert execution_url("abc") is None  # no execution page in this build: plain text
-    linked = make_app()
-    linked.add_url_rule("/tasks/executions/<task_id>/", "web.execution", lambda task_id: task_id)
-    with linked.test_request_context():
+    with app.test_request_context():
         assert execution_url("abc") == "/tasks/executions/abc/"
         assert execution_url(None) is None

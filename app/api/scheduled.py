@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
 from app.scheduler import service
 from app.services.audit import record_audit
+from app.services.quick_actions import run_schedule_now
 
 blp = Blueprint(
     "api_scheduled", __name__, url_prefix="/tasks/api/scheduled", description="Scheduled tasks"
@@ -190,14 +191,6 @@ class Schedule(MethodView):
 @blp.response(202, RunSchema)
 def run(schedule_id: int) -> Any:
     """Send the schedule's task now; its next due time is unchanged."""
-    schedule = _get(schedule_id)
-    run = service.run_now(schedule)
-    record_audit(
-        "schedule.run",
-        "schedule",
-        schedule_id,
-        outcome="ok" if run.error is None else "error",
-        details={"task_id": run.task_id, "error": run.error},
-    )
+    run = run_schedule_now(_get(schedule_id))
     db.session.commit()
     return run

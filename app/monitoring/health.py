@@ -61,18 +61,22 @@ def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     return checks
 
 
-def health() -> dict[str, Any]:
-    """Every check with ``ok``; ``healthy`` only when all are ok."""
+def health(client: redis.Redis | None = None) -> dict[str, Any]:
+    """Every check with ``ok``; ``healthy`` only when all are ok. Pass ``client`` to reuse a
+    connection pool (pages polled every 30 s); otherwise one is opened and closed."""
     checks: dict[str, Any] = {}
-    client = redis.Redis.from_url(
-        current_app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
-    )
+    own = client is None
+    if client is None:
+        client = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
+        )
     try:
         checks.update(_check_redis_parts(client))
     except redis.RedisError as error:
         checks["redis"] = {"ok": False, "error": str(error)}
     finally:
-        client.close()
+        if own:
+            client.close()
     checks["database"] = _check_database()
     failing = sorted(name for name, check in checks.items() if not check["ok"])
     return {

@@ -19,6 +19,7 @@ def _setup(state) -> None:  # type: ignore[no-untyped-def]
 from app.web import (  # noqa: E402,F401
     alerts,
     catalog,
+    dashboard,
     dead_letters,
     execution_detail,
     executions,
@@ -27,6 +28,5 @@ from app.web import (  # noqa: E402,F401
     queues,
     scheduled,
     scheduled_edit,
-    views,
     workers,
 )

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, flash, redirect, url_for
+from flask import flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
 from app.auth.access import requires
@@ -124,19 +123,14 @@ def retry_ancestors(execution: TaskExecution) -> list[TaskExecution]:
 
 
 def schedule_link(schedule_id: int | None) -> tuple[str, str | None] | None:
-    """The schedule's name and the URL of its page (None while that page does not exist)."""
+    """The schedule's name and the URL of its page (None once the schedule is deleted)."""
     if schedule_id is None:
         return None
     schedule = db.session.get(ScheduledTask, schedule_id)
     name = schedule.name if schedule else _("schedule #%(id)s", id=schedule_id)
     url = None
-    if schedule and "web.scheduled_detail" in current_app.view_functions:
-        rule = next(current_app.url_map.iter_rules("web.scheduled_detail"))
-        if len(rule.arguments) == 1:
-            try:
-                url = url_for("web.scheduled_detail", **{next(iter(rule.arguments)): schedule_id})
-            except BuildError:
-                url = None
+    if schedule:
+        url = url_for("web.scheduled_detail", schedule_id=schedule_id)
     return name, url
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
 from app.auth.access import requires
@@ -34,7 +33,6 @@ MAX_SCHEDULE_ID = 2**31 - 1  # a 32-bit key: larger ids cannot exist (and must n
 TEXT_ARG_MAX = 200
 ENABLED_FILTERS = {"": None, "yes": True, "no": False}
 # The execution detail page, whichever endpoint name it has when present.
-EXECUTION_ENDPOINTS = ("web.execution", "web.execution_detail")
 
 
 @bp.app_template_global()
@@ -57,19 +55,6 @@ def get_schedule_or_404(schedule_id: int) -> ScheduledTask:
 def _text_arg(name: str) -> str | None:
     value = request.args.get(name, "").replace("\x00", "").strip()[:TEXT_ARG_MAX]
     return value or None
-
-
-def execution_url(task_id: str | None) -> str | None:
-    """Link to an execution's page, if that page exists in this build."""
-    if not task_id:
-        return None
-    for endpoint in EXECUTION_ENDPOINTS:
-        if endpoint in current_app.view_functions:
-            try:
-                return url_for(endpoint, task_id=task_id)
-            except BuildError:
-                return None
-    return None
 
 
 def can_act() -> bool:
@@ -132,7 +117,6 @@ def scheduled_detail(schedule_id: int) -> Any:
         "entries": entries,
         "cursor": cursor,
         "next_cursor": next_cursor,
-        "execution_url": execution_url,
     }
     if is_htmx():  # the polled history only: no statistics to compute
         return conditional(render_template("tasks/scheduled/_history.html", **history))

@@ -83,7 +83,6 @@ def _render(errors: dict[tuple[str, str], list[str]] | None = None, status: int 
         "errors": errors or {},
         "queues": queue_names(),
         "can_control": current_user.role.allows(Role.OPERATOR),
-        "link_executions": "web.execution_detail" in current_app.view_functions,
         "state_labels": STATE_LABELS,
         "state_classes": STATE_CLASSES,
         "poll_seconds": POLL_SECONDS,
