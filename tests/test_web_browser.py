@@ -353,7 +353,6 @@ def test_every_page_loads_without_errors(live_server: str, page: Any, users: Any
     for name, path in pages.items():
         response = page.goto(f"{live_server}{path}")
         assert response.status == 200, f"{path}: {response.status}"
-        page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.classList.contains('js')"), path
         page.problems.check(path)
         screenshot(page, f"page-{name}")
