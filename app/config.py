@@ -63,6 +63,9 @@ def settings_from_env() -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL", "redis://localhost:6379/0"),
         "DISPLAY_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
+        # Seconds between two refreshes of the pages' live fragments (a running execution's
+        # detail page keeps its own 3 s).
+        "LIVE_POLL_SECONDS": _int("LIVE_POLL_SECONDS", 30),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
         "LANGUAGES": LANGUAGES,

@@ -256,17 +256,33 @@ SCREENSHOTS_DIR = PROJECT_DIR / "tests" / "screenshots"
 
 
 @pytest.fixture
-def live_server(app: Flask, process_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """The web app served by a real ``flask run`` process on a free port; yields its base URL."""
-    port = free_port()
-    server = EngineProcess(
-        [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
-        env={**process_env, "FLASK_DEBUG": "0"},
-        log_path=tmp_path / "web.log",
-    )
-    server.start(ready_text="Running on")
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+def start_web(
+    app: Flask, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., str]]:
+    """Serve the web app from a real ``flask run`` process on a free port, with extra environment
+    settings (e.g. ``LIVE_POLL_SECONDS="1"``); returns its base URL. Stopped when the test ends."""
+    servers: list[EngineProcess] = []
+
+    def start(**env: str) -> str:
+        port = free_port()
+        server = EngineProcess(
+            [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
+            env={**process_env, "FLASK_DEBUG": "0", **env},
+            log_path=tmp_path / f"web-{len(servers)}.log",
+        )
+        servers.append(server)
+        server.start(ready_text="Running on")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(start_web: Callable[..., str]) -> str:
+    """The web app served by a real ``flask run`` process on a free port; its base URL."""
+    return start_web()
 
 
 @pytest.fixture(scope="session")
@@ -310,5 +326,7 @@ def screenshot(page: Any, name: str) -> Path:
     """Save the whole page as tests/screenshots/<name>.png for a reviewer to look at."""
     SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS_DIR / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # caret="initial": hiding the caret puts an inline style on the focused element, which htmx
+    # would copy when it swaps that element again (a CSP violation the page itself never causes).
+    page.screenshot(path=str(path), full_page=True, caret="initial")
     return path

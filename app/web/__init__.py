@@ -1,6 +1,6 @@
 """The operator pages under ``/tasks/``."""
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 bp = Blueprint("web", __name__, url_prefix="/tasks")
 
@@ -12,7 +12,19 @@ def _setup(state) -> None:  # type: ignore[no-untyped-def]
     from app.web.preferences import LANGUAGE_NAMES
 
     formatting.init_app(state.app)
-    state.app.jinja_env.globals.update(nav_entries=visible_entries, language_names=LANGUAGE_NAMES)
+    state.app.jinja_env.globals.update(
+        nav_entries=visible_entries,
+        language_names=LANGUAGE_NAMES,
+        live_poll_seconds=live_poll_seconds,
+    )
+
+
+def live_poll_seconds() -> int:
+    """Seconds between two polls of a live fragment: ``hx-trigger="every {{ ... }}s"``.
+
+    A global function rather than a context variable, so macros imported without context see it.
+    """
+    return int(current_app.config.get("LIVE_POLL_SECONDS", 30))
 
 
 # Importing the view modules registers their routes on bp.

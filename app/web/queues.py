@@ -15,11 +15,10 @@ from app.auth.access import requires
 from app.models import Role
 from app.services.queues import queue_names, queue_stats
 from app.tracking.heartbeats import live_workers
-from app.web import bp
+from app.web import bp, live_poll_seconds
 from app.web.fragments import conditional, is_htmx
 from app.web.queue_trends import cached_queue_trends
 
-POLL_SECONDS = 30
 QUEUE_STATES = {
     "empty": ("ok", _l("empty")),
     "waiting": ("pending", _l("waiting")),
@@ -60,7 +59,7 @@ def queues() -> Response:
     """Depth, oldest message age and consumers of every queue; each queue's 7-day trend."""
     rows, unavailable = _live_rows()
     status = 503 if unavailable else 200
-    context = {"rows": rows, "unavailable": unavailable, "poll_seconds": POLL_SECONDS}
+    context = {"rows": rows, "unavailable": unavailable, "poll_seconds": live_poll_seconds()}
     if is_htmx():
         return conditional(render_template("tasks/queues/_depths.html", **context), status)
     trends = cached_queue_trends(redis_client(), queue_names())
