@@ -66,6 +66,8 @@ def settings_from_env() -> dict[str, Any]:
         # Seconds between two refreshes of the pages' live fragments (a running execution's
         # detail page keeps its own 3 s).
         "LIVE_POLL_SECONDS": _int("LIVE_POLL_SECONDS", 30),
+        # werkzeug's method for new password hashes; the test suite picks a cheap one.
+        "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
         "LANGUAGES": LANGUAGES,

@@ -66,6 +66,8 @@ def base_config(database_url: str, redis_url: str) -> dict[str, Any]:
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url,
+        # Hashing users' passwords with scrypt costs ~0.15 s each, several times per test.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     }
 
 
