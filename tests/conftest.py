@@ -230,6 +230,18 @@ def login_as(users: dict[Role, User]) -> Callable[[FlaskClient, Role], str]:
 
 
 @pytest.fixture
+def operator(client: FlaskClient, login_as: Callable[[FlaskClient, Role], str]) -> str:
+    """``client`` signed in as an operator; the session's CSRF token (modules may override)."""
+    return login_as(client, Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer(client: FlaskClient, login_as: Callable[[FlaskClient, Role], str]) -> str:
+    """``client`` signed in as a viewer; the session's CSRF token (modules may override)."""
+    return login_as(client, Role.VIEWER)
+
+
+@pytest.fixture
 def token_for(users: dict[Role, User]) -> Callable[[Role], str]:
     """Create an API token for the user of ``role``; returns the plaintext token."""
     from app.services.tokens import create_token

@@ -6,10 +6,8 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -34,16 +32,6 @@ def add_alert(**values: object) -> Alert:
 
 def row_ids(page: str) -> list[int]:
     return [int(i) for i in re.findall(r'<tr id="alert-(\d+)"', page)]
-
-
-@pytest.fixture
-def operator(client: FlaskClient, login_as: Callable) -> str:
-    return login_as(client, Role.OPERATOR)
-
-
-@pytest.fixture
-def viewer(client: FlaskClient, login_as: Callable) -> str:
-    return login_as(client, Role.VIEWER)
 
 
 def test_open_alerts_newest_first_with_their_details(client: FlaskClient, viewer: str) -> None:

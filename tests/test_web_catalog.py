@@ -72,16 +72,6 @@ def actions() -> set[str]:
     return set(db.session.scalars(select(AuditEntry.action)))
 
 
-@pytest.fixture
-def operator(client: FlaskClient, login_as: Callable) -> str:
-    return login_as(client, Role.OPERATOR)
-
-
-@pytest.fixture
-def viewer(client: FlaskClient, login_as: Callable) -> str:
-    return login_as(client, Role.VIEWER)
-
-
 # --- task types -----------------------------------------------------------------------------
 
 

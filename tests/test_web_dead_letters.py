@@ -50,16 +50,6 @@ def messages_in(client: redis.Redis, queue: str) -> list[dict]:
     return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
 
 
-@pytest.fixture
-def operator(client: FlaskClient, login_as: Callable) -> str:
-    return login_as(client, Role.OPERATOR)
-
-
-@pytest.fixture
-def viewer(client: FlaskClient, login_as: Callable) -> str:
-    return login_as(client, Role.VIEWER)
-
-
 def test_list_and_filters(client: FlaskClient, viewer: str) -> None:
     refused = add_letter()
     timeout = add_letter(task_name=HEALTH, queue="monitoring", error_message="TimeoutError: 30 s")

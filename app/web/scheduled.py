@@ -23,6 +23,7 @@ from app.models.types import utcnow
 from app.scheduler import service
 from app.scheduler.preview import occurrences
 from app.services.audit import record_audit
+from app.services.quick_actions import run_schedule_now
 from app.services.schedule_history import history_page, schedule_stats
 from app.services.schedule_listing import rows_for, schedules_page, schedules_query
 from app.web import bp
@@ -175,14 +176,7 @@ def scheduled_toggle(schedule_id: int) -> Any:
 def scheduled_run(schedule_id: int) -> Response:
     """Send the schedule's task now, tracked as a manual run; its next due time is unchanged."""
     schedule = get_schedule_or_404(schedule_id)
-    run = service.run_now(schedule)
-    record_audit(
-        "schedule.run",
-        "schedule",
-        schedule.id,
-        outcome="ok" if run.error is None else "error",
-        details={"task_id": run.task_id, "error": run.error},
-    )
+    run = run_schedule_now(schedule)
     db.session.commit()
     if run.error:
         flash(_("Could not send %(name)s: %(error)s", name=schedule.name, error=run.error), "error")
