@@ -58,8 +58,18 @@ class _Numbers:
 
 
 def trend_charts(buckets: Sequence[HourBucket]) -> tuple[Markup, Markup]:
-    """Bars of executions per hour and a 0-100 % line of the success rate per hour."""
-    locale, zone = get_locale(), str(user_timezone())
+    """Bars of executions per hour and a 0-100 % line of the success rate per hour.
+
+    Polls and reloads mostly ask for a week that has not changed since the last request: the
+    charts are kept per language, timezone and the hourly figures themselves.
+    """
+    return _trend_charts(get_locale(), str(user_timezone()), tuple(buckets))
+
+
+@lru_cache(maxsize=64)
+def _trend_charts(
+    locale: Locale, zone: str, buckets: tuple[HourBucket, ...]
+) -> tuple[Markup, Markup]:
     numbers = _Numbers(locale)
     bar_text = _(
         "%(hour)s: %(count)s executions (%(success)s success, %(failure)s failure, "
