@@ -165,16 +165,26 @@ class RedisScheduler(Scheduler):
         return self.token is not None
 
     def _finish_inflight(self) -> None:
-        """Send the claims a previous leader made but did not confirm sent."""
+        """Send the claims a previous leader made but did not confirm sent.
+
+        A leader killed between its send and the confirmation leaves a claim whose message
+        already exists: its task id (chosen at claim time) is looked for in the broker and the
+        database first, so such a claim is confirmed instead of sent twice.
+        """
         outcomes = []
-        for field, item in self.store.inflight().items():
-            if item["token"] == self.token:
-                continue
+        orphans = {f: i for f, i in self.store.inflight().items() if i["token"] != self.token}
+        published = self._already_published([item["task_id"] for item in orphans.values()])
+        for field, item in orphans.items():
             data = self.store.entries([item["schedule_id"]])[0]
             if data is None or not self.store.holds(self.token or ""):
                 self.store.sent(field)
                 continue
-            outcome = self._send(field, data, item)
+            if item["task_id"] in published:
+                outcome = Outcome(data["id"], from_ms(item["occurrence"]), RunKind(item["kind"]),
+                                  item["task_id"], sent_at=utcnow())  # fmt: skip
+                self.store.sent(field)
+            else:
+                outcome = self._send(field, data, item)
             if data["timing"]["kind"] == "one_time":
                 outcome.finished = True
                 self.store.remove(data["id"])
@@ -263,6 +273,23 @@ class RedisScheduler(Scheduler):
             outcome.error = f"{type(exc).__name__}: {exc}"
         self.store.sent(field)
         return outcome
+
+    def _already_published(self, task_ids: list[str]) -> set[str]:
+        if not task_ids:
+            return set()
+        from app.services.queues import already_published
+
+        try:
+            with self.flask_app.app_context():
+                client = redis.Redis.from_url(self.app.conf.broker_url)
+                try:
+                    return already_published(client, task_ids)
+                finally:
+                    client.close()
+                    db.session.remove()
+        except Exception:  # unknown: sending again is safer than losing the run
+            log.exception("beat: could not check which unconfirmed sends were published")
+            return set()
 
     def _publish(self, data: dict, occurrence: datetime, kind: str, task_id: str) -> None:
         send(self.app, data, occurrence, kind, task_id)

@@ -68,6 +68,28 @@ def queue_stats(client: redis.Redis) -> list[dict[str, Any]]:
     return result
 
 
+def already_published(client: redis.Redis, task_ids: list[str]) -> set[str]:
+    """Which of ``task_ids`` the broker already holds (queued or unacknowledged) or the database
+    has recorded. A full scan, meant for the rare recovery of sends a crashed process left
+    unconfirmed, never for a hot path."""
+    if not task_ids:
+        return set()
+    wanted = {task_id.encode(): task_id for task_id in task_ids}
+    pipe = client.pipeline(transaction=False)
+    for name in queue_names():
+        for key in _keys(name):
+            pipe.lrange(key, 0, -1)
+    pipe.hvals("unacked")
+    found = set()
+    for messages in pipe.execute():
+        for message in messages:
+            found.update(task_id for raw, task_id in wanted.items() if raw in message)
+    found.update(
+        db.session.scalars(select(TaskExecution.task_id).where(TaskExecution.task_id.in_(task_ids)))
+    )
+    return found
+
+
 def _task_id(message: bytes | None) -> str | None:
     if not message:
         return None
