@@ -6,7 +6,8 @@ import sqlite3
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
@@ -21,6 +22,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+def dialect_insert(table: Table) -> Any:
+    """An INSERT of the session's dialect, which has ``on_conflict_do_*`` on both databases."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def init_app(app: Flask) -> None:

@@ -5,6 +5,7 @@ from app.models.audit import AuditEntry
 from app.models.data import CountryMonthTotal, DataPoint, RawPayload
 from app.models.pipeline import Source, Variable
 from app.models.queue_snapshot import QueueSnapshot
+from app.models.run import PipelineRun, RunStatus, RunStep, StepOrigin
 from app.models.schedule import (
     IntervalUnit,
     MisfirePolicy,
@@ -31,14 +32,18 @@ __all__ = [
     "ExecutionHourly",
     "IntervalUnit",
     "MisfirePolicy",
+    "PipelineRun",
     "QueueSnapshot",
     "RawPayload",
     "Role",
     "RunKind",
+    "RunStatus",
+    "RunStep",
     "ScheduleKind",
     "ScheduleRun",
     "ScheduledTask",
     "Source",
+    "StepOrigin",
     "TaskExecution",
     "TaskStatus",
     "TaskType",

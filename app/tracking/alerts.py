@@ -71,6 +71,38 @@ def alerts_for(failures: list[dict[str, Any]]) -> list[int]:
     return list(db.session.scalars(insert(Alert).returning(Alert.id), values))
 
 
+def run_alerts(runs: list[dict[str, Any]], type_ids: dict[str, int]) -> list[int]:
+    """One alert per run that has just failed, when it is critical or its failure dead-lettered.
+
+    ``runs`` are the run rows app.runs.record reports as newly failed; the alert names the step
+    that failed and its error, and points at that step's execution.
+    """
+    type_names = {type_id: name for name, type_id in type_ids.items()}
+    values = []
+    for run in runs:
+        step_type = type_names.get(run.get("failed_task_type_id"))
+        critical = is_critical({"task_name": run.get("task_name")}, None) or is_critical(
+            {"task_name": run.get("failed_step_name")}, step_type
+        )
+        if not (critical or run.get("dead_letter")):
+            continue
+        title = f"Run of {run.get('task_name')} failed at {run.get('failed_step_name')}"
+        values.append(
+            {
+                "created_at": utcnow(),
+                "kind": "run_failure",
+                "severity": "critical" if critical else "error",
+                "title": title[:255],
+                "message": run.get("error_message"),
+                "task_id": run.get("failed_step_task_id"),
+                "task_name": run.get("failed_step_name"),
+            }
+        )
+    if not values:
+        return []
+    return list(db.session.scalars(insert(Alert).returning(Alert.id), values))
+
+
 def dispatch_notifications(alert_ids: list[int]) -> None:
     """Queue one notification task per alert (after the alerts are committed)."""
     if not alert_ids or not (

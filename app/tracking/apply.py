@@ -16,24 +16,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import JSON, Table, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, func, select, text
+from sqlalchemy.dialects import postgresql
 
+from app.database import dialect_insert
 from app.extensions import db
 from app.models import FINAL_STATUSES, DeadLetter, Source, TaskExecution, TaskType, Variable
 from app.models.types import UTCDateTime
 from app.services.rollups import count_finals
 from app.tracking import events as ev
-from app.tracking.alerts import alerts_for
+from app.runs.record import record_runs
+from app.tracking.alerts import alerts_for, run_alerts
 
 CHUNK = 500
 RECORDER_LOCK = 0x45574153  # "EWAS": the advisory lock that serializes recorder batches
 ROW_COLUMNS = [c.name for c in TaskExecution.__table__.columns if c.name != "id"]
 
 
-def _insert(table: Table):
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+_insert = dialect_insert
 
 
 def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
@@ -73,7 +73,11 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
     count_finals(no_longer_final, type_names, sign=-1)
     count_finals(newly_final, type_names)
     _keep_dead_letters(finals, by_task)
-    return alerts_for(finals)
+    # Runs: the executions' runs move in the same transaction; a run that fails raises one alert
+    # for the whole run instead of one per execution.
+    runs = record_runs(folded, by_task)
+    alone = [row for row in finals if row["task_id"] not in runs.members]
+    return alerts_for(alone) + run_alerts(runs.failed, references.types)
 
 
 ROLLED_UP = ("status", "task_type_id", "task_name", "started_at", "completed_at", "updated_at")

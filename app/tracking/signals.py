@@ -44,6 +44,8 @@ class Attempt:
     attempt: int
     resources: AttemptResources
     outcome: dict[str, Any] = field(default_factory=dict)
+    # Tasks this attempt sent (their ids and names): a run knows them before their own events.
+    children: list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -143,8 +145,42 @@ def on_publish(
         "retry_of": headers.get("ewas_retry_of"),
         **capture_arguments(args, kwargs),
     }
+    embed = body[2] if isinstance(body, list | tuple) and len(body) >= 3 else None
+    if isinstance(embed, dict) and embed.get("chain"):
+        fields["planned"] = planned_steps(embed["chain"])
+    sender_attempt = tracker.attempts.get(headers.get("parent_id") or "")
+    if sender_attempt is not None:
+        if sender_attempt.children is None:
+            sender_attempt.children = []
+        sender_attempt.children.append({"task_id": headers["id"], "task_name": name})
     headers["ewas_tracked"] = 1
     emit(events.PUBLISHED, headers["id"], int(headers.get("retries") or 0), fields)
+
+
+def planned_steps(chain: list[Any]) -> list[dict[str, Any]]:
+    """The later steps of a chain, in the order they will run, from the message's ``chain``
+    (Celery keeps it last step first); arguments captured as an execution's are."""
+    steps = []
+    for signature in reversed(chain):
+        if not isinstance(signature, dict):
+            continue
+        options = signature.get("options") or {}
+        if not options.get("task_id"):
+            continue
+        captured = capture_arguments(signature.get("args") or (), signature.get("kwargs") or {})
+        step = {
+            "task_id": options["task_id"],
+            "task_name": signature.get("task"),
+            "args": captured["args"],
+            "kwargs": captured["kwargs"],
+            "immutable": bool(signature.get("immutable")),
+            "replayable": captured["replayable"],
+        }
+        retry_of = (options.get("headers") or {}).get("ewas_retry_of")
+        if retry_of:
+            step["retry_of"] = retry_of
+        steps.append(step)
+    return steps
 
 
 def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_: Any) -> None:
@@ -267,6 +303,8 @@ def on_postrun(
         return
     fields = attempt.resources.stop()
     fields["logs"] = tracker.logs.stop()
+    if attempt.children:
+        fields["children"] = attempt.children
     outcome = attempt.outcome
     if outcome:
         fields.update(outcome)

@@ -31,6 +31,7 @@ SEVERITY_LABELS = {
 KIND_LABELS = {
     "critical_failure": _l("critical task failed"),
     "dead_letter": _l("dead-lettered"),
+    "run_failure": _l("pipeline run failed"),
     "health": _l("health"),
     "failure_rate": _l("failure rate"),
     "queue_depth": _l("queue depth"),
