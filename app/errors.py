@@ -32,3 +32,10 @@ class Conflict(DomainError):
 class NotFound(DomainError):
     code = "not_found"
     http_status = 404
+
+
+class Unavailable(DomainError):
+    """A service the action needs (the broker) did not answer; trying again later may work."""
+
+    code = "unavailable"
+    http_status = 503
