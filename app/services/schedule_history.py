@@ -1,8 +1,10 @@
 """A schedule's run history and performance, read through its run rows.
 
 Each run row names the task id it was sent with, so history and statistics walk the
-``(schedule_id, occurrence)`` index of the run rows and join executions by their unique task
-id: the cost depends on the page or window size, never on how many executions exist.
+``(schedule_id, occurrence)`` index of the run rows and join the pipeline run rooted at that
+task id (its status is the outcome of all the work the send started, chain steps and sent tasks
+included): the cost depends on the page or window size, never on how many executions exist.
+An occurrence whose run the recorder has not seen yet falls back to its execution, if any.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, String, and_, func, or_, select
 
 from app.extensions import db
-from app.models import RunKind, ScheduleRun, TaskExecution, TaskStatus
+from app.models import PipelineRun, RunKind, ScheduleRun, TaskExecution
 
 HISTORY_PAGE_SIZE = 25
 STATS_WINDOW = 500  # statistics cover the latest runs, not all time
@@ -26,15 +29,39 @@ MICROSECOND = timedelta(microseconds=1)
 MAX_RUN_ID = 2**63 - 1
 
 
+def outcome_columns() -> tuple:
+    """Status, start, end and error of a run row's outcome: its pipeline run's, else its
+    execution's (outer-joined by :func:`join_outcome`)."""
+    return (
+        func.coalesce(PipelineRun.status, TaskExecution.status, type_=String),
+        func.coalesce(PipelineRun.started_at, TaskExecution.started_at),
+        func.coalesce(PipelineRun.finished_at, TaskExecution.completed_at),
+        func.substr(
+            func.coalesce(PipelineRun.error_message, TaskExecution.error_message), 1, ERROR_TEXT
+        ),
+        PipelineRun.id,
+        PipelineRun.failed_step_name,
+    )
+
+
+def join_outcome(query: Select, task_id_column: Any) -> Select:
+    """Outer-join the pipeline run and the execution that ``task_id_column`` started."""
+    return query.outerjoin(PipelineRun, PipelineRun.root_task_id == task_id_column).outerjoin(
+        TaskExecution, TaskExecution.task_id == task_id_column
+    )
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One run and, when it was sent and tracked, its execution."""
+    """One run row and, when it was sent and tracked, the outcome of its pipeline run."""
 
     run: ScheduleRun
-    status: TaskStatus | None
+    status: str | None  # a run status (running, success, failure, revoked) or an execution's
     started_at: datetime | None
     completed_at: datetime | None
     error_message: str | None
+    pipeline_run_id: int | None = None
+    failed_step: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -42,7 +69,7 @@ class HistoryEntry:
             return "missed"
         if self.run.error:
             return "error"
-        return self.status.value if self.status is not None else "sent"
+        return self.status if self.status is not None else "sent"
 
     @property
     def duration(self) -> float | None:
@@ -73,14 +100,7 @@ def history_page(
 ) -> tuple[list[HistoryEntry], str | None]:
     """Runs newest first, from ``cursor`` on; returns them and the next page's cursor."""
     query = (
-        select(
-            ScheduleRun,
-            TaskExecution.status,
-            TaskExecution.started_at,
-            TaskExecution.completed_at,
-            func.substr(TaskExecution.error_message, 1, ERROR_TEXT),
-        )
-        .outerjoin(TaskExecution, TaskExecution.task_id == ScheduleRun.task_id)
+        join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id)
         .where(ScheduleRun.schedule_id == schedule_id)
         .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
         .limit(size + 1)
@@ -145,16 +165,10 @@ def schedule_stats(schedule_id: int, window: int = STATS_WINDOW) -> ScheduleStat
         .subquery()
     )
     rows = db.session.execute(
-        select(
-            recent.c.kind,
-            recent.c.error,
-            TaskExecution.status,
-            TaskExecution.started_at,
-            TaskExecution.completed_at,
-            func.substr(TaskExecution.error_message, 1, ERROR_TEXT),
+        join_outcome(
+            select(recent.c.kind, recent.c.error, *outcome_columns()[:4]).select_from(recent),
+            recent.c.task_id,
         )
-        .select_from(recent)
-        .outerjoin(TaskExecution, TaskExecution.task_id == recent.c.task_id)
     )
     stats = ScheduleStats()
     for kind, send_error, status, started, completed, error_message in rows:
@@ -164,9 +178,9 @@ def schedule_stats(schedule_id: int, window: int = STATS_WINDOW) -> ScheduleStat
         elif send_error:
             stats.send_errors += 1
             stats.errors[_first_line(send_error)] += 1
-        elif status == TaskStatus.SUCCESS:
+        elif status == "success":
             stats.successes += 1
-        elif status in (TaskStatus.FAILURE, TaskStatus.REVOKED):
+        elif status in ("failure", "revoked"):
             stats.failures += 1
             if error_message:
                 stats.errors[_first_line(error_message)] += 1

@@ -14,11 +14,12 @@ import redis
 from sqlalchemy import Select, select
 
 from app.extensions import db
-from app.models import RunKind, ScheduledTask, ScheduleRun, TaskExecution, TaskStatus
+from app.models import RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
 from app.scheduler.preview import occurrences
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
+from app.services.schedule_history import join_outcome, outcome_columns
 
 log = logging.getLogger(__name__)
 OVERDUE_AFTER = timedelta(minutes=1)
@@ -27,22 +28,25 @@ PAGE_SIZE = 25  # as Sidekiq's pages: each row formats two localized times
 
 @dataclass(frozen=True)
 class LastRun:
-    """A schedule's latest occurrence and what became of it."""
+    """A schedule's latest occurrence and what became of it (its pipeline run's outcome)."""
 
     kind: RunKind
     occurrence: datetime
     task_id: str | None
     error: str | None
-    status: TaskStatus | None
+    status: str | None
+    pipeline_run_id: int | None = None
+    failed_step: str | None = None
+    error_message: str | None = None
 
     @property
     def outcome(self) -> str:
-        """missed, error (could not send), the execution's status, or sent (not tracked yet)."""
+        """missed, error (could not send), the run's status, or sent (not tracked yet)."""
         if self.kind == RunKind.MISSED:
             return "missed"
         if self.error:
             return "error"
-        return self.status.value if self.status is not None else "sent"
+        return self.status if self.status is not None else "sent"
 
 
 @dataclass(frozen=True)
@@ -122,13 +126,15 @@ def last_runs(ids: list[int]) -> dict[int, LastRun]:
     )
     wanted = select(latest).where(ScheduledTask.id.in_(ids))
     rows = db.session.execute(
-        select(ScheduleRun, TaskExecution.status)
-        .outerjoin(TaskExecution, TaskExecution.task_id == ScheduleRun.task_id)
-        .where(ScheduleRun.id.in_(wanted))
+        join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id).where(
+            ScheduleRun.id.in_(wanted)
+        )
     )
     return {
-        run.schedule_id: LastRun(run.kind, run.occurrence, run.task_id, run.error, status)
-        for run, status in rows
+        run.schedule_id: LastRun(
+            run.kind, run.occurrence, run.task_id, run.error, status, run_id, failed_step, error
+        )
+        for run, status, _started, _finished, error, run_id, failed_step in rows
     }
 
 

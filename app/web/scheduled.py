@@ -42,7 +42,7 @@ def run_outcome_label(outcome: str) -> str:
     labels = g.get("run_outcome_labels")
     if labels is None:
         labels = {status.value: status_label(status.value) for status in TaskStatus}
-        labels.update(missed=_("missed"), error=_("not sent"), sent=_("sent"))
+        labels.update(missed=_("missed"), error=_("not sent"), sent=_("sent"), running=_("running"))
         g.run_outcome_labels = labels
     return labels.get(outcome, outcome)
 
