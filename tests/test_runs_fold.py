@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import time
 import uuid
@@ -12,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import PipelineRun, RunStep
+from app.models import PipelineRun
 from app.tracking import events as ev
 from app.tracking.apply import apply_batch
 

@@ -16,6 +16,8 @@ from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
 from app.scheduler import service
 from app.services.audit import record_audit
 from app.services.quick_actions import run_schedule_now
+from app.services.schedule_history import schedule_stats
+from app.services.schedule_listing import last_runs
 
 blp = Blueprint(
     "api_scheduled", __name__, url_prefix="/tasks/api/scheduled", description="Scheduled tasks"
@@ -101,8 +103,43 @@ class ScheduleSchema(ma.Schema):
     updated_at = Date()
 
 
+class LastRunSchema(ma.Schema):
+    """The latest occurrence and its outcome: the status of the whole run it started."""
+
+    kind = ma.fields.Function(lambda r: str(r.kind))
+    occurrence = Date()
+    task_id = ma.fields.String(allow_none=True)
+    outcome = ma.fields.String(
+        metadata={"description": "running, success, failure, revoked, missed, error or sent"}
+    )
+    run_id = ma.fields.Integer(allow_none=True, attribute="pipeline_run_id")
+    failed_step = ma.fields.String(allow_none=True)
+    error = ma.fields.Function(lambda r: r.error or r.error_message)
+
+
+class ScheduleStatisticsSchema(ma.Schema):
+    """Outcomes of the latest runs (up to 500), each counted by its whole run's status."""
+
+    runs = ma.fields.Integer()
+    successes = ma.fields.Integer()
+    failures = ma.fields.Integer()
+    missed = ma.fields.Integer()
+    send_errors = ma.fields.Integer()
+    success_rate = ma.fields.Float(allow_none=True)
+    average_seconds = ma.fields.Float(allow_none=True, attribute="average")
+    p95_seconds = ma.fields.Float(allow_none=True, attribute="p95")
+    top_errors = ma.fields.Function(
+        lambda s: [{"error": error, "count": count} for error, count in s.top_errors()]
+    )
+
+
+class ScheduleWithRunsSchema(ScheduleSchema):
+    last_run = ma.fields.Nested(LastRunSchema, allow_none=True, dump_only=True)
+    statistics = ma.fields.Nested(ScheduleStatisticsSchema, dump_only=True)
+
+
 class ScheduleListSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ScheduleSchema))
+    items = ma.fields.List(ma.fields.Nested(ScheduleWithRunsSchema(exclude=("statistics",))))
 
 
 class RunSchema(ma.Schema):
@@ -131,8 +168,12 @@ class Schedules(MethodView):
 
     @blp.response(200, ScheduleListSchema)
     def get(self) -> dict[str, Any]:
-        """Every schedule, by name."""
-        return {"items": db.session.scalars(select(ScheduledTask).order_by(ScheduledTask.name))}
+        """Every schedule, by name, with its latest run's outcome."""
+        items = list(db.session.scalars(select(ScheduledTask).order_by(ScheduledTask.name)))
+        lasts = last_runs([s.id for s in items])
+        for schedule in items:
+            schedule.last_run = lasts.get(schedule.id)  # type: ignore[attr-defined]
+        return {"items": items}
 
     @blp.arguments(ScheduleInputSchema)
     @blp.response(201, ScheduleSchema)
@@ -149,10 +190,14 @@ class Schedules(MethodView):
 class Schedule(MethodView):
     decorators = VIEWER_RULE
 
-    @blp.response(200, ScheduleSchema)
+    @blp.response(200, ScheduleWithRunsSchema)
     def get(self, schedule_id: int) -> ScheduledTask:
-        """One schedule."""
-        return _get(schedule_id)
+        """One schedule, its latest run's outcome and the statistics of its latest runs."""
+        schedule = _get(schedule_id)
+        # not columns: attached for the response only
+        schedule.last_run = last_runs([schedule.id]).get(schedule.id)  # type: ignore[attr-defined]
+        schedule.statistics = schedule_stats(schedule.id)  # type: ignore[attr-defined]
+        return schedule
 
     @blp.arguments(ScheduleInputSchema)
     @blp.response(200, ScheduleSchema)

@@ -133,18 +133,21 @@ def _plans(by_task: dict[str, list[dict]]) -> dict[str, list[_NewStep]]:
 def _membership(
     row: dict[str, Any], known: dict[str, int], plans: dict[str, list[_NewStep]]
 ) -> tuple[Any, _NewStep | None] | None:
-    """The run (an id, or the root task id of a run to create) and, if new, the row's step."""
+    """The run (an id, or the root task id of a run to create) and the row's step.
+
+    A step already known is described again: what a later event tells (the step it replaces,
+    the one it follows) fills what the first one did not, whatever their order.
+    """
     task_id, root = row["task_id"], row.get("root_id")
-    name = row.get("task_name")
-    if task_id in known:
-        return known[task_id], None
-    retry_of = row.get("retry_of")
-    if retry_of in known:
+    name, retry_of = row.get("task_name"), row.get("retry_of")
+    if retry_of is not None and retry_of in known:
         step = _NewStep(task_id, StepOrigin.RESUME, name, row.get("parent_id"), retry_of)
-        return known[retry_of], step
+        return known.get(task_id, known[retry_of]), step
     if root and root != task_id:
         step = _NewStep(task_id, StepOrigin.SENT, name, row.get("parent_id") or root)
-        return known.get(root, root), step
+        return known.get(task_id, known.get(root, root)), step
+    if task_id in known:
+        return known[task_id], None
     if (
         task_id in plans
         or row.get("schedule_id") is not None

@@ -46,6 +46,9 @@ class Attempt:
     outcome: dict[str, Any] = field(default_factory=dict)
     # Tasks this attempt sent (their ids and names): a run knows them before their own events.
     children: list[dict[str, str]] | None = None
+    # The schedule's retry override this attempt ran under; the tasks it sends inherit it, so it
+    # applies to the whole run (chain steps, tasks sent by a step), not to the first task only.
+    retry_policy: dict[str, Any] | None = None
 
 
 @dataclass
@@ -153,6 +156,8 @@ def on_publish(
         if sender_attempt.children is None:
             sender_attempt.children = []
         sender_attempt.children.append({"task_id": headers["id"], "task_name": name})
+        if sender_attempt.retry_policy and "ewas_retry_policy" not in headers:
+            headers["ewas_retry_policy"] = sender_attempt.retry_policy
     headers["ewas_tracked"] = 1
     emit(events.PUBLISHED, headers["id"], int(headers.get("retries") or 0), fields)
 
@@ -200,6 +205,7 @@ def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_
     attempt.resources.start()
     headers = request.headers or {}
     policy = headers.get("ewas_retry_policy")
+    attempt.retry_policy = policy
     fields: dict[str, Any] = {
         "task_name": task.name,
         "queue": queue,
@@ -209,6 +215,8 @@ def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_
         "parent_id": request.parent_id,
         "root_id": request.root_id,
     }
+    if headers.get("ewas_retry_of"):
+        fields["retry_of"] = headers["ewas_retry_of"]
     if kwargs or getattr(task, "tracked_arguments", None):
         fields.update(linked_entities(task, args, kwargs))
     if not headers.get("ewas_tracked"):
