@@ -173,6 +173,7 @@ def run(url: str, options: argparse.Namespace) -> None:
     from app.services.tokens import create_token
     from app.services.users import create_user
     from bench.pages import page_calls, prepare_operator_data, prepare_schedules
+    from bench.runs import CHAIN, prepare_runs, run_calls
 
     redis.Redis.from_url(REDIS).flushdb()
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": REDIS, "SECRET_KEY": "bench"})
@@ -187,6 +188,8 @@ def run(url: str, options: argparse.Namespace) -> None:
         print(f"loaded {options.rows} executions in {time.perf_counter() - started:.0f} s")
         load_queue_history(app)
         busy = prepare_schedules(300)
+        runs = prepare_runs()
+        print(f"made {runs} runs of {CHAIN} steps")
         prepare_operator_data()
         elapsed = time.perf_counter() - started
         print(f"added schedules, runs, alerts and dead letters: {elapsed:.0f} s in all")
@@ -225,6 +228,14 @@ def run(url: str, options: argparse.Namespace) -> None:
             print(f"{label:44} {p50:8.1f} {p95:8.1f}")
             slowest = max(slowest, (label, p95), key=lambda item: item[1])
         print(f"slowest page p95: {slowest[1]:.1f} ms ({slowest[0]}); target <= 100 ms")
+        print(f"{'runs: page, panel or API call':44} {'p50 ms':>8} {'p95 ms':>8}")
+        slowest = ("", 0.0)
+        for label, (call, fragment) in run_calls(busy).items():
+            extra = {"HX-Request": "true"} if fragment else {}
+            p50, p95 = timed(client, call, {**headers, **extra}, options.requests)
+            print(f"{label:44} {p50:8.1f} {p95:8.1f}")
+            slowest = max(slowest, (label, p95), key=lambda item: item[1])
+        print(f"slowest runs call p95: {slowest[1]:.1f} ms ({slowest[0]}); target <= 50 ms")
         from sqlalchemy import literal, tuple_
 
         from app.api.common import decode_cursor
