@@ -112,3 +112,81 @@ def _shape(run: PipelineRun) -> tuple:
     return (run.status, run.steps_total, run.steps_succeeded, run.steps_failed,
             run.steps_not_run, run.failed_step_task_id, run.error_message,
             sorted((s.task_id, s.origin, s.after_task_id) for s in run.steps))  # fmt: skip
+
+
+def fan_out_story(t0: float) -> tuple[str, list[str], list[dict]]:
+    """A pipeline task that sends two chains of two steps (one failing at its first step)."""
+    root = str(uuid.uuid4())
+    chains = [[str(uuid.uuid4()), str(uuid.uuid4())] for _ in range(2)]
+    events = [
+        event(ev.PUBLISHED, root, t0, task_name="pipe.full", root_id=root, schedule_id=3,
+              run_kind="scheduled", args=[], kwargs={}),
+        event(ev.STARTED, root, t0 + 0.1),
+    ]  # fmt: skip
+    for n, (first, second) in enumerate(chains):
+        planned = [{"task_id": second, "task_name": NAMES[1], "args": [], "kwargs": {},
+                    "immutable": False, "replayable": True}]  # fmt: skip
+        events.append(event(ev.PUBLISHED, first, t0 + 0.2, task_name=NAMES[0], root_id=root,
+                            parent_id=root, planned=planned, args=[n], kwargs={}))  # fmt: skip
+        events.append(event(ev.STARTED, first, t0 + 1))
+        if n == 0:
+            events.append(event(ev.SUCCEEDED, first, t0 + 2))
+            events.append(event(ev.PUBLISHED, second, t0 + 2, task_name=NAMES[1], root_id=root,
+                                parent_id=first, args=[{}], kwargs={}))  # fmt: skip
+            events.append(event(ev.STARTED, second, t0 + 3))
+            events.append(event(ev.SUCCEEDED, second, t0 + 4))
+        else:
+            events.append(event(ev.FAILED, first, t0 + 2, error_message="HTTP 503"))
+    children = [{"task_id": c[0], "task_name": NAMES[0]} for c in chains]
+    events.append(event(ev.SUCCEEDED, root, t0 + 0.3, children=children))
+    return root, [root, *chains[0], *chains[1]], events
+
+
+def test_a_task_that_only_sends_work_never_makes_the_run_green(app: Flask) -> None:
+    root, ids, events = fan_out_story(time.time())
+    root_events = [e for e in events if e["task_id"] == root]
+    apply(root_events)  # the sender is done, its chains not recorded yet
+    run = run_of(root)
+    assert run.status == "running" and run.steps_total == 3 and run.finished_at is None
+    apply([e for e in events if e["task_id"] != root])
+    run = run_of(root)
+    assert run.status == "failure" and run.failed_step_task_id == ids[3]
+    assert (run.steps_total, run.steps_succeeded, run.steps_failed, run.steps_not_run) == (
+        5,
+        3,
+        1,
+        1,
+    )
+
+
+def test_every_arrival_order_of_a_fan_out_gives_the_same_run(app: Flask) -> None:
+    root, _ids, events = fan_out_story(time.time())
+    apply(events)
+    expected = _shape(run_of(root))
+    rng = random.Random(11)
+    for trial in range(12):
+        db.session.execute(PipelineRun.__table__.delete())
+        db.session.execute(db.metadata.tables["task_executions"].delete())
+        db.session.commit()
+        shuffled = events + rng.sample(events, 4)
+        rng.shuffle(shuffled)
+        cuts = sorted(rng.sample(range(1, len(shuffled)), 2))
+        for part in (shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]):
+            apply(part)
+        assert _shape(run_of(root)) == expected, trial
+
+
+def test_a_lone_task_is_no_run_and_a_critical_run_raises_one_alert(app: Flask) -> None:
+    from app.models import Alert
+
+    lone = str(uuid.uuid4())
+    apply([event(ev.PUBLISHED, lone, 1.0, task_name="pipe.x", args=[], kwargs={}),
+           event(ev.FAILED, lone, 2.0, error_message="no")])  # fmt: skip
+    assert db.session.scalar(select(PipelineRun)) is None
+    app.config["CRITICAL_TASK_NAMES"] = "pipe.full"
+    _root, ids, events = fan_out_story(time.time())
+    alerts = apply(events) + apply(events)  # a batch applied twice raises nothing more
+    assert len(alerts) == 1
+    alert = db.session.get(Alert, alerts[0])
+    assert alert.kind == "run_failure" and alert.severity == "critical"
+    assert alert.task_id == ids[3] and alert.message == "HTTP 503" and NAMES[0] in alert.title
