@@ -209,3 +209,31 @@ def test_resume_of_an_unknown_or_unfailed_run_is_refused(
     )
     refused = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "run.resume"))
     assert [entry.outcome for entry in refused] == ["conflict"]
+
+
+def test_a_retried_step_leaves_the_run_failed_until_it_is_resumed(
+    app: Flask, client: FlaskClient, runner, idmc_server, engine, token_for
+) -> None:
+    """Retrying the failed execution alone does not go on with its chain: the run says where it
+    stopped, and a resume sends the steps not run, the first with the retried step's result."""
+    idmc_server.serve(IDU, (503, {"detail": "down"}))
+    pipeline_schedule(runner)
+    root_id = run_now(runner)
+    run = wait_run(root_id, "failure")
+    idmc_server.serve(IDU, (200, IDU_RECORDS))
+    operator = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    retried = client.post(
+        f"/tasks/api/executions/{run.failed_step_task_id}/retry/", headers=operator
+    )
+    assert retried.status_code == 202
+
+    def stopped_at_processing() -> PipelineRun | None:
+        found = wait_run(root_id, "failure")
+        return found if found.failed_step_name == STEPS[2] else None
+
+    run = wait_for(stopped_at_processing, timeout=60, interval=0.5)
+    assert [state for _name, state in states(run)].count("not_run") == 3
+    answer = client.post(f"/tasks/api/runs/{run.id}/resume/", headers=operator)
+    assert answer.status_code == 202 and len(answer.get_json()["task_ids"]) == 3
+    run = wait_run(root_id, "success")
+    assert run.steps_succeeded == 5

@@ -190,3 +190,27 @@ def test_a_lone_task_is_no_run_and_a_critical_run_raises_one_alert(app: Flask) -
     alert = db.session.get(Alert, alerts[0])
     assert alert.kind == "run_failure" and alert.severity == "critical"
     assert alert.task_id == ids[3] and alert.message == "HTTP 503" and NAMES[0] in alert.title
+
+
+def test_a_retry_of_one_step_does_not_go_on_with_its_chain(app: Flask) -> None:
+    """An operator's retry of a failed step sends that step alone: the run stays failed (not
+    running forever) at the first step not run, and a resume goes on from there."""
+    from app.runs.resend import resume_plan
+
+    t0 = time.time()
+    ids, events = chain_story(t0, fail_at=0)
+    retry = str(uuid.uuid4())
+    events += [
+        event(ev.PUBLISHED, retry, t0 + 5, task_name=NAMES[0], root_id=retry, retry_of=ids[0],
+              args=[0], kwargs={}),
+        event(ev.STARTED, retry, t0 + 6),
+        event(ev.SUCCEEDED, retry, t0 + 7, result={"raw_id": 1}),
+    ]  # fmt: skip
+    apply(events)
+    run = run_of(ids[0])
+    assert run.status == "failure" and run.finished_at is not None
+    assert run.failed_step_task_id == ids[1] and run.steps_not_run == 3
+    plan = resume_plan(run, app.extensions["celery"])
+    assert plan.replaces == dict(zip(plan.task_ids, ids[1:], strict=True))
+    assert [list(s.args) for s in plan.signatures] == [[1], [2], [3]]
+    assert plan.root_id == ids[0]

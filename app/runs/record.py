@@ -67,10 +67,31 @@ def record_runs(rows: list[dict[str, Any]], by_task: dict[str, list[dict]]) -> R
     known = _runs_of(referenced)
 
     joining: dict[str, tuple[Any, _NewStep | None]] = {}  # task id -> (run id or root, new step)
-    for row in sorted(rows, key=lambda r: r["task_id"]):
-        found = _membership(row, known, plans)
-        if found is not None:
-            joining[row["task_id"]] = found
+    waiting = sorted(rows, key=lambda r: r["task_id"])
+    while waiting:
+        # A retry whose original is in this same batch joins once the original has a run.
+        later = []
+        for row in waiting:
+            found = _membership(row, known, plans)
+            if found is not None:
+                joining[row["task_id"]] = found
+            elif row.get("retry_of") in joining:
+                key = joining[row["retry_of"]][0]
+                joining[row["task_id"]] = (
+                    key,
+                    _NewStep(
+                        row["task_id"],
+                        StepOrigin.RESUME,
+                        row.get("task_name"),
+                        row.get("parent_id"),
+                        row["retry_of"],
+                    ),
+                )
+            elif row.get("retry_of") is not None:
+                later.append(row)
+        if len(later) == len(waiting) or not any(r.get("retry_of") in joining for r in later):
+            break
+        waiting = later
     if not joining:
         return RunChanges()
 

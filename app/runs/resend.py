@@ -76,29 +76,50 @@ def _state(step: RunStep, execution: TaskExecution | None) -> StepState:
 
 
 def resume_plan(run: PipelineRun, celery: Celery) -> Plan:
-    """The chain that resumes ``run`` from its failed step; Conflict when it cannot."""
+    """The chain that resumes ``run`` where it stopped; Conflict when it cannot.
+
+    From a failed step: that step again with its exact recorded arguments. From a step that was
+    not run (its predecessor succeeded through an operator's retry of that one step): that step
+    with the arguments its chain carried, and the predecessor's result first when the step takes
+    it. Then every step not run after it, as one chain.
+    """
     if run.status != RunStatus.FAILURE:
         raise Conflict(
             _("Only a failed run can be resumed; this one is %(status)s.", status=run.status.value)
         )
     steps, executions, states = run_steps(run)
-    failed_id = run.failed_step_task_id
-    if states.get(failed_id or "") != "failure":
-        failed_id = next((s.task_id for s in steps if states[s.task_id] == "failure"), None)
-    failed = executions.get(failed_id) if failed_id else None
-    if failed is None:
+    by_id = {s.task_id: s for s in steps}
+    start = run.failed_step_task_id
+    if states.get(start or "") not in ("failure", NOT_RUN):
+        start = next((s.task_id for s in steps if states[s.task_id] == "failure"), None)
+    if start is None:
         raise Conflict(_("The failed step of this run is not recorded; it cannot be resumed."))
-    _check_replayable(failed.task_name, failed.args, failed.kwargs, failed.replayable)
     plan = Plan(root_id=run.root_task_id)
-    plan.signatures.append(
-        _signature(
-            celery, failed.task_name, failed.args, failed.kwargs, True, failed.task_id, failed.queue
+    if states[start] == "failure":
+        failed = executions.get(start)
+        if failed is None:
+            raise Conflict(_("The failed step of this run is not recorded; it cannot be resumed."))
+        _check_replayable(failed.task_name, failed.args, failed.kwargs, failed.replayable)
+        plan.signatures.append(
+            _signature(
+                celery, failed.task_name, failed.args, failed.kwargs, True, start, failed.queue
+            )
         )
-    )
+    else:
+        step = by_id[start]
+        _check_replayable(step.task_name, step.planned_args, step.planned_kwargs, step.replayable)
+        args = list(step.planned_args or ())
+        if not step.immutable:
+            args = [_previous_result(step, by_id, executions), *args]
+        plan.signatures.append(
+            _signature(celery, step.task_name, args, step.planned_kwargs, True, start)
+        )
     following = {s.after_task_id: s for s in steps if states.get(s.task_id) == NOT_RUN}
-    current = failed.task_id
+    current = start
     while current in following:
         step = following.pop(current)
+        if step.task_id == start:
+            break
         _check_replayable(step.task_name, step.planned_args, step.planned_kwargs, step.replayable)
         plan.signatures.append(
             _signature(
@@ -112,6 +133,28 @@ def resume_plan(run: PipelineRun, celery: Celery) -> Plan:
         )
         current = step.task_id
     return plan
+
+
+def _previous_result(
+    step: RunStep, by_id: dict[str, RunStep], executions: dict[str, TaskExecution]
+) -> Any:
+    """The result the step before ``step`` handed on: that of its last successful replacement."""
+    replaced_by = {s.replaces_task_id: s.task_id for s in by_id.values() if s.replaces_task_id}
+    current, seen = step.after_task_id, set()
+    while current in replaced_by and current not in seen:
+        seen.add(current)
+        current = replaced_by[current]
+    previous = executions.get(current or "")
+    result = previous.result if previous is not None else None
+    if previous is None or (isinstance(result, dict) and result.get("_truncated")):
+        raise Conflict(
+            _(
+                "Step %(name)s takes the result of the step before it, which is not recorded "
+                "in full; it cannot be re-run exactly.",
+                name=step.task_name or "?",
+            )
+        )
+    return result
 
 
 def again_plan(run: PipelineRun, celery: Celery) -> Plan:

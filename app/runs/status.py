@@ -3,12 +3,16 @@
 A step is an execution of the run, or a planned step that has none yet. A step that an operator
 sent again (resume, retry) is replaced by the new one and no longer counts. A planned step with
 no execution is ``not run`` when the step it follows ended without success (its chain stopped
-there), and ``waiting`` otherwise (it is still to be sent, so the run is still running).
+there) or was replaced (an operator's retry of one step sends that step alone: the chain does not
+go on from it; a resume replaces the steps after it too), and ``waiting`` otherwise (it is still
+to be sent, so the run is still running).
 
 - ``failure`` as soon as any counted step failed for good (its run is finished once nothing is
   still running);
 - else ``revoked`` when any counted step was cancelled;
 - else ``running`` while any step is pending, started, retrying or waiting to be sent;
+- else ``failure`` when a step was not run (the run is incomplete: the first step not run is
+  where it stopped, and a resume goes on from there);
 - else ``success``: every step, planned ones included, succeeded.
 """
 
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 RUNNING_STATES = frozenset({"pending", "started", "retry", "waiting"})
 NOT_RUN = "not_run"
@@ -70,9 +73,7 @@ def step_states(steps: list[StepState]) -> dict[str, str]:
             after = _predecessor(step, by_id)
             if after is not None and after not in seen:
                 previous = state(after, seen | {task_id})
-                if previous == "replaced":
-                    previous = _final_replacement(after, replaced_by, by_id, state)
-                if previous in ("failure", "revoked", NOT_RUN):
+                if previous in ("failure", "revoked", NOT_RUN, "replaced"):
                     found = NOT_RUN
         states[task_id] = found
         return found
@@ -93,16 +94,6 @@ def _predecessor(step: StepState, by_id: dict[str, StepState]) -> str | None:
     return after if after in by_id else None
 
 
-def _final_replacement(task_id: str, replaced_by: dict[str, str], by_id: dict, state: Any) -> str:
-    """The state of the step that last replaced ``task_id`` (a resume of a resume...)."""
-    seen = {task_id}
-    while task_id in replaced_by and replaced_by[task_id] not in seen:
-        task_id = replaced_by[task_id]
-        seen.add(task_id)
-    step = by_id[task_id]
-    return step.status if step.status is not None else WAITING
-
-
 def summarize(steps: list[StepState]) -> Summary:
     """The run's status and counts from its steps (order-independent)."""
     states = step_states(steps)
@@ -117,12 +108,21 @@ def summarize(steps: list[StepState]) -> Summary:
             count[found] = count.get(found, 0) + 1
     failures = [step for step in counted if states[step.task_id] == "failure"]
     revoked = [step for step in counted if states[step.task_id] == "revoked"]
+    by_id = {step.task_id: step for step in steps}
+    stopped = [
+        step
+        for step in counted
+        if states[step.task_id] == NOT_RUN
+        and states.get(_predecessor(step, by_id) or "") != NOT_RUN
+    ]
     if failures:
         status = "failure"
     elif revoked:
         status = "revoked"
     elif running:
         status = "running"
+    elif stopped:
+        status = "failure"
     else:
         status = "success"
     started = [step.started_at for step in steps if step.started_at is not None]
@@ -131,7 +131,7 @@ def summarize(steps: list[StepState]) -> Summary:
     started_at = min(started) if started else None
     if finished_at is not None and started_at is not None and finished_at < started_at:
         finished_at = started_at  # hosts' clocks may disagree
-    first = min(failures or revoked, key=_ended, default=None)
+    first = min(failures or revoked or stopped, key=_ended, default=None)
     return Summary(
         status=status,
         started_at=started_at,
