@@ -67,6 +67,10 @@ class PipelineRun(db.Model):
         # Keyset pages, newest first: the list, and the list by schedule, status or task name.
         Index("ix_pipeline_runs_created", "created_at", "id"),
         Index("ix_pipeline_runs_schedule_created", "schedule_id", "created_at", "id"),
+        # "the failures of this schedule": the question asked after a bad night.
+        Index(
+            "ix_pipeline_runs_schedule_status_created", "schedule_id", "status", "created_at", "id"
+        ),
         Index("ix_pipeline_runs_status_created", "status", "created_at", "id"),
         Index("ix_pipeline_runs_task_name_created", "task_name", "created_at", "id"),
     )

@@ -62,6 +62,11 @@ def upgrade():
     with op.batch_alter_table("pipeline_runs", schema=None) as batch_op:
         batch_op.create_index("ix_pipeline_runs_created", ["created_at", "id"], unique=False)
         batch_op.create_index(
+            "ix_pipeline_runs_schedule_status_created",
+            ["schedule_id", "status", "created_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
             "ix_pipeline_runs_schedule_created", ["schedule_id", "created_at", "id"], unique=False
         )
         batch_op.create_index(
@@ -121,6 +126,7 @@ def downgrade():
     op.drop_table("pipeline_run_steps")
     with op.batch_alter_table("pipeline_runs", schema=None) as batch_op:
         batch_op.drop_index("ix_pipeline_runs_task_name_created")
+        batch_op.drop_index("ix_pipeline_runs_schedule_status_created")
         batch_op.drop_index("ix_pipeline_runs_status_created")
         batch_op.drop_index("ix_pipeline_runs_schedule_created")
         batch_op.drop_index("ix_pipeline_runs_created")
