@@ -134,7 +134,7 @@ def test_list_shows_runs_newest_first_with_status_and_failed_step(viewer: FlaskC
     row = html[html.index(f'href="/tasks/runs/{bad.id}/"') :]
     row = row[: row.index("</tr>")]
     assert 'class="status status-failure"' in row and "status-success" not in row
-    assert f'dir="ltr">{NAMES[1]}</code>' in row and "URLError: connection refused" in row
+    assert f'title="{NAMES[1]}">process</code>' in row and "URLError: connection refused" in row
     assert "2 of 4 done" not in row and "1 of 4 done" in row and "2 not run" in row
     assert 'href="/tasks/runs/"' in html and ">Runs</a>" in html  # the navigation entry
 
@@ -235,7 +235,7 @@ def test_failed_run_page_shows_steps_bars_reasons_and_the_traceback_end(
         assert f'href="/tasks/executions/{task_id}/"' in html
     for task_id in ids[2:]:  # planned steps have no execution page
         assert f'href="/tasks/executions/{task_id}/"' not in html
-    reason = f'step <code class="ltr" dir="ltr">{NAMES[1]}</code> failed'
+    reason = f'step <code class="ltr" dir="ltr" title="{NAMES[1]}">process</code> failed'
     assert html.count(reason) == 2
     error = html[html.index('<tr class="step-error">') :]
     assert "URLError: connection refused\nwhile fetching /idus/" in error
@@ -337,8 +337,15 @@ def test_resume_sends_the_failed_step_and_the_rest_as_one_chain(
     client, csrf = operator
     response = client.post(f"{LIST}{run.id}/resume", data={"csrf_token": csrf})
     assert response.status_code == 303
-    page = client.get(response.headers["Location"]).text
+    location = response.headers["Location"]
+    page = client.get(location).text
     assert "Resumed: 3 steps were sent again, starting with the failed one." in page
+    # Still "failure" until the recorder adds the new step: the page polls meanwhile, and
+    # offers no second resume.
+    assert 'hx-trigger="every 3s"' in live_part(page) and "Resume from" not in page
+    assert location.startswith(f"{LIST}{run.id}/?sent=") and f"sent={ids[1]}" not in location
+    for bad in ("not-a-uuid", ids[1], ids[1].upper(), "%00"):
+        assert "hx-trigger" not in live_part(client.get(f"{LIST}{run.id}/?sent={bad}").text)
     assert queued_messages(redis_client) == 1  # the chain's first step; the rest ride in it
     audits = run_audits()
     assert [(a.action, a.outcome) for a in audits] == [("run.resume", "ok")]
@@ -400,7 +407,7 @@ def test_dashboard_panel_shows_each_enabled_schedules_latest_run(
     assert f'href="/tasks/scheduled/{off}/"' not in page
     failing = row(page, daily)
     assert 'class="status status-failure"' in failing and "status-success" not in failing
-    assert f"Run #{failed.id}" in failing and f'dir="ltr">{NAMES[0]}</code>' in failing
+    assert f"Run #{failed.id}" in failing and f'title="{NAMES[0]}">retrieve</code>' in failing
     assert "URLError: connection refused" in failing and "while fetching" not in failing
     assert "Resume from the failed step" not in failing  # a viewer
     assert 'class="status status-success"' in row(page, hourly) and f"Run #{fine.id}" in row(
@@ -427,7 +434,7 @@ def test_arabic_isolates_names_and_errors(client: FlaskClient, login_as: Callabl
     viewer = client
     html = viewer.get(f"{LIST}{run.id}/").text
     assert 'dir="rtl"' in html
-    assert f'<code class="ltr" dir="ltr">{NAMES[1]}</code>' in html
+    assert f'<code class="ltr" dir="ltr" title="{NAMES[1]}">process</code>' in html
     assert '<pre class="traceback ltr" dir="ltr">' in html
     assert '<pre class="error-text ltr" dir="ltr">' in html
     assert "Resume" not in html and "not run" not in html  # translated

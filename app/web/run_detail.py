@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import flash, redirect, url_for
+from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
@@ -92,6 +93,22 @@ def step_rows(detail: RunDetail) -> tuple[list[StepRow], Axis | None]:
     return rows, axis
 
 
+def _awaited(detail: RunDetail) -> str | None:
+    """The task id a resume just sent (``?sent=``) while the recorder has not added it yet.
+
+    Right after a resume the run is still ``failure`` (final) until its new step is recorded;
+    the page keeps polling until then, so it sees the run start again on its own.
+    """
+    sent = request.args.get("sent", "")
+    try:
+        canonical = str(uuid.UUID(sent))
+    except ValueError:
+        return None
+    if canonical != sent or any(v.step.task_id == sent for v in detail.steps):
+        return None
+    return sent
+
+
 def _not_found(run_id: int) -> Response:
     return error_response(404, "not_found", _("No run with id %(id)s.", id=run_id))
 
@@ -108,6 +125,7 @@ def run_detail(run_id: int) -> Response:
     execution = failed.execution if failed is not None else None
     omitted, tail = traceback_tail(execution.traceback if execution is not None else None)
     rows, axis = step_rows(detail)
+    awaited = _awaited(detail)
     context: dict[str, Any] = {
         "detail": detail,
         "run": detail.run,
@@ -116,15 +134,16 @@ def run_detail(run_id: int) -> Response:
         "failed": failed,
         "traceback_omitted": omitted,
         "traceback_tail": tail,
-        "final": detail.run.status != RunStatus.RUNNING,
-        "can_act": current_user.role.allows(Role.OPERATOR) and detail.can_resume,
+        "final": detail.run.status != RunStatus.RUNNING and awaited is None,
+        "poll_url": url_for("web.run_detail", run_id=run_id, sent=awaited),
+        "can_act": current_user.role.allows(Role.OPERATOR) and detail.can_resume and not awaited,
         "polled": is_htmx(),
     }
     return page_or_fragment("tasks/runs/detail.html", "tasks/runs/_live.html", **context)
 
 
-def _back_to(run_id: int) -> Response:
-    return redirect(url_for("web.run_detail", run_id=run_id), 303)
+def _back_to(run_id: int, sent: str | None = None) -> Response:
+    return redirect(url_for("web.run_detail", run_id=run_id, sent=sent), 303)
 
 
 @bp.post("/runs/<int:run_id>/resume")
@@ -146,7 +165,7 @@ def run_resume(run_id: int) -> Response:
         ),
         "success",
     )
-    return _back_to(run_id)
+    return _back_to(run_id, sent[0] if sent else None)
 
 
 @bp.post("/runs/<int:run_id>/again")
