@@ -339,6 +339,7 @@ def test_every_page_loads_without_errors(live_server: str, page: Any, users: Any
     pages = {
         "dashboard": "/tasks/",
         "executions": "/tasks/executions/",
+        "runs": "/tasks/runs/",
         "execution-detail": f"/tasks/executions/{rows['execution']}/",
         "scheduled": "/tasks/scheduled/",
         "scheduled-detail": f"/tasks/scheduled/{rows['schedule']}/",

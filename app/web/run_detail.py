@@ -59,7 +59,10 @@ def _stopped_by(view: StepView, by_id: dict[str, StepView], replacements: dict) 
         seen.add(after)
         found = by_id[after]
         while found.state == "replaced" and found.step.task_id in replacements:
+            seen.add(found.step.task_id)  # a replacement of a replacement... never a cycle
             found = replacements[found.step.task_id]
+            if found.step.task_id in seen:
+                break
         if found.state in STOPPED:
             return found
         after = by_id[after].step.after_task_id
