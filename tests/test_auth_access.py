@@ -85,11 +85,17 @@ EXPECTED_RULES = {
     "web.execution_detail": (VIEWER, OPERATOR),
     "web.execution_retry": (VIEWER, OPERATOR),
     "web.execution_cancel": (VIEWER, OPERATOR),
+    # pipeline runs
+    "web.runs": (VIEWER, OPERATOR),
+    "web.run_detail": (VIEWER, OPERATOR),
+    "web.run_resume": (OPERATOR, OPERATOR),
+    "web.run_again": (OPERATOR, OPERATOR),
     # dashboard
     "web.dashboard_metrics": (VIEWER, OPERATOR),
     "web.dashboard_trends": (VIEWER, OPERATOR),
     "web.dashboard_health": (VIEWER, OPERATOR),
     "web.dashboard_recent": (VIEWER, OPERATOR),
+    "web.dashboard_runs": (VIEWER, OPERATOR),
     "web.dashboard_run_now": (OPERATOR, OPERATOR),
     "web.dashboard_retry_failures": (OPERATOR, OPERATOR),
 }

@@ -21,7 +21,9 @@ from app.extensions import db
 from app.models import (
     Alert,
     DeadLetter,
+    PipelineRun,
     Role,
+    RunStep,
     ScheduleRun,
     Source,
     TaskExecution,
@@ -32,12 +34,14 @@ from app.models.types import utcnow
 from app.scheduler.service import create_schedule
 from app.services.rollups import add_counts, bucket_of
 from app.services.statistics import window_start
-from tests.conftest import PASSWORDS, PROJECT_DIR, screenshot
+from tests.conftest import PASSWORDS, PROJECT_DIR, SCREENSHOTS_DIR, screenshot
+from tests.idmc_server import IDU_RECORDS
 from tests.support import wait_for
 
 pytestmark = pytest.mark.browser
 
 FAST_POLL = {"LIVE_POLL_SECONDS": "1"}
+IDU_PATH = "/idus/last-180-days/"
 # Counts the polls of one element: attempted (htmx:beforeRequest, even when paused) and sent.
 COUNT_POLLS = """id => {
   window.__polls = {tried: 0, sent: 0};
@@ -335,6 +339,7 @@ def test_every_page_loads_without_errors(live_server: str, page: Any, users: Any
     pages = {
         "dashboard": "/tasks/",
         "executions": "/tasks/executions/",
+        "runs": "/tasks/runs/",
         "execution-detail": f"/tasks/executions/{rows['execution']}/",
         "scheduled": "/tasks/scheduled/",
         "scheduled-detail": f"/tasks/scheduled/{rows['schedule']}/",
@@ -365,3 +370,136 @@ def test_every_page_loads_without_errors(live_server: str, page: Any, users: Any
         )
         assert overflow <= 0, f"{name} is {overflow}px wider than a 390px phone"
         screenshot(page, f"phone-{name}")
+
+
+def _failed_run(root_id: str) -> PipelineRun | None:
+    """The run of ``root_id`` once it failed with its later steps not run (fresh transaction)."""
+    db.session.rollback()
+    run = db.session.scalar(select(PipelineRun).where(PipelineRun.root_task_id == root_id))
+    return run if run is not None and run.status == "failure" and run.steps_not_run == 3 else None
+
+
+def _steps_of(run_id: int) -> list[tuple]:
+    """The run's steps as the recorder stored them, for a failure's message."""
+    db.session.rollback()
+    query = (
+        select(RunStep, TaskExecution.status)
+        .outerjoin(TaskExecution, TaskExecution.task_id == RunStep.task_id)
+        .where(RunStep.run_id == run_id)
+        .order_by(RunStep.id)
+    )
+    return [
+        (step.task_id[:8], step.task_name, step.origin.value, (step.replaces_task_id or "")[:8],
+         status.value if status else None)
+        for step, status in db.session.execute(query)
+    ]  # fmt: skip
+
+
+def _no_overflow(page: Any, where: str) -> None:
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{where} is {overflow}px wider than the window"
+
+
+def screenshot_path(name: str) -> str:
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    return str(SCREENSHOTS_DIR / f"{name}.png")
+
+
+def _screens(page: Any, base: str, run_id: int, language: str) -> None:
+    """The runs list, the failed run and the dashboard panel at 1366 px and phone width."""
+    pages = {"runs": "/tasks/runs/", "run-failed": f"/tasks/runs/{run_id}/", "dashboard": "/tasks/"}
+    for width, height, size in ((1366, 900, "desktop"), (390, 844, "phone")):
+        page.set_viewport_size({"width": width, "height": height})
+        for name, path in pages.items():
+            page.goto(f"{base}{path}")
+            expect(page.locator("html")).to_have_attribute("lang", language)
+            screenshot(page, f"{name}-{size}-{language}")
+            _no_overflow(page, f"{name} ({language}, {width}px)")
+            if name == "dashboard":
+                panel = page.locator("#dashboard-runs")
+                panel.scroll_into_view_if_needed()
+                panel.screenshot(path=screenshot_path(f"dashboard-runs-{size}-{language}"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_failed_pipeline_run_resumed_from_its_page_turns_green(
+    start_web: Callable[..., str],
+    app: Flask,
+    page: Any,
+    users: Any,
+    runner: Any,
+    idmc_server: Any,
+    start_worker: Callable[..., Any],
+    start_recorder: Callable[..., Any],
+) -> None:
+    # The source refuses the retrieval for good: a 404 is not retried. (A 503 is, six times
+    # with backoff; the schedule's retry override reaches only the message it sends, not the
+    # chain steps its task sends, so it cannot shorten the retrieval's retries.)
+    idmc_server.serve(IDU_PATH, (404, {"detail": "Not found."}))
+    app.config["IDMC_API_URL"] = idmc_server.url
+    start_recorder()
+    start_worker(concurrency=2, IDMC_API_URL=idmc_server.url)
+    base = start_web(IDMC_API_URL=idmc_server.url)
+    assert runner.invoke(args=["setup-scheduled-tasks"]).exit_code == 0
+    sent = runner.invoke(args=["schedules", "run", "idmc-daily-pipeline"])
+    assert sent.exit_code == 0, sent.output
+    run = wait_for(lambda: _failed_run(sent.output.split()[-1].rstrip(".")), timeout=90)
+
+    sign_in(page, base)
+    dashboard_row = page.locator("#dashboard-runs tr", has_text="idmc-daily-pipeline")
+    expect(dashboard_row.locator(".status")).to_have_class("status status-failure")
+    expect(
+        dashboard_row.locator("code[title='data_pipeline.tasks.retrieve_source']")
+    ).to_be_visible()
+    expect(dashboard_row.locator("button:has-text('Resume from the failed step')")).to_be_visible()
+
+    page.goto(f"{base}/tasks/runs/")
+    expect(page.locator(f"#runs-table a[href='/tasks/runs/{run.id}/']")).to_be_visible()
+    page.goto(f"{base}/tasks/runs/{run.id}/")
+    live = page.locator("#run-live")
+    expect(live.locator(".status").first).to_have_class("status status-failure")
+    expect(live).not_to_have_attribute("hx-trigger", "every 3s")  # final: not polling
+    steps = live.locator("tr.step")
+    expect(steps).to_have_count(5)  # run_full_pipeline, then the variable's 4-step chain
+    expect(live.locator("svg.run-bar rect.run-bar-failure")).to_have_count(1)
+    not_run = live.locator("tr.step-not_run")
+    expect(not_run).to_have_count(3)
+    for index in range(3):
+        expect(not_run.nth(index)).to_contain_text("not run")
+        expect(not_run.nth(index)).to_contain_text("step retrieve_source failed")
+    expect(live.locator("tr.step-error pre.traceback")).to_contain_text("PermanentRetrievalError")
+    resume = live.locator("button:has-text('Resume from the failed step')")
+    expect(resume).to_be_visible()
+    screenshot(page, "run-failed")
+
+    page.select_option("#language-select", "ar")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    _screens(page, base, run.id, "ar")
+    page.goto(f"{base}/tasks/runs/{run.id}/")
+    page.select_option("#language-select", "en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    _screens(page, base, run.id, "en")
+
+    idmc_server.serve(IDU_PATH, (200, IDU_RECORDS))
+    page.goto(f"{base}/tasks/runs/{run.id}/")
+    page.locator("#run-live button:has-text('Resume from the failed step')").click()
+    expect(page.locator(".flash-success")).to_contain_text("4 steps were sent again")
+    mark_page(page)
+    live = page.locator("#run-live")
+    try:
+        expect(live.locator(".status").first).to_have_class("status status-success", timeout=90_000)
+    except AssertionError as error:
+        raise AssertionError(f"the run stayed as stored: {_steps_of(run.id)}") from error
+    assert_same_page(page)  # the page's own polling brought it
+    expect(live).not_to_have_attribute("hx-trigger", "every 3s")  # final again: polling stopped
+    replaced = live.locator("tr.step-replaced")  # the failed step and the three that did not run
+    expect(replaced).to_have_count(4)
+    for index in range(4):
+        expect(replaced.nth(index)).to_contain_text("replaced by")
+    expect(live.locator("tr.step-success")).to_have_count(5)
+    expect(live.locator("tr.step-not_run")).to_have_count(0)
+    screenshot(page, "run-resumed")
+    db.session.rollback()
+    assert db.session.get(PipelineRun, run.id).status == "success"

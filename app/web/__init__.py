@@ -38,6 +38,8 @@ from app.web import (  # noqa: E402,F401
     export,
     preferences,
     queues,
+    run_detail,
+    runs,
     scheduled,
     scheduled_edit,
     workers,

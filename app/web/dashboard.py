@@ -22,10 +22,11 @@ from app.monitoring.queues import queue_depths
 from app.scheduler.service import get_schedule
 from app.services import dashboard as figures
 from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures, run_schedule_now
+from app.services.runs import latest_by_schedule
 from app.tracking.heartbeats import live_workers
 from app.web import bp
 from app.web.dashboard_charts import trend_charts
-from app.web.fragments import conditional
+from app.web.fragments import conditional, is_htmx
 from app.web.links import execution_url
 
 
@@ -83,6 +84,17 @@ def recent_context() -> dict[str, Any]:
     return {"recent": figures.recent_executions()}
 
 
+def scheduled_runs_context() -> dict[str, Any]:
+    """Each enabled schedule with its latest run: the morning question at a glance."""
+    schedules = figures.schedule_choices()
+    return {
+        "scheduled_runs": schedules,
+        "latest_runs": latest_by_schedule([schedule_id for schedule_id, _name in schedules]),
+        "can_resume": current_user.role.allows(Role.OPERATOR),
+        "polled": is_htmx(),
+    }
+
+
 @bp.get("/")
 @requires(Role.VIEWER)
 def dashboard() -> str:
@@ -97,6 +109,7 @@ def dashboard() -> str:
         **trends_context(),
         **health_context(),
         **recent_context(),
+        **scheduled_runs_context(),
     )
 
 
@@ -126,6 +139,13 @@ def dashboard_health() -> Response:
 def dashboard_recent() -> Response:
     """The newest executions."""
     return conditional(render_template("tasks/dashboard/recent.html", **recent_context()))
+
+
+@bp.get("/dashboard/runs")
+@requires(Role.VIEWER)
+def dashboard_runs() -> Response:
+    """Each enabled schedule's latest run, its status and, when it failed, where and why."""
+    return conditional(render_template("tasks/dashboard/runs.html", **scheduled_runs_context()))
 
 
 def _back() -> Response:

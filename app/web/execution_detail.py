@@ -18,7 +18,7 @@ from app.auth.responses import error_response
 from app.errors import DomainError
 from app.extensions import db
 from app.models import FINAL_STATUSES, Role, ScheduledTask, TaskExecution, TaskStatus
-from app.services import execution_actions, executions
+from app.services import execution_actions, executions, runs
 from app.tracking.retry import RETRYABLE
 from app.web import bp
 from app.web.fragments import is_htmx, page_or_fragment
@@ -172,6 +172,7 @@ def execution_detail(task_id: str) -> Response:
         children=executions.children(execution.task_id, LINKS_LIMIT),
         links_limit=LINKS_LIMIT,
         schedule=schedule_link(execution.schedule_id),
+        run=runs.run_of_execution(execution.task_id),
         can_retry=operator and execution.status in RETRYABLE,
         can_cancel=operator and execution.status not in FINAL_STATUSES,
         polled=is_htmx(),

@@ -39,7 +39,7 @@ DATE_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-
 PRINTABLE = Regexp(r"^[^\x00-\x1f\x7f]*$", message=_l("Control characters are not allowed."))
 
 
-def _local_moment(text: str, end_of_day: bool) -> datetime:
+def local_moment(text: str, end_of_day: bool) -> datetime:
     """``text`` (a date, or a date and time) in the reader's timezone, as a UTC datetime.
 
     A bare date means the start of that day; as the end of a range, the whole day is included.
@@ -51,7 +51,10 @@ def _local_moment(text: str, end_of_day: bool) -> datetime:
     except ValueError:
         day = None
     if day is not None:
-        local = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time())
+        try:
+            local = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time())
+        except OverflowError:  # the day after 9999-12-31
+            raise ValidationError(_l("Use a date between the years 2 and 9998.")) from None
     else:
         for pattern in DATE_FORMATS:
             try:
@@ -61,7 +64,10 @@ def _local_moment(text: str, end_of_day: bool) -> datetime:
                 continue
         else:
             raise ValidationError(_l("Use a date like 2026-01-31 or 2026-01-31T14:30."))
-    return local.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise ValidationError(_l("Use a date between the years 2 and 9998.")) from None
 
 
 class ExecutionFilterForm(Form):
@@ -108,11 +114,11 @@ class ExecutionFilterForm(Form):
 
     def validate_created_from(self, field: StringField) -> None:
         if field.data:
-            self.moments["created_from"] = _local_moment(field.data, end_of_day=False)
+            self.moments["created_from"] = local_moment(field.data, end_of_day=False)
 
     def validate_created_to(self, field: StringField) -> None:
         if field.data:
-            self.moments["created_to"] = _local_moment(field.data, end_of_day=True)
+            self.moments["created_to"] = local_moment(field.data, end_of_day=True)
             start = self.moments.get("created_from")
             if start is not None and self.moments["created_to"] <= start:
                 raise ValidationError(_l("The end must come after the start."))

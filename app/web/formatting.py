@@ -26,6 +26,11 @@ STATUS_LABELS = {
     "failure": _l("failure"),
     "retry": _l("retry"),
     "revoked": _l("revoked"),
+    # a pipeline run's status, and the states of its steps that are not an execution's
+    "running": _l("running"),
+    "waiting": _l("waiting"),
+    "not_run": _l("not run"),
+    "replaced": _l("replaced"),
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from flask_login import current_user
 
 from app.models import Role
@@ -21,6 +22,7 @@ class NavEntry:
 NAVIGATION = (
     NavEntry("web.dashboard", _l("Dashboard")),
     NavEntry("web.executions", _l("Executions")),
+    NavEntry("web.runs", lazy_pgettext("pipeline runs", "Runs")),
     NavEntry("web.scheduled", _l("Scheduled")),
     NavEntry("web.dead_letters", _l("Dead letters")),
     NavEntry("web.alerts", _l("Alerts")),
