@@ -84,12 +84,26 @@ def recent_context() -> dict[str, Any]:
     return {"recent": figures.recent_executions()}
 
 
+RUNS_PANEL_ROWS = 20
+# The panel answers "what needs me": failed runs first, then running ones, never run, the rest.
+RUN_URGENCY = {"failure": 0, "revoked": 1, "running": 2, None: 3}
+
+
 def scheduled_runs_context() -> dict[str, Any]:
-    """Each enabled schedule with its latest run: the morning question at a glance."""
+    """Each enabled schedule with its latest run, those that need an operator first (at most
+    ``RUNS_PANEL_ROWS``; the scheduled page lists every one)."""
     schedules = figures.schedule_choices()
+    latest = latest_by_schedule([schedule_id for schedule_id, _name in schedules])
+
+    def urgency(schedule: tuple[int, str]) -> tuple[int, str]:
+        run = latest.get(schedule[0])
+        return (RUN_URGENCY.get(run.status.value if run else None, 4), schedule[1])
+
+    ordered = sorted(schedules, key=urgency)
     return {
-        "scheduled_runs": schedules,
-        "latest_runs": latest_by_schedule([schedule_id for schedule_id, _name in schedules]),
+        "scheduled_runs": ordered[:RUNS_PANEL_ROWS],
+        "more_schedules": len(ordered) - RUNS_PANEL_ROWS if len(ordered) > RUNS_PANEL_ROWS else 0,
+        "latest_runs": latest,
         "can_resume": current_user.role.allows(Role.OPERATOR),
         "polled": is_htmx(),
     }
