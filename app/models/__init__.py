@@ -19,6 +19,7 @@ from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
 from app.models.user import Role, User
+from app.models.watch import ScheduleWatch
 
 __all__ = [
     "FINAL_STATUSES",
@@ -41,6 +42,7 @@ __all__ = [
     "RunStep",
     "ScheduleKind",
     "ScheduleRun",
+    "ScheduleWatch",
     "ScheduledTask",
     "Source",
     "StepOrigin",

@@ -71,6 +71,10 @@ class ScheduledTask(TranslatedDescription, db.Model):
     __table_args__ = (
         CheckConstraint("interval_every IS NULL OR interval_every > 0", name="interval_positive"),
         CheckConstraint("max_retries IS NULL OR max_retries >= 0", name="max_retries_not_negative"),
+        CheckConstraint("grace_seconds IS NULL OR grace_seconds > 0", name="grace_positive"),
+        CheckConstraint(
+            "max_duration_seconds IS NULL OR max_duration_seconds > 0", name="max_duration_positive"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,6 +98,11 @@ class ScheduledTask(TranslatedDescription, db.Model):
     misfire_policy: Mapped[MisfirePolicy] = mapped_column(
         _enum(MisfirePolicy, "misfire_policy"), default=MisfirePolicy.RUN_ONCE
     )
+
+    # The watch (app.watch): how long past its due time an occurrence may go unsent before the
+    # schedule is late (None: derived from its timing), and how long its run may take.
+    grace_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_duration_seconds: Mapped[int | None] = mapped_column(Integer)
 
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

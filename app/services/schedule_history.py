@@ -13,42 +13,19 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Select, String, and_, func, or_, select
+from sqlalchemy import and_, or_, select
 
 from app.extensions import db
-from app.models import PipelineRun, RunKind, ScheduleRun, TaskExecution
+from app.models import RunKind, ScheduleRun
+from app.runs.outcome import ERROR_TEXT, join_outcome, outcome_columns
 
 HISTORY_PAGE_SIZE = 25
 STATS_WINDOW = 500  # statistics cover the latest runs, not all time
 TOP_ERRORS = 5
-ERROR_TEXT = 200  # errors are grouped by the start of their first line
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 MAX_RUN_ID = 2**63 - 1
-
-
-def outcome_columns() -> tuple:
-    """Status, start, end and error of a run row's outcome: its pipeline run's, else its
-    execution's (outer-joined by :func:`join_outcome`)."""
-    return (
-        func.coalesce(PipelineRun.status, TaskExecution.status, type_=String),
-        func.coalesce(PipelineRun.started_at, TaskExecution.started_at),
-        func.coalesce(PipelineRun.finished_at, TaskExecution.completed_at),
-        func.substr(
-            func.coalesce(PipelineRun.error_message, TaskExecution.error_message), 1, ERROR_TEXT
-        ),
-        PipelineRun.id,
-        PipelineRun.failed_step_name,
-    )
-
-
-def join_outcome(query: Select, task_id_column: Any) -> Select:
-    """Outer-join the pipeline run and the execution that ``task_id_column`` started."""
-    return query.outerjoin(PipelineRun, PipelineRun.root_task_id == task_id_column).outerjoin(
-        TaskExecution, TaskExecution.task_id == task_id_column
-    )
 
 
 @dataclass(frozen=True)

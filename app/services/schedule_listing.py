@@ -16,10 +16,10 @@ from sqlalchemy import Select, select
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
+from app.runs.outcome import join_outcome, outcome_columns
 from app.scheduler.preview import occurrences
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
-from app.services.schedule_history import join_outcome, outcome_columns
 
 log = logging.getLogger(__name__)
 OVERDUE_AFTER = timedelta(minutes=1)
