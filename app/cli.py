@@ -39,8 +39,10 @@ def rebuild_rollups_command(days: int) -> None:
 def init_app(app: Flask) -> None:
     from app.local_run import run_local_command
     from app.scheduler import cli as scheduler_cli
+    from app.watch.cli import watch_command
 
     app.cli.add_command(seed_command)
     app.cli.add_command(rebuild_rollups_command)
     app.cli.add_command(run_local_command)
+    app.cli.add_command(watch_command)
     scheduler_cli.init_app(app)

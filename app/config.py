@@ -104,6 +104,9 @@ def settings_from_env() -> dict[str, Any]:
         "FAILURE_RATE_MIN_EXECUTIONS": _int("FAILURE_RATE_MIN_EXECUTIONS", 10),
         "QUEUE_DEPTH_THRESHOLD": _int("QUEUE_DEPTH_THRESHOLD", 1000),
         "RECORDER_MAX_LAG": _float("RECORDER_MAX_LAG", 300.0),
+        # The schedule watch (app/watch): seconds between two checks of every schedule.
+        "WATCH_INTERVAL": _float("WATCH_INTERVAL", 15.0),
+        "WATCH_IN_RECORDER": _bool(env.get("WATCH_IN_RECORDER"), True),
         "WORKER_HEARTBEAT_INTERVAL": _float("WORKER_HEARTBEAT_INTERVAL", 10.0),
         "QUEUE_SNAPSHOT_RETENTION_DAYS": _int("QUEUE_SNAPSHOT_RETENTION_DAYS", 8),
         "EXECUTION_RETENTION_DAYS": _int("EXECUTION_RETENTION_DAYS", 90),

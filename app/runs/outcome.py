@@ -7,11 +7,13 @@ not have seen the run yet: then the execution, if any, stands in.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, func
+from sqlalchemy import Row, Select, String, func, select
 
-from app.models import PipelineRun, TaskExecution
+from app.extensions import db
+from app.models import PipelineRun, RunKind, ScheduledTask, ScheduleRun, TaskExecution
 
 ERROR_TEXT = 200  # errors are grouped by the start of their first line
 
@@ -36,3 +38,46 @@ def join_outcome(query: Select, task_id_column: Any) -> Select:
     return query.outerjoin(PipelineRun, PipelineRun.root_task_id == task_id_column).outerjoin(
         TaskExecution, TaskExecution.task_id == task_id_column
     )
+
+
+def latest_outcomes(ids: list[int], include_missed: bool = True) -> dict[int, Row]:
+    """The latest run row of each schedule (optionally skipping missed ones) with its outcome.
+
+    Each value is ``(run, status, started_at, finished_at, error, pipeline_run_id,
+    failed_step)``; one indexed lookup per schedule, in a single query.
+    """
+    if not ids:
+        return {}
+    latest = (
+        select(ScheduleRun.id)
+        .where(ScheduleRun.schedule_id == ScheduledTask.id)
+        .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
+        .limit(1)
+        .correlate(ScheduledTask)
+    )
+    if not include_missed:
+        latest = latest.where(ScheduleRun.kind != RunKind.MISSED)
+    wanted = select(latest.scalar_subquery()).where(ScheduledTask.id.in_(ids))
+    rows = db.session.execute(
+        join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id).where(
+            ScheduleRun.id.in_(wanted)
+        )
+    )
+    return {row[0].schedule_id: row for row in rows}
+
+
+def latest_successes(ids: list[int]) -> dict[int, datetime]:
+    """When each schedule's latest successful run finished (walks back from its newest run)."""
+    if not ids:
+        return {}
+    status, _started, finished, *_ = outcome_columns()
+    latest = (
+        join_outcome(select(finished), ScheduleRun.task_id)
+        .where(ScheduleRun.schedule_id == ScheduledTask.id, status == "success")
+        .order_by(ScheduleRun.occurrence.desc())
+        .limit(1)
+        .correlate(ScheduledTask)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(select(ScheduledTask.id, latest).where(ScheduledTask.id.in_(ids)))
+    return {schedule_id: when for schedule_id, when in rows if when is not None}

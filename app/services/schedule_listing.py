@@ -14,9 +14,9 @@ import redis
 from sqlalchemy import Select, select
 
 from app.extensions import db
-from app.models import RunKind, ScheduledTask, ScheduleRun
+from app.models import RunKind, ScheduledTask
 from app.models.types import utcnow
-from app.runs.outcome import join_outcome, outcome_columns
+from app.runs.outcome import latest_outcomes
 from app.scheduler.preview import occurrences
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
@@ -113,28 +113,20 @@ def rows_for(schedules: list[ScheduledTask]) -> list[ScheduleRow]:
 
 
 def last_runs(ids: list[int]) -> dict[int, LastRun]:
-    """The latest run of each schedule (one indexed lookup each, in a single query)."""
-    if not ids:
-        return {}
-    latest = (
-        select(ScheduleRun.id)
-        .where(ScheduleRun.schedule_id == ScheduledTask.id)
-        .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
-        .limit(1)
-        .correlate(ScheduledTask)
-        .scalar_subquery()
-    )
-    wanted = select(latest).where(ScheduledTask.id.in_(ids))
-    rows = db.session.execute(
-        join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id).where(
-            ScheduleRun.id.in_(wanted)
-        )
-    )
+    """The latest run of each schedule, missed ones included."""
     return {
-        run.schedule_id: LastRun(
+        schedule_id: LastRun(
             run.kind, run.occurrence, run.task_id, run.error, status, run_id, failed_step, error
         )
-        for run, status, _started, _finished, error, run_id, failed_step in rows
+        for schedule_id, (
+            run,
+            status,
+            _started,
+            _finished,
+            error,
+            run_id,
+            failed_step,
+        ) in latest_outcomes(ids).items()
     }
 
 

@@ -35,6 +35,10 @@ def recorder_command(batch_size: int, claim_idle: float) -> None:
         batch_size=batch_size,
         claim_idle=claim_idle,
     )
+    if app.config["WATCH_IN_RECORDER"]:
+        from app.watch.watcher import ScheduleWatcher
+
+        ScheduleWatcher(app, redis.Redis.from_url(app.config["REDIS_URL"])).start(stop)
     click.echo(f"recorder {recorder.consumer} started")
     recorder.run(stop=stop)
     click.echo(f"recorder stopped after {recorder.stats['events']} events")
