@@ -170,7 +170,7 @@ def test_list_shows_timing_next_run_last_run_and_controls(
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', page.text, re.S).group(1)
     assert "status-failure" in row  # last run: its execution's status, colour and text
     assert "12:00:00" in row  # next run at noon, shown in UTC (the default display zone)
-    assert page.text.count("never") == 2  # the other two have not run
+    assert page.text.count(">never<") == 2  # the other two have not run
     assert 'href="/tasks/scheduled/new/"' in page.text
     assert page.text.count(">Run now<") == 3 and page.text.count(">Disable<") == 3
 
@@ -196,15 +196,21 @@ def test_next_run_is_computed_when_redis_lost_the_entry(
     assert "12:00:00" in row.group(1)
 
 
-def test_a_run_due_long_ago_is_marked_overdue(
-    operator: tuple[FlaskClient, str], redis_client: redis.Redis
+def test_a_schedule_whose_run_was_not_sent_shows_late_with_the_reason(
+    operator: tuple[FlaskClient, str],
 ) -> None:
     client, _ = operator
-    noon = schedule()
-    store = get_store()
-    assert "overdue" not in client.get(LIST).text
-    redis_client.zadd(store.key("due"), {noon.id: to_ms(utcnow() - timedelta(minutes=10))})
-    assert "overdue" in client.get(LIST).text  # beat is not running
+    noon = schedule(grace_seconds=60)
+    row = lambda: re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', client.get(LIST).text, re.S)  # noqa: E731
+    assert "never run" in row().group(1) and "late" not in row().group(1)
+    # Timed two days ago: yesterday's noon went by with nothing sent (no beat ran).
+    noon.scheduled_from = noon.created_at = utcnow() - timedelta(days=2)
+    db.session.commit()
+    cell = row().group(1)
+    assert "status-failure" in cell and ">late<" in cell
+    assert "nothing sent for" in cell
+    detail = client.get(f"/tasks/scheduled/{noon.id}/").text
+    assert ">late<" in detail and "nothing sent for" in detail and "1 min 0 s" in detail
 
 
 def test_list_filters_by_name_and_state(operator: tuple[FlaskClient, str]) -> None:

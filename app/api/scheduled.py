@@ -18,6 +18,8 @@ from app.services.audit import record_audit
 from app.services.quick_actions import run_schedule_now
 from app.services.schedule_history import schedule_stats
 from app.services.schedule_listing import last_runs
+from app.services.schedule_watch import assessments
+from app.watch.states import MAX_SECONDS
 
 blp = Blueprint(
     "api_scheduled", __name__, url_prefix="/tasks/api/scheduled", description="Scheduled tasks"
@@ -57,6 +59,19 @@ class ScheduleInputSchema(ma.Schema):
     )
     chain = ma.fields.List(ma.fields.Dict(keys=ma.fields.String()), load_default=list)
     misfire_policy = ma.fields.String(load_default="run_once", validate=_choices(MisfirePolicy))
+    grace_seconds = ma.fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=ma.validate.Range(1, MAX_SECONDS),
+        metadata={"description": "Seconds an occurrence may go unsent before the schedule is "
+                  "late; null: 10% of its period, between 1 and 30 minutes"},
+    )  # fmt: skip
+    max_duration_seconds = ma.fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=ma.validate.Range(1, MAX_SECONDS),
+        metadata={"description": "A run still running after this long is overrunning"},
+    )
     enabled = ma.fields.Boolean(load_default=True)
     start_at = Date(allow_none=True, default_timezone=UTC)
     expires_at = Date(allow_none=True, default_timezone=UTC)
@@ -93,6 +108,8 @@ class ScheduleSchema(ma.Schema):
     retry_backoff_seconds = ma.fields.Float(allow_none=True)
     chain = ma.fields.Raw()
     misfire_policy = ma.fields.Function(lambda s: str(s.misfire_policy))
+    grace_seconds = ma.fields.Integer(allow_none=True)
+    max_duration_seconds = ma.fields.Integer(allow_none=True)
     enabled = ma.fields.Boolean()
     start_at = Date(allow_none=True)
     expires_at = Date(allow_none=True)
@@ -133,8 +150,28 @@ class ScheduleStatisticsSchema(ma.Schema):
     )
 
 
+class WatchSchema(ma.Schema):
+    """What the schedule watch says about the schedule now."""
+
+    state = ma.fields.String(
+        metadata={"description": "on_time, late, overrunning, failing, paused, disabled or "
+                  "never_run"}
+    )  # fmt: skip
+    cause = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "late: not_sent (no beat sent it) or not_started (no worker)"},
+    )
+    occurrence = Date(allow_none=True, metadata={"description": "the occurrence it is about"})
+    expected = Date(allow_none=True, metadata={"description": "the next occurrence awaited"})
+    overdue_seconds = ma.fields.Float(
+        metadata={"description": "late: since the due time; overrunning: past the maximum"}
+    )
+    grace_seconds = ma.fields.Function(lambda a: a.grace.total_seconds())
+
+
 class ScheduleWithRunsSchema(ScheduleSchema):
     last_run = ma.fields.Nested(LastRunSchema, allow_none=True, dump_only=True)
+    watch = ma.fields.Nested(WatchSchema, dump_only=True)
     statistics = ma.fields.Nested(ScheduleStatisticsSchema, dump_only=True)
 
 
@@ -171,8 +208,10 @@ class Schedules(MethodView):
         """Every schedule, by name, with its latest run's outcome."""
         items = list(db.session.scalars(select(ScheduledTask).order_by(ScheduledTask.name)))
         lasts = last_runs([s.id for s in items])
+        watched = assessments(items)
         for schedule in items:
             schedule.last_run = lasts.get(schedule.id)  # type: ignore[attr-defined]
+            schedule.watch = watched[schedule.id].assessment  # type: ignore[attr-defined]
         return {"items": items}
 
     @blp.arguments(ScheduleInputSchema)
@@ -197,6 +236,7 @@ class Schedule(MethodView):
         # not columns: attached for the response only
         schedule.last_run = last_runs([schedule.id]).get(schedule.id)  # type: ignore[attr-defined]
         schedule.statistics = schedule_stats(schedule.id)  # type: ignore[attr-defined]
+        schedule.watch = assessments([schedule])[schedule.id].assessment  # type: ignore[attr-defined]
         return schedule
 
     @blp.arguments(ScheduleInputSchema)

@@ -14,11 +14,13 @@ from app.errors import InvalidInput
 from app.models import IntervalUnit, MisfirePolicy, ScheduleKind
 from app.models.types import utcnow
 from app.scheduler import timing
+from app.watch.states import MAX_SECONDS
 
 FIELDS = (
     "name", "task", "kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone",
     "args", "kwargs", "queue", "priority", "max_retries", "retry_backoff_seconds", "chain",
-    "misfire_policy", "enabled", "start_at", "expires_at", "descriptions",
+    "misfire_policy", "enabled", "start_at", "expires_at", "descriptions", "grace_seconds",
+    "max_duration_seconds",
 )  # fmt: skip
 TIMING_FIELDS = frozenset(
     {"kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone", "start_at",
@@ -131,6 +133,18 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
         if value is not None and (not isinstance(value, int) or not low <= value <= high):
             errors.add(
                 field, _("Must be a whole number from %(low)d to %(high)d.", low=low, high=high)
+            )
+    for field in ("grace_seconds", "max_duration_seconds"):
+        value = values.get(field)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SECONDS
+        ):
+            errors.add(
+                field,
+                _(
+                    "Must be a whole number of seconds from 1 to %(high)d (7 days), or empty.",
+                    high=MAX_SECONDS,
+                ),
             )
     backoff = values.get("retry_backoff_seconds")
     if backoff is not None and (not isinstance(backoff, int | float) or backoff < 0):

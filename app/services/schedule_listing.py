@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 from sqlalchemy import Select, select
@@ -20,9 +20,10 @@ from app.runs.outcome import latest_outcomes
 from app.scheduler.preview import occurrences
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
+from app.watch.facts import watch
+from app.watch.states import Assessment
 
 log = logging.getLogger(__name__)
-OVERDUE_AFTER = timedelta(minutes=1)
 PAGE_SIZE = 25  # as Sidekiq's pages: each row formats two localized times
 
 
@@ -54,11 +55,7 @@ class ScheduleRow:
     schedule: ScheduledTask
     next_run: datetime | None
     last_run: LastRun | None
-
-    @property
-    def overdue(self) -> bool:
-        """Due for longer than beat ever waits: no beat is running (or it is stuck)."""
-        return self.next_run is not None and self.next_run < utcnow() - OVERDUE_AFTER
+    watch: Assessment | None = None  # what the schedule watch says now
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,8 @@ def rows_for(schedules: list[ScheduledTask]) -> list[ScheduleRow]:
     """Each schedule with its next run and its last run."""
     nexts = next_runs(schedules)
     lasts = last_runs([s.id for s in schedules])
-    return [ScheduleRow(s, nexts.get(s.id), lasts.get(s.id)) for s in schedules]
+    watched = {w.schedule.id: w.assessment for w in watch(schedules, utcnow())}
+    return [ScheduleRow(s, nexts.get(s.id), lasts.get(s.id), watched.get(s.id)) for s in schedules]
 
 
 def last_runs(ids: list[int]) -> dict[int, LastRun]:

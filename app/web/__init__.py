@@ -42,5 +42,6 @@ from app.web import (  # noqa: E402,F401
     runs,
     scheduled,
     scheduled_edit,
+    watch_labels,
     workers,
 )

@@ -36,6 +36,7 @@ from app.errors import DomainError, InvalidInput
 from app.i18n import select_timezone
 from app.models import ScheduledTask
 from app.scheduler.preview import upcoming
+from app.watch.states import MAX_SECONDS
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 KIND_CHOICES = [
@@ -108,6 +109,8 @@ class ScheduleForm(FlaskForm):
     misfire_policy = SelectField(
         _l("Missed runs"), choices=MISFIRE_CHOICES, default="run_once", validate_choice=False
     )
+    grace_seconds = _number(_l("Grace (seconds)"), min=1, max=MAX_SECONDS)
+    max_duration_seconds = _number(_l("Maximum duration (seconds)"), min=1, max=MAX_SECONDS)
     enabled = BooleanField(_l("Enabled"), default=True)
     description_fr = TextAreaField(LANGUAGE_LABELS["fr"])
     description_es = TextAreaField(LANGUAGE_LABELS["es"])
@@ -152,7 +155,8 @@ class ScheduleForm(FlaskForm):
         """Every field as the scheduler service takes them; the service validates them."""
         values = self.timing_values()
         for name in ("task", "args", "kwargs", "queue", "priority", "max_retries",
-                     "retry_backoff_seconds", "chain", "misfire_policy", "enabled"):  # fmt: skip
+                     "retry_backoff_seconds", "chain", "misfire_policy", "enabled",
+                     "grace_seconds", "max_duration_seconds"):  # fmt: skip
             values[name] = _service_value(self[name])
         values["descriptions"] = {
             language: (self[f"description_{language}"].data or "").strip() or None
@@ -205,6 +209,8 @@ def initial_data(schedule: ScheduledTask) -> dict[str, Any]:
         "chain": json.dumps(schedule.chain or [], indent=1),
         "misfire_policy": str(schedule.misfire_policy),
         "enabled": schedule.enabled,
+        "grace_seconds": schedule.grace_seconds,
+        "max_duration_seconds": schedule.max_duration_seconds,
     }
     for language, text in schedule.descriptions().items():
         data[f"description_{language}"] = text or ""
