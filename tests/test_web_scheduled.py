@@ -29,7 +29,6 @@ from app.models import (
 from app.models.types import utcnow
 from app.scheduler import service
 from app.scheduler.store import get_store
-from app.scheduler.timing import to_ms
 from app.services.schedule_history import ScheduleStats
 from tests.scheduler_support import scheduled_headers
 
