@@ -3,10 +3,14 @@ Redis (TEST_REDIS_URL, database 15 by default), the app, its clients, and real C
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +192,37 @@ def start_recorder(
     yield start
     for recorder in recorders:
         recorder.stop()
+
+
+@dataclass
+class Webhook:
+    """A local alert webhook: the JSON bodies it received, in order."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """An HTTP server on a free port that keeps every JSON body POSTed to it."""
+    hook = Webhook("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            hook.received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    hook.url = f"http://127.0.0.1:{server.server_port}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield hook
+    server.shutdown()
+    server.server_close()
 
 
 # --- users, sessions and tokens -------------------------------------------------------------

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import uuid
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import redis
@@ -20,6 +17,7 @@ from app.models import Alert, DeadLetter, TaskExecution, TaskStatus
 from app.tracking.capture import REDACTED
 from app.tracking.deadletters import requeue
 from app.tracking.retry import retry_execution
+from tests.conftest import Webhook
 from tests.support import wait_for
 
 
@@ -231,38 +229,15 @@ def test_unknown_source_id_does_not_block_recording(app: Flask, engine) -> None:
     assert row.source_id is None
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Callable[[], list[dict]]:
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    _Hook.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-
-
 def test_critical_failure_escalates_to_the_webhook(
-    app: Flask, start_worker, start_recorder, webhook: str
+    app: Flask, start_worker, start_recorder, webhook: Webhook
 ) -> None:
-    env = {"ALERT_WEBHOOK_URL": webhook, "CRITICAL_TASK_NAMES": "tests.fail"}
+    env = {"ALERT_WEBHOOK_URL": webhook.url, "CRITICAL_TASK_NAMES": "tests.fail"}
     start_worker(concurrency=1, **env)
     start_recorder(**env)
     task_id = send(app, "tests.fail", "IDMC down")
     wait_status(task_id, "failure")
-    [payload] = wait_for(lambda: _Hook.received, timeout=60)
+    [payload] = wait_for(lambda: webhook.received, timeout=60)
     assert payload["kind"] == "critical_failure" and payload["task_id"] == task_id
     assert payload["message"] == "ValueError: IDMC down"
     alert = wait_for(lambda: execution(task_id) and db.session.scalar(select(Alert)))
