@@ -30,11 +30,16 @@ from app.scheduler import service
 from app.watch.states import MAX_SECONDS
 from app.watch.watcher import HEARTBEAT_KEY, ScheduleWatcher, check
 from tests.conftest import Webhook
-from tests.test_web_scheduled import NEW, field_errors, form, operator  # noqa: F401
+from tests.test_web_scheduled import NEW, field_errors, form
 
 HEALTH = "task_monitoring.tasks.health_check"
 API = "/tasks/api/scheduled/"
 BAD_SECONDS = ["-5", "0", str(MAX_SECONDS + 1), "99999999999999999999", "abc", "1.5", "²"]
+
+
+@pytest.fixture
+def operator(client: FlaskClient, login_as) -> tuple[FlaskClient, str]:
+    return client, login_as(client, Role.OPERATOR)
 
 
 def daily(name: str = "idmc-06", task: str = HEALTH, **values: object) -> ScheduledTask:
@@ -86,9 +91,8 @@ def test_grace_and_maximum_are_saved_from_the_form(operator: tuple[FlaskClient, 
     assert (saved.grace_seconds, saved.max_duration_seconds) == (90, 3600)
     edit = client.get(f"/tasks/scheduled/{saved.id}/edit/").text
     assert 'name="grace_seconds"' in edit and 'value="90"' in edit
-    response = client.post(
-        f"/tasks/scheduled/{saved.id}/edit/", data=form(csrf, grace_seconds="", max_duration_seconds="")
-    )
+    cleared = form(csrf, grace_seconds="", max_duration_seconds="")
+    response = client.post(f"/tasks/scheduled/{saved.id}/edit/", data=cleared)
     assert response.status_code == 303
     db.session.expire_all()
     assert (saved.grace_seconds, saved.max_duration_seconds) == (None, None)
@@ -108,27 +112,25 @@ def test_bad_grace_or_maximum_is_refused_beside_its_field(
     assert db.session.scalar(select(func.count(ScheduledTask.id))) == 0
 
 
-def test_grace_and_maximum_through_the_api(
-    client: FlaskClient, token_for, app: Flask
-) -> None:
-    operator = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+def test_grace_and_maximum_through_the_api(client: FlaskClient, token_for, app: Flask) -> None:
+    headers = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
     body = {"name": "api-watch", "task": HEALTH, "kind": "crontab", "crontab": "0 6 * * *"}
-    created = client.post(API, json={**body, "grace_seconds": 120}, headers=operator)
+    created = client.post(API, json={**body, "grace_seconds": 120}, headers=headers)
     assert created.status_code == 201, created.json
     assert created.json["grace_seconds"] == 120 and created.json["max_duration_seconds"] is None
     url = f"{API}{created.json['id']}/"
     for field in ("grace_seconds", "max_duration_seconds"):
         for bad in (-5, 0, MAX_SECONDS + 1, 10**40, "60", 1.5, True, [1], {"a": 1}):
-            response = client.patch(url, json={field: bad}, headers=operator)
+            response = client.patch(url, json={field: bad}, headers=headers)
             assert response.status_code == 422, (field, bad, response.json)
             assert field in response.json["error"]["fields"], response.json
-    patched = client.patch(url, json={"max_duration_seconds": 3600}, headers=operator)
+    patched = client.patch(url, json={"max_duration_seconds": 3600}, headers=headers)
     assert patched.status_code == 200 and patched.json["max_duration_seconds"] == 3600
-    cleared = client.patch(url, json={"grace_seconds": None}, headers=operator)
+    cleared = client.patch(url, json={"grace_seconds": None}, headers=headers)
     assert cleared.status_code == 200 and cleared.json["grace_seconds"] is None
-    one = client.get(url, headers=operator).json
+    one = client.get(url, headers=headers).json
     assert one["watch"]["state"] == "never_run" and one["watch"]["grace_seconds"] == 1800
-    listed = client.get(API, headers=operator).json["items"][0]
+    listed = client.get(API, headers=headers).json["items"][0]
     assert listed["watch"]["state"] == "never_run"
 
 
