@@ -203,3 +203,51 @@ def test_a_deleted_or_disabled_schedule_is_not_alerted(app: Flask) -> None:
     assert check() == []
     db.session.commit()
     assert [row.state for row in db.session.scalars(select(ScheduleWatch))] == ["disabled"]
+
+
+# --- seen everywhere: dashboard, health, metrics ------------------------------------------
+
+
+def test_dashboard_counts_schedules_on_time_and_lists_the_late_first(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, _ = operator
+    fine = daily(name="a-fine")
+    sent(fine, TaskStatus.SUCCESS)
+    daily(name="z-late", grace_seconds=60)
+    page = client.get("/tasks/").text
+    assert "Schedules on time: 1 of 2" in page
+    rows = page[page.index('class="scheduled-runs"') :]
+    assert rows.index("z-late") < rows.index("a-fine")  # what needs the operator first
+    assert "nothing sent for" in rows
+
+
+def test_health_and_metrics_say_late_schedules_and_the_watch_heartbeat(
+    app: Flask, client: FlaskClient, token_for, redis_client: redis.Redis
+) -> None:
+    viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    schedule = daily(name="idmc-06", grace_seconds=60)
+    checks = client.get("/tasks/api/health/").json["checks"]
+    assert checks["beat"]["ok"] is False and checks["beat"]["late_schedules"] == ["idmc-06"]
+    assert checks["watch"]["ok"] is False  # no watcher ever checked
+    metrics = client.get("/metrics", headers=viewer).text
+    assert 'ewas_schedule_state{schedule="idmc-06",state="late"} 1' in metrics
+    assert 'ewas_schedule_state{schedule="idmc-06",state="on_time"} 0' in metrics
+    lateness = next(line for line in metrics.splitlines() if "lateness_seconds{" in line)
+    assert float(lateness.split()[-1]) > 3600
+    assert "ewas_watch_up 0" in metrics
+    ScheduleWatcher(app, redis_client, interval=1).tick()
+    sent(schedule, TaskStatus.SUCCESS)
+    checks = client.get("/tasks/api/health/").json["checks"]
+    assert checks["watch"]["ok"] is True and checks["beat"]["late_schedules"] == []
+    metrics = client.get("/metrics", headers=viewer).text
+    assert 'ewas_schedule_state{schedule="idmc-06",state="on_time"} 1' in metrics
+    assert 'ewas_schedule_lateness_seconds{schedule="idmc-06"} 0' in metrics
+    assert 'ewas_schedule_last_success_timestamp_seconds{schedule="idmc-06"}' in metrics
+    assert "ewas_watch_up 1" in metrics and "ewas_watch_last_check_age_seconds" in metrics
+    redis_client.set(HEARTBEAT_KEY, 1.0)  # the watcher stopped long ago
+    assert client.get("/tasks/api/health/").json["checks"]["watch"]["ok"] is False
+    with app.app_context():
+        from app.monitoring.health import health
+
+        assert {"beat", "watch"} <= set(health()["failing"])

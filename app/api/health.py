@@ -19,9 +19,13 @@ from app.models import ExecutionHourly, Role, TaskExecution
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
 from app.scheduler.store import get_store
 from app.services.queues import queue_stats
+from app.services.schedule_watch import all_watched
 from app.services.statistics import IN_FLIGHT
 from app.tracking.heartbeats import live_workers
 from app.tracking.recorder import LAG_KEY
+from app.watch.health import late_schedules, stale_after, watcher_check
+from app.watch.states import WatchState
+from app.watch.watcher import heartbeat_age
 
 blp = Blueprint("api_health", __name__, url_prefix="/tasks/api/health", description="Health")
 
@@ -59,7 +63,13 @@ def _beat() -> dict[str, Any]:
     # The leader renews the lock's TTL on every tick, so the time since the last renewal is
     # how long ago beat last ticked.
     ago = round(max(lock_ms - ttl_ms, 0) / 1000, 3) if holder and ttl_ms > 0 else None
-    return {"lock_holder": holder.decode() if holder else None, "last_tick_seconds_ago": ago}
+    late = late_schedules()
+    return {
+        "ok": holder is not None and not late,
+        "lock_holder": holder.decode() if holder else None,
+        "last_tick_seconds_ago": ago,
+        "late_schedules": late,
+    }
 
 
 def _recorder() -> dict[str, Any]:
@@ -83,6 +93,7 @@ def report() -> dict[str, Any]:
         checks["workers"] = _timed(lambda: {"live": live_workers(redis_client())})
         checks["beat"] = _timed(_beat)
         checks["recorder"] = _timed(_recorder)
+        checks["watch"] = _timed(lambda: watcher_check(redis_client()))
     healthy = checks["redis"]["ok"] and checks["database"]["ok"]
     return {"healthy": healthy, "checks": checks, "checked_at": time.time()}
 
@@ -107,6 +118,59 @@ def _line(name: str, value: Any, **labels: Any) -> str:
         )
         return f"{name}{{{inner}}} {value}"
     return f"{name} {value}"
+
+
+def _schedule_metrics() -> list[str]:
+    """Per schedule: its watch state (one series per state, 1 for the current one), how late it
+    is and when it last succeeded; and whether the watch itself is alive."""
+    out = [
+        "# HELP ewas_schedule_state The schedule watch's state of each schedule (1: current).",
+        "# TYPE ewas_schedule_state gauge",
+    ]
+    watched = all_watched()
+    for item in watched:
+        for state in WatchState:
+            value = int(item.assessment.state == state)
+            out.append(
+                _line("ewas_schedule_state", value, schedule=item.schedule.name, state=state)
+            )
+    out += [
+        "# HELP ewas_schedule_lateness_seconds Seconds since a late run was due (0: not late).",
+        "# TYPE ewas_schedule_lateness_seconds gauge",
+    ]
+    for item in watched:
+        found = item.assessment
+        value = round(found.overdue_seconds, 3) if found.state == WatchState.LATE else 0
+        out.append(_line("ewas_schedule_lateness_seconds", value, schedule=item.schedule.name))
+    out += [
+        "# HELP ewas_schedule_last_success_timestamp_seconds When its latest successful run ended.",
+        "# TYPE ewas_schedule_last_success_timestamp_seconds gauge",
+    ]
+    out += [
+        _line(
+            "ewas_schedule_last_success_timestamp_seconds",
+            round(item.last_success.timestamp(), 3),
+            schedule=item.schedule.name,
+        )
+        for item in watched
+        if item.last_success is not None
+    ]
+    try:
+        age = heartbeat_age(redis_client())
+    except redis.RedisError:
+        return out
+    out += [
+        "# HELP ewas_watch_up Whether a schedule watcher checked recently.",
+        "# TYPE ewas_watch_up gauge",
+        _line("ewas_watch_up", int(age is not None and age <= stale_after())),
+    ]
+    if age is not None:
+        out += [
+            "# HELP ewas_watch_last_check_age_seconds Seconds since a watcher last checked.",
+            "# TYPE ewas_watch_last_check_age_seconds gauge",
+            _line("ewas_watch_last_check_age_seconds", round(age, 3)),
+        ]
+    return out
 
 
 @requires(Role.VIEWER)
@@ -192,6 +256,7 @@ def metrics() -> Response:
             "# TYPE ewas_workers gauge",
             _line("ewas_workers", len(workers)),
         ]
+    out += _schedule_metrics()
     body = "\n".join(out) + "\n"
     return Response(
         body, mimetype="text/plain", headers={"Content-Type": "text/plain; version=0.0.4"}

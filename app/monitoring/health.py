@@ -29,6 +29,7 @@ def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     from app.tracking.emitter import STREAM
     from app.tracking.heartbeats import live_workers
     from app.tracking.recorder import LAG_KEY
+    from app.watch.health import late_schedules, watcher_check
 
     config = current_app.config
     checks: dict[str, Any] = {"redis": {"ok": bool(client.ping())}}
@@ -50,7 +51,13 @@ def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
 
     lock = get_store().key("lock")
     holder = client.get(lock)
-    checks["beat"] = {"ok": holder is not None, "active": holder is not None}
+    late = late_schedules()
+    checks["beat"] = {
+        "ok": holder is not None and not late,
+        "active": holder is not None,
+        "late_schedules": late,
+    }
+    checks["watch"] = watcher_check(client)
 
     backlog = client.xlen(STREAM)
     last = client.get(LAG_KEY)

@@ -72,7 +72,7 @@ def latest_successes(ids: list[int]) -> dict[int, datetime]:
         return {}
     status, _started, finished, *_ = outcome_columns()
     latest = (
-        join_outcome(select(finished), ScheduleRun.task_id)
+        join_outcome(select(finished).select_from(ScheduleRun), ScheduleRun.task_id)
         .where(ScheduleRun.schedule_id == ScheduledTask.id, status == "success")
         .order_by(ScheduleRun.occurrence.desc())
         .limit(1)

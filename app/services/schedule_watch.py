@@ -18,20 +18,25 @@ from app.watch.states import WatchState
 
 # Nothing wrong: the schedule does what it should (a new one waits for its first run).
 FINE = frozenset({WatchState.ON_TIME, WatchState.NEVER_RUN})
-OVERVIEW_LIMIT = 20  # schedules that need an operator, listed on the dashboard
 
 
 @dataclass(frozen=True)
 class Overview:
-    """The enabled schedules: how many are fine, and the others, the most urgent first."""
+    """The enabled schedules, those that need an operator first, and how many are fine."""
 
-    enabled: int
-    fine: int
-    others: list[Watched] = field(default_factory=list)
+    watched: list[Watched] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> int:
+        return len(self.watched)
+
+    @property
+    def fine(self) -> int:
+        return sum(1 for w in self.watched if w.assessment.state in FINE)
 
     @property
     def late(self) -> int:
-        return sum(1 for w in self.others if w.assessment.state == WatchState.LATE)
+        return sum(1 for w in self.watched if w.assessment.state == WatchState.LATE)
 
 
 URGENCY = {
@@ -39,6 +44,7 @@ URGENCY = {
     WatchState.OVERRUNNING: 1,
     WatchState.FAILING: 2,
     WatchState.PAUSED: 3,
+    WatchState.NEVER_RUN: 4,
 }
 
 
@@ -52,10 +58,16 @@ def enabled_schedules() -> list[ScheduledTask]:
 
 
 def overview() -> Overview:
+    """Every enabled schedule assessed, the most urgent first (then by name)."""
     watched = watch(enabled_schedules(), utcnow())
-    others = [w for w in watched if w.assessment.state not in FINE]
-    others.sort(key=lambda w: (URGENCY.get(w.assessment.state, 9), -w.assessment.overdue_seconds))
-    return Overview(len(watched), len(watched) - len(others), others[:OVERVIEW_LIMIT])
+    watched.sort(
+        key=lambda w: (
+            URGENCY.get(w.assessment.state, 9),
+            -w.assessment.overdue_seconds,
+            w.schedule.name,
+        )
+    )
+    return Overview(watched)
 
 
 def all_watched() -> list[Watched]:

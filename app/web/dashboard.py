@@ -21,6 +21,7 @@ from app.monitoring.health import health
 from app.monitoring.queues import queue_depths
 from app.scheduler.service import get_schedule
 from app.services import dashboard as figures
+from app.services import schedule_watch
 from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures, run_schedule_now
 from app.services.runs import latest_by_schedule
 from app.tracking.heartbeats import live_workers
@@ -85,25 +86,18 @@ def recent_context() -> dict[str, Any]:
 
 
 RUNS_PANEL_ROWS = 20
-# The panel answers "what needs me": failed runs first, then running ones, never run, the rest.
-RUN_URGENCY = {"failure": 0, "revoked": 1, "running": 2, None: 3}
 
 
 def scheduled_runs_context() -> dict[str, Any]:
-    """Each enabled schedule with its latest run, those that need an operator first (at most
-    ``RUNS_PANEL_ROWS``; the scheduled page lists every one)."""
-    schedules = figures.schedule_choices()
-    latest = latest_by_schedule([schedule_id for schedule_id, _name in schedules])
-
-    def urgency(schedule: tuple[int, str]) -> tuple[int, str]:
-        run = latest.get(schedule[0])
-        return (RUN_URGENCY.get(run.status.value if run else None, 4), schedule[1])
-
-    ordered = sorted(schedules, key=urgency)
+    """Each enabled schedule with its watch state and latest run, those that need an operator
+    first (at most ``RUNS_PANEL_ROWS``; the scheduled page lists every one)."""
+    watched = schedule_watch.overview()
+    shown = watched.watched[:RUNS_PANEL_ROWS]
     return {
-        "scheduled_runs": ordered[:RUNS_PANEL_ROWS],
-        "more_schedules": len(ordered) - RUNS_PANEL_ROWS if len(ordered) > RUNS_PANEL_ROWS else 0,
-        "latest_runs": latest,
+        "watch_overview": watched,
+        "scheduled_runs": shown,
+        "more_schedules": max(0, watched.enabled - len(shown)),
+        "latest_runs": latest_by_schedule([w.schedule.id for w in shown]),
         "can_resume": current_user.role.allows(Role.OPERATOR),
         "polled": is_htmx(),
     }
