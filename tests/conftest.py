@@ -25,6 +25,7 @@ from app.config import normalize_database_url
 from app.extensions import db
 from app.local_redis import redis_answers, start_bundled_redis
 from app.models import Role, User
+from tests.scheduler_support import BeatProcess
 from tests.support import BIN, CeleryWorker, EngineProcess, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -223,6 +224,23 @@ def webhook() -> Iterator[Webhook]:
     yield hook
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def start_beat(
+    app: Flask, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., BeatProcess]]:
+    """Start real beat processes (RedisScheduler); each is stopped when the test ends."""
+    beats: list[BeatProcess] = []
+
+    def start(**env: str) -> BeatProcess:
+        beat = BeatProcess({**process_env, **env}, tmp_path / f"beat-{len(beats)}.log").start()
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
 
 
 # --- users, sessions and tokens -------------------------------------------------------------

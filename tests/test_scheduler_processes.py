@@ -9,11 +9,8 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import pytest
 import redis
 from flask import Flask
 from sqlalchemy import select
@@ -27,22 +24,6 @@ from tests.scheduler_support import BeatProcess, leader_pid, scheduled_headers
 from tests.support import wait_for
 
 HEALTH = "task_monitoring.tasks.health_check"
-
-
-@pytest.fixture
-def start_beat(
-    app: Flask, process_env: dict[str, str], tmp_path: Path
-) -> Iterator[Callable[..., BeatProcess]]:
-    beats: list[BeatProcess] = []
-
-    def start(**env: str) -> BeatProcess:
-        beat = BeatProcess({**process_env, **env}, tmp_path / f"beat-{len(beats)}.log").start()
-        beats.append(beat)
-        return beat
-
-    yield start
-    for beat in beats:
-        beat.stop()
 
 
 def interval_schedules(seconds: list[int]) -> list[ScheduledTask]:
