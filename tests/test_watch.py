@@ -251,3 +251,10 @@ def test_health_and_metrics_say_late_schedules_and_the_watch_heartbeat(
         from app.monitoring.health import health
 
         assert {"beat", "watch"} <= set(health()["failing"])
+
+
+def test_flask_watch_once_prints_each_state(app: Flask, runner) -> None:
+    assert "No schedules to watch." in runner.invoke(args=["watch", "--once"]).output
+    daily(name="idmc-06", grace_seconds=60)
+    result = runner.invoke(args=["watch", "--once"])
+    assert result.exit_code == 0 and "\tlate\t" in result.output
