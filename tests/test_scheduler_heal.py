@@ -125,3 +125,29 @@ def test_outbox_rows_are_recorded_once(app: Flask, redis_client) -> None:
     assert history.record([history.Outcome.from_row(r) for r in rows]) == 0  # a retried drain
     db.session.commit()
     assert len([r for r in runs(schedule_id) if r.occurrence >= now]) == 2
+
+
+def test_health_is_ok_only_when_a_beat_leads_over_a_complete_projection(
+    app: Flask, client, redis_client
+) -> None:
+    from app.monitoring.health import health
+
+    every_second()
+    store = get_store()
+
+    def beat_checks() -> tuple[dict, dict]:
+        return health()["checks"]["beat"], client.get("/tasks/api/health/").json["checks"]["beat"]
+
+    assert [c["ok"] for c in beat_checks()] == [False, False]  # no beat leads
+    scheduler = RedisScheduler(app.extensions["celery"])
+    scheduler.tick()
+    monitoring, api = beat_checks()
+    assert monitoring["ok"] and api["ok"] and api["projection"]["complete"]
+    assert monitoring["projection"]["entries"] == monitoring["projection"]["expected"] == 1
+    store.client.delete(store.key("projection"))  # the marker lost, the lock still held
+    monitoring, api = beat_checks()
+    assert not monitoring["ok"] and monitoring["active"] and not api["ok"]
+    assert api["lock_holder"] and api["projection"]["complete"] is False
+    scheduler.tick()  # rebuilds
+    assert [c["ok"] for c in beat_checks()] == [True, True]
+    scheduler.close()

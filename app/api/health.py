@@ -17,7 +17,7 @@ from app.auth.access import public, requires
 from app.extensions import db
 from app.models import ExecutionHourly, Role, TaskExecution
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
-from app.scheduler.store import get_store
+from app.scheduler.store import get_store, projection_state
 from app.services.queues import queue_stats
 from app.services.statistics import IN_FLIGHT
 from app.tracking.heartbeats import live_workers
@@ -59,7 +59,14 @@ def _beat() -> dict[str, Any]:
     # The leader renews the lock's TTL on every tick, so the time since the last renewal is
     # how long ago beat last ticked.
     ago = round(max(lock_ms - ttl_ms, 0) / 1000, 3) if holder and ttl_ms > 0 else None
-    return {"lock_holder": holder.decode() if holder else None, "last_tick_seconds_ago": ago}
+    projection = projection_state(store)
+    return {
+        # Ok only when a beat leads over a complete projection (an emptied one sends nothing).
+        "ok": holder is not None and projection["complete"],
+        "lock_holder": holder.decode() if holder else None,
+        "last_tick_seconds_ago": ago,
+        "projection": projection,
+    }
 
 
 def _recorder() -> dict[str, Any]:
