@@ -44,8 +44,23 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
 DB_CHECK_EVERY = 3.0  # seconds between two counts of the enabled schedules
 OUTBOX_BATCH = 500
+OUTBOX_KEPT = 10_000  # rows a beat keeps a copy of until they are in the database
 # Short enough that a Redis back (empty) after an outage is rebuilt within 5 s.
 MAX_BACKOFF = 2.0
+
+
+def _interrupted(error: BaseException | None) -> bool:
+    """Whether ``error`` hides a stop request: redis-py turns a SIGTERM (celery beat raises
+    SystemExit from its handler) arriving during a socket read into a ConnectionError."""
+    while error is not None:
+        if isinstance(error, SystemExit | KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _row_key(row: dict[str, Any]) -> tuple[int, int]:
+    return row["schedule_id"], row["occurrence"]
 
 
 class Outage:
@@ -97,6 +112,9 @@ class RedisScheduler(Scheduler):
         self._rebuilt = False
         self._heal_needed = False
         self.last_heal: str | None = None  # why the projection was last rebuilt while leading
+        # Rows this beat queued since its last complete drain: a Redis emptied before the drain
+        # loses them, and the rebuild must find them in the database (or it would resend them).
+        self._unrecorded: list[dict[str, Any]] = []
         self._last_count = 0.0
         self._expected: int | None = None
         self.redis_outage = Outage("schedule store (Redis)")
@@ -133,6 +151,8 @@ class RedisScheduler(Scheduler):
         try:
             wait = self.idle(self.run_pending())
         except redis.RedisError as exc:
+            if _interrupted(exc):
+                raise SystemExit from exc
             # Redis unreachable: we cannot know whether we still lead, so we act as a standby
             # (sending nothing until we hold the lock again) instead of letting beat crash.
             self.token = None
@@ -143,6 +163,8 @@ class RedisScheduler(Scheduler):
                 db.session.remove()
             return self.db_outage.failed(exc)
         except Exception as exc:  # a bug must not stop every schedule: logged, retried
+            if _interrupted(exc):
+                raise SystemExit from exc
             if self.failure.since is None:
                 log.exception("beat: tick failed")
             self.token = None
@@ -271,6 +293,7 @@ class RedisScheduler(Scheduler):
         Run rows still in the outbox are written first: the rebuild resumes each entry after
         the latest occurrence ``schedule_runs`` holds, so they must be there.
         """
+        self.store.queue_rows(self._unrecorded)
         if not self._drain() or not self.db_outage.ready():
             return False
         try:
@@ -314,7 +337,7 @@ class RedisScheduler(Scheduler):
             if item["task_id"] in published:
                 outcome = Outcome(data["id"], from_ms(item["occurrence"]), RunKind(item["kind"]),
                                   item["task_id"], sent_at=utcnow(), finished=finished)  # fmt: skip
-                self.store.sent(field, outcome.to_row())
+                self._confirm(field, outcome)
             else:
                 self._send(field, data, item, finished)
             if finished:
@@ -377,6 +400,7 @@ class RedisScheduler(Scheduler):
             return False
         if result == 0:
             return True  # already claimed, or an edit moved it
+        self._unrecorded.extend(rows)
         if inflight is not None:
             # Fencing: a beat paused past its lock TTL after claiming must not send; the
             # in-flight note lets the new leader send it instead.
@@ -401,8 +425,14 @@ class RedisScheduler(Scheduler):
         except Exception as exc:  # recorded on the run, never lost silently
             log.exception("beat: sending %s failed", data["name"])
             outcome.error = f"{type(exc).__name__}: {exc}"
-        self.store.sent(field, outcome.to_row())
+        self._confirm(field, outcome)
         return outcome
+
+    def _confirm(self, field: str, outcome: Outcome) -> None:
+        row = outcome.to_row()
+        self.store.sent(field, row)
+        if len(self._unrecorded) < OUTBOX_KEPT:
+            self._unrecorded.append(row)
 
     def _already_published(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
@@ -440,6 +470,8 @@ class RedisScheduler(Scheduler):
                         history.record([Outcome.from_row(row) for row in rows])
                         db.session.commit()
                         self.store.trim_outbox(len(rows))
+                        done = {_row_key(row) for row in rows}
+                        self._unrecorded = [r for r in self._unrecorded if _row_key(r) not in done]
                         if len(rows) < OUTBOX_BATCH:
                             break
                 finally:

@@ -228,7 +228,11 @@ class Store:
 
     def subscribe(self) -> redis.client.PubSub:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.key("wake"))
+        try:
+            pubsub.subscribe(self.key("wake"))
+        except redis.RedisError:
+            pubsub.close()  # a half-made subscriber must not hold a pooled connection
+            raise
         return pubsub
 
     def next_due_ms(self) -> int | None:
@@ -312,6 +316,11 @@ class Store:
     def outbox(self, limit: int) -> list[dict[str, Any]]:
         """The oldest ``limit`` run rows waiting for the database (they stay until trimmed)."""
         return [json.loads(raw) for raw in self.client.lrange(self.key("outbox"), 0, limit - 1)]
+
+    def queue_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Queue run rows again (a beat's own copy of rows Redis may have lost)."""
+        if rows:
+            self.client.rpush(self.key("outbox"), *(json.dumps(row) for row in rows))
 
     def trim_outbox(self, count: int) -> None:
         """Drop the ``count`` oldest rows, once the database has them."""
