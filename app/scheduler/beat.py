@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
 DB_CHECK_EVERY = 3.0  # seconds between two counts of the enabled schedules
 OUTBOX_BATCH = 500
-OUTBOX_KEPT = 10_000  # rows a beat keeps a copy of until they are in the database
+OUTBOX_KEPT = 10_000  # rows a beat keeps a copy of until it has drained them
 # Short enough that a Redis back (empty) after an outage is rebuilt within 5 s.
 MAX_BACKOFF = 2.0
 
@@ -66,8 +67,8 @@ def _row_key(row: dict[str, Any]) -> tuple[int, int]:
 class Outage:
     """A dependency's outage: one warning when it starts, one line when it ends, a backoff."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, state: str = "unavailable") -> None:
+        self.name, self.state = name, state
         self.since: float | None = None
         self.failures = 0
         self.retry_at = 0.0
@@ -76,7 +77,7 @@ class Outage:
         """Note a failure; returns the seconds to wait before the next attempt."""
         if self.since is None:
             self.since = time.monotonic()
-            log.warning("beat: %s unavailable (%s); retrying", self.name, error)
+            log.warning("beat: %s %s (%s); retrying", self.name, self.state, error)
         self.failures += 1
         backoff = min(MAX_BACKOFF, 0.25 * 2 ** (self.failures - 1))
         self.retry_at = time.monotonic() + backoff
@@ -114,12 +115,12 @@ class RedisScheduler(Scheduler):
         self.last_heal: str | None = None  # why the projection was last rebuilt while leading
         # Rows this beat queued since its last complete drain: a Redis emptied before the drain
         # loses them, and the rebuild must find them in the database (or it would resend them).
-        self._unrecorded: list[dict[str, Any]] = []
+        self._unrecorded: deque[dict[str, Any]] = deque(maxlen=OUTBOX_KEPT)
         self._last_count = 0.0
         self._expected: int | None = None
         self.redis_outage = Outage("schedule store (Redis)")
         self.db_outage = Outage("database")
-        self.failure = Outage("scheduler tick")
+        self.failure = Outage("tick", "failing")
         kwargs["max_interval"] = self.max_sleep
         super().__init__(app, *args, **kwargs)
 
@@ -293,7 +294,7 @@ class RedisScheduler(Scheduler):
         Run rows still in the outbox are written first: the rebuild resumes each entry after
         the latest occurrence ``schedule_runs`` holds, so they must be there.
         """
-        self.store.queue_rows(self._unrecorded)
+        self.store.queue_rows(list(self._unrecorded))
         if not self._drain() or not self.db_outage.ready():
             return False
         try:
@@ -431,8 +432,7 @@ class RedisScheduler(Scheduler):
     def _confirm(self, field: str, outcome: Outcome) -> None:
         row = outcome.to_row()
         self.store.sent(field, row)
-        if len(self._unrecorded) < OUTBOX_KEPT:
-            self._unrecorded.append(row)
+        self._unrecorded.append(row)
 
     def _already_published(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
@@ -471,7 +471,8 @@ class RedisScheduler(Scheduler):
                         db.session.commit()
                         self.store.trim_outbox(len(rows))
                         done = {_row_key(row) for row in rows}
-                        self._unrecorded = [r for r in self._unrecorded if _row_key(r) not in done]
+                        kept = (r for r in self._unrecorded if _row_key(r) not in done)
+                        self._unrecorded = deque(kept, maxlen=OUTBOX_KEPT)
                         if len(rows) < OUTBOX_BATCH:
                             break
                 finally:

@@ -75,6 +75,13 @@ redis.call('HSET', KEYS[2], 'rebuilt_at', ARGV[2], 'expected', ARGV[3])
 return 1
 """
 
+SET_EXPECTED = """
+if redis.call('HEXISTS', KEYS[1], 'rebuilt_at') == 1 then
+  redis.call('HSET', KEYS[1], 'expected', ARGV[1])
+end
+return 0
+"""
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -104,6 +111,7 @@ class Store:
         self._renew = self.client.register_script(RENEW)
         self._release = self.client.register_script(RELEASE)
         self._mark = self.client.register_script(MARK)
+        self._set_expected = self.client.register_script(SET_EXPECTED)
 
     def key(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -187,7 +195,7 @@ class Store:
         self._renew(keys=[self.key("lock")], args=[token, ttl_ms], client=pipe)
         pipe.zrangebyscore(self.key("due"), "-inf", now_ms, 0, limit, withscores=True)
         pipe.zrange(self.key("due"), 0, 0, withscores=True)
-        pipe.exists(self.key("projection"))
+        pipe.hexists(self.key("projection"), "rebuilt_at")
         pipe.scard(self.key("ids"))
         pipe.llen(self.key("outbox"))
         renewed, rows, first, marked, entries, outbox = pipe.execute()
@@ -218,9 +226,9 @@ class Store:
         )
 
     def set_expected(self, expected: int) -> None:
-        """Record how many enabled schedules the database holds (only on a marked projection)."""
-        if self.client.exists(self.key("projection")):
-            self.client.hset(self.key("projection"), "expected", expected)
+        """Record how many enabled schedules the database holds (only on a marked projection:
+        a marker made by this write alone would hide a lost projection)."""
+        self._set_expected(keys=[self.key("projection")], args=[expected])
 
     def wake(self) -> None:
         """Tell the active beat an entry changed, so it re-reads the due set at once."""
