@@ -114,7 +114,7 @@ def test_fewer_entries_than_enabled_schedules_triggers_a_rebuild(app: Flask, red
     store = get_store()
     scheduler.tick()
     store.remove(second)  # a lost write-through
-    scheduler._last_count = 0.0  # the next tick counts the database (at most every 3 s)
+    scheduler.keeper.count_now()  # the next tick counts the database (at most every 3 s)
     scheduler.tick()
     assert store.entries([first, second])[1] is not None
     assert projection_state(store)["complete"]

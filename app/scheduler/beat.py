@@ -7,12 +7,12 @@ lock is still its own; only then does it send. A beat that lost the lock sends n
 is noted "in flight" until sent, so a leader killed in between has its sends completed by the
 next leader instead of losing them.
 
-The leader also keeps the projection whole: its poll reads the marker a rebuild writes and the
-entry count; a missing marker (Redis flushed, or back empty after an outage), fewer entries
-than enabled schedules (counted in the database every ``DB_CHECK_EVERY`` seconds) or a due id
-without its entry makes it rebuild from the database at once. Run rows go through a Redis
-outbox, so a database outage delays them and never drops them. Redis and database outages are
-logged once each and retried with a short backoff; beat never crashes on them.
+The leader also keeps the projection whole (``app.scheduler.healing``): its poll reads the
+marker a rebuild writes and the entry count; a missing marker (Redis flushed, or back empty
+after an outage), fewer entries than enabled schedules (counted in the database every few
+seconds) or a due id without its entry makes it rebuild from the database at once. Run rows
+go through a Redis outbox, so a database outage delays them and never drops them. Redis and
+database outages are logged once each and retried with a short backoff; beat never crashes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import time
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -35,62 +34,15 @@ from app.extensions import db
 from app.models import MisfirePolicy, RunKind
 from app.models.types import utcnow
 from app.scheduler import history
+from app.scheduler.healing import Keeper, Outage, interrupted
 from app.scheduler.history import Outcome
-from app.scheduler.projection import enabled_count, rebuild, timing_of
+from app.scheduler.projection import timing_of
 from app.scheduler.sending import send
-from app.scheduler.store import Poll, Store, get_store
+from app.scheduler.store import Store, get_store
 from app.scheduler.timing import from_ms, next_run, occurrences_between, to_ms
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
-DB_CHECK_EVERY = 3.0  # seconds between two counts of the enabled schedules
-OUTBOX_BATCH = 500
-OUTBOX_KEPT = 10_000  # rows a beat keeps a copy of until it has drained them
-# Short enough that a Redis back (empty) after an outage is rebuilt within 5 s.
-MAX_BACKOFF = 2.0
-
-
-def _interrupted(error: BaseException | None) -> bool:
-    """Whether ``error`` hides a stop request: redis-py turns a SIGTERM (celery beat raises
-    SystemExit from its handler) arriving during a socket read into a ConnectionError."""
-    while error is not None:
-        if isinstance(error, SystemExit | KeyboardInterrupt):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def _row_key(row: dict[str, Any]) -> tuple[int, int]:
-    return row["schedule_id"], row["occurrence"]
-
-
-class Outage:
-    """A dependency's outage: one warning when it starts, one line when it ends, a backoff."""
-
-    def __init__(self, name: str, state: str = "unavailable") -> None:
-        self.name, self.state = name, state
-        self.since: float | None = None
-        self.failures = 0
-        self.retry_at = 0.0
-
-    def failed(self, error: BaseException) -> float:
-        """Note a failure; returns the seconds to wait before the next attempt."""
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("beat: %s %s (%s); retrying", self.name, self.state, error)
-        self.failures += 1
-        backoff = min(MAX_BACKOFF, 0.25 * 2 ** (self.failures - 1))
-        self.retry_at = time.monotonic() + backoff
-        return backoff
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.warning("beat: %s back after %.1f s", self.name, time.monotonic() - self.since)
-        self.since, self.failures, self.retry_at = None, 0, 0.0
-
-    def ready(self) -> bool:
-        """Whether to try again now (always, outside an outage)."""
-        return time.monotonic() >= self.retry_at
 
 
 class RedisScheduler(Scheduler):
@@ -113,13 +65,8 @@ class RedisScheduler(Scheduler):
         self._rebuilt = False
         self._heal_needed = False
         self.last_heal: str | None = None  # why the projection was last rebuilt while leading
-        # Rows this beat queued since its last complete drain: a Redis emptied before the drain
-        # loses them, and the rebuild must find them in the database (or it would resend them).
-        self._unrecorded: deque[dict[str, Any]] = deque(maxlen=OUTBOX_KEPT)
-        self._last_count = 0.0
-        self._expected: int | None = None
+        self.keeper = Keeper(self.flask_app, self.store)
         self.redis_outage = Outage("schedule store (Redis)")
-        self.db_outage = Outage("database")
         self.failure = Outage("tick", "failing")
         kwargs["max_interval"] = self.max_sleep
         super().__init__(app, *args, **kwargs)
@@ -131,13 +78,13 @@ class RedisScheduler(Scheduler):
         If Redis is down now, the rebuild is retried before this beat first leads.
         """
         try:
-            changed = self._rebuild()
+            changed = self.keeper.rebuild()
         except redis.RedisError as exc:
             self.redis_outage.failed(exc)
             self._rebuilt = False
             return
         except SQLAlchemyError as exc:
-            self.db_outage.failed(exc)
+            self.keeper.db_outage.failed(exc)
             self._rebuilt = False
             return
         self._rebuilt = True
@@ -152,7 +99,7 @@ class RedisScheduler(Scheduler):
         try:
             wait = self.idle(self.run_pending())
         except redis.RedisError as exc:
-            if _interrupted(exc):
+            if interrupted(exc):
                 raise SystemExit from exc
             # Redis unreachable: we cannot know whether we still lead, so we act as a standby
             # (sending nothing until we hold the lock again) instead of letting beat crash.
@@ -162,9 +109,9 @@ class RedisScheduler(Scheduler):
         except SQLAlchemyError as exc:  # a rebuild needs the database: retried after a backoff
             with contextlib.suppress(Exception), self.flask_app.app_context():
                 db.session.remove()
-            return self.db_outage.failed(exc)
+            return self.keeper.db_outage.failed(exc)
         except Exception as exc:  # a bug must not stop every schedule: logged, retried
-            if _interrupted(exc):
+            if interrupted(exc):
                 raise SystemExit from exc
             if self.failure.since is None:
                 log.exception("beat: tick failed")
@@ -186,7 +133,7 @@ class RedisScheduler(Scheduler):
             return self.max_sleep
         if poll.outbox:
             self._drain()
-        reason = self._incomplete(poll)
+        reason = self.keeper.incomplete(poll, self._heal_needed)
         if reason is not None and self._heal(reason):
             return 0.0  # poll again at once: what the rebuild made due fires now
         due, upcoming = poll.due, poll.upcoming
@@ -254,57 +201,13 @@ class RedisScheduler(Scheduler):
         return self.token is not None
 
     # -- healing ------------------------------------------------------------------------------
-    def _rebuild(self) -> int:
-        with self.flask_app.app_context():
-            try:
-                return rebuild(self.store)
-            finally:
-                db.session.remove()
-
-    def _incomplete(self, poll: Poll) -> str | None:
-        """Why the projection must be rebuilt now, or None when it looks whole."""
-        if not poll.marked:
-            return "marker missing (Redis emptied)"
-        if self._heal_needed:
-            return "a due entry is missing"
-        if time.monotonic() - self._last_count < DB_CHECK_EVERY or not self.db_outage.ready():
-            return None
-        self._last_count = time.monotonic()
-        try:
-            with self.flask_app.app_context():
-                try:
-                    expected = enabled_count()
-                finally:
-                    db.session.remove()
-        except SQLAlchemyError as exc:
-            self.db_outage.failed(exc)
-            return None
-        self.db_outage.ok()
-        if expected != self._expected:
-            self.store.set_expected(expected)
-            self._expected = expected
-        if poll.entries < expected:
-            return f"{poll.entries} entries for {expected} enabled schedules"
-        return None
-
     def _heal(self, reason: str) -> bool:
-        """Rebuild the projection from the database, then send what a lost note kept in flight;
-        False when the database cannot tell yet (what Redis still holds keeps firing).
-
-        Run rows still in the outbox are written first: the rebuild resumes each entry after
-        the latest occurrence ``schedule_runs`` holds, so they must be there.
-        """
-        self.store.queue_rows(list(self._unrecorded))
-        if not self._drain() or not self.db_outage.ready():
+        """Rebuild the projection, then send what a lost note kept in flight; False when the
+        database cannot tell yet."""
+        changed = self.keeper.heal()
+        if changed is None:
             return False
-        try:
-            changed = self._rebuild()
-        except SQLAlchemyError as exc:
-            self.db_outage.failed(exc)
-            return False
-        self.db_outage.ok()
         self._heal_needed = False
-        self._expected = None
         self.last_heal = reason
         log.warning("beat: schedule projection incomplete (%s); rebuilt %d entries from the "
                     "database", reason, changed)  # fmt: skip
@@ -401,7 +304,7 @@ class RedisScheduler(Scheduler):
             return False
         if result == 0:
             return True  # already claimed, or an edit moved it
-        self._unrecorded.extend(rows)
+        self.keeper.queued(rows)
         if inflight is not None:
             # Fencing: a beat paused past its lock TTL after claiming must not send; the
             # in-flight note lets the new leader send it instead.
@@ -432,7 +335,7 @@ class RedisScheduler(Scheduler):
     def _confirm(self, field: str, outcome: Outcome) -> None:
         row = outcome.to_row()
         self.store.sent(field, row)
-        self._unrecorded.append(row)
+        self.keeper.queued([row])
 
     def _already_published(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
@@ -455,35 +358,8 @@ class RedisScheduler(Scheduler):
         send(self.app, data, occurrence, kind, task_id)
 
     def _drain(self) -> bool:
-        """Write the outbox's run rows to ``schedule_runs``; True once it is empty.
-
-        Rows leave the outbox only after their commit; a drain repeated after a commit whose
-        trim failed adds nothing (``history.record`` skips recorded occurrences). While the
-        database is down the rows wait, retried after a backoff.
-        """
-        if self.token is None or not self.db_outage.ready():
-            return False  # only the leader drains, so two beats never write the same rows
-        try:
-            with self.flask_app.app_context():
-                try:
-                    while rows := self.store.outbox(OUTBOX_BATCH):
-                        history.record([Outcome.from_row(row) for row in rows])
-                        db.session.commit()
-                        self.store.trim_outbox(len(rows))
-                        done = {_row_key(row) for row in rows}
-                        kept = (r for r in self._unrecorded if _row_key(r) not in done)
-                        self._unrecorded = deque(kept, maxlen=OUTBOX_KEPT)
-                        if len(rows) < OUTBOX_BATCH:
-                            break
-                finally:
-                    with contextlib.suppress(SQLAlchemyError):
-                        db.session.rollback()
-                    db.session.remove()
-        except SQLAlchemyError as exc:
-            self.db_outage.failed(exc)
-            return False
-        self.db_outage.ok()
-        return True
+        """Write the outbox's run rows to the database (leader only); True once it is empty."""
+        return self.token is not None and self.keeper.drain()
 
     def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < PRUNE_EVERY:
