@@ -93,6 +93,8 @@ def settings_from_env() -> dict[str, Any]:
         "SCHEDULER_MAX_MISSED_RECORDED": _int("SCHEDULER_MAX_MISSED_RECORDED", 100),
         "SCHEDULER_RUN_RETENTION_DAYS": _int("SCHEDULER_RUN_RETENTION_DAYS", 90),
         "SCHEDULER_REDIS_PREFIX": env.get("SCHEDULER_REDIS_PREFIX", "ewas:sched"),
+        # The schedule store's Redis when it is not REDIS_URL's (empty: REDIS_URL).
+        "SCHEDULER_REDIS_URL": env.get("SCHEDULER_REDIS_URL", ""),
         # Task catalogue (app/tasks, app/pipeline, app/monitoring, app/maintenance).
         "IDMC_API_URL": env.get("IDMC_API_URL", "https://helix-tools-api.idmcdb.org/external-api"),
         "IDMC_CLIENT_ID": env.get("IDMC_CLIENT_ID", ""),

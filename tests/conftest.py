@@ -25,7 +25,7 @@ from app.config import normalize_database_url
 from app.extensions import db
 from app.local_redis import redis_answers, start_bundled_redis
 from app.models import Role, User
-from tests.scheduler_support import BeatProcess
+from tests.scheduler_support import BeatProcess, RedisServer
 from tests.support import BIN, CeleryWorker, EngineProcess, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -175,6 +175,31 @@ def start_worker(
 
 
 @pytest.fixture
+def start_beat(
+    app: Flask, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., BeatProcess]]:
+    """Start real ``celery beat`` processes (our scheduler); each is stopped when the test ends."""
+    beats: list[BeatProcess] = []
+
+    def start(**env: str) -> BeatProcess:
+        beat = BeatProcess({**process_env, **env}, tmp_path / f"beat-{len(beats)}.log").start()
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server on a free port for this test alone (to flush, stop or restart)."""
+    server = RedisServer(free_port(), tmp_path / "own-redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def start_recorder(
     app: Flask, process_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., EngineProcess]]:
@@ -224,23 +249,6 @@ def webhook() -> Iterator[Webhook]:
     yield hook
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def start_beat(
-    app: Flask, process_env: dict[str, str], tmp_path: Path
-) -> Iterator[Callable[..., BeatProcess]]:
-    """Start real beat processes (RedisScheduler); each is stopped when the test ends."""
-    beats: list[BeatProcess] = []
-
-    def start(**env: str) -> BeatProcess:
-        beat = BeatProcess({**process_env, **env}, tmp_path / f"beat-{len(beats)}.log").start()
-        beats.append(beat)
-        return beat
-
-    yield start
-    for beat in beats:
-        beat.stop()
 
 
 # --- users, sessions and tokens -------------------------------------------------------------

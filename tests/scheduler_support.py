@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from tests.support import BIN, PROJECT_DIR
+from app.models import ScheduledTask
+from app.scheduler.timing import from_ms, next_interval, to_ms
+from tests.support import BIN, PROJECT_DIR, wait_for
 
 
 def queued_messages(client: redis.Redis) -> list[dict[str, Any]]:
@@ -82,3 +86,49 @@ def leader_pid(client: redis.Redis, prefix: str = "ewas:sched") -> int | None:
     """The pid in the current lock token (``<fence>:<host>:<pid>:<nonce>``), if any."""
     token = client.get(f"{prefix}:lock")
     return int(token.decode().split(":")[2]) if token else None
+
+
+def fired(client: redis.Redis) -> Counter:
+    return Counter((h["ewas_schedule_id"], h["ewas_occurrence"]) for h in scheduled_headers(client))
+
+
+def expected(schedules: list[ScheduledTask], until: datetime) -> set[tuple[int, str]]:
+    """Every occurrence of the interval schedules from their creation up to ``until``."""
+    wanted = set()
+    for s in schedules:
+        anchor = occurrence = from_ms(to_ms(s.created_at))  # entries keep milliseconds
+        while (occurrence := next_interval(anchor, s.interval_every, occurrence)) <= until:
+            wanted.add((s.id, occurrence.isoformat()))
+    return wanted
+
+
+def leader_among(client: redis.Redis, beats: list[BeatProcess]) -> BeatProcess:
+    pids = {b.pid: b for b in beats if b.running()}
+    return pids[wait_for(lambda: leader_pid(client) in pids and leader_pid(client), timeout=60)]
+
+
+class RedisServer:
+    """A redis-server of a test's own (the bundled binary) without persistence, so a restart
+    brings it back empty: what a Redis restart without AOF or a failover to an empty replica do."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.port, self.data_dir = port, data_dir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        from app.local_redis import bundled_redis_server, redis_answers
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(bundled_redis_server()), "--bind", "127.0.0.1", "--port", str(self.port),
+             "--dir", str(self.data_dir), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(lambda: redis_answers(self.url, timeout=0.2), timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

@@ -193,7 +193,7 @@ def test_beat_stands_by_while_redis_is_unreachable(make_app) -> None:
     app = make_app(SCHEDULER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     with app.app_context():
         scheduler = RedisScheduler(app.extensions["celery"])
-        assert scheduler.tick() == scheduler.max_sleep
+        assert 0 < scheduler.tick() <= 2.0  # a short backoff, not a crash
         assert scheduler.token is None
         scheduler.close()
         db.session.remove()

@@ -19,8 +19,7 @@ from app.extensions import db
 from app.models import ScheduledTask, ScheduleRun
 from app.models.types import utcnow
 from app.scheduler import service
-from app.scheduler.timing import from_ms, next_interval, to_ms
-from tests.scheduler_support import BeatProcess, leader_pid, scheduled_headers
+from tests.scheduler_support import expected, fired, leader_among, leader_pid, scheduled_headers
 from tests.support import wait_for
 
 HEALTH = "task_monitoring.tasks.health_check"
@@ -34,25 +33,6 @@ def interval_schedules(seconds: list[int]) -> list[ScheduledTask]:
     ]  # fmt: skip
     db.session.commit()
     return schedules
-
-
-def fired(client: redis.Redis) -> Counter:
-    return Counter((h["ewas_schedule_id"], h["ewas_occurrence"]) for h in scheduled_headers(client))
-
-
-def expected(schedules: list[ScheduledTask], until: datetime) -> set[tuple[int, str]]:
-    """Every occurrence of the interval schedules from their creation up to ``until``."""
-    wanted = set()
-    for s in schedules:
-        anchor = occurrence = from_ms(to_ms(s.created_at))  # entries keep milliseconds
-        while (occurrence := next_interval(anchor, s.interval_every, occurrence)) <= until:
-            wanted.add((s.id, occurrence.isoformat()))
-    return wanted
-
-
-def leader_among(client: redis.Redis, beats: list[BeatProcess]) -> BeatProcess:
-    pids = {b.pid: b for b in beats if b.running()}
-    return pids[wait_for(lambda: leader_pid(client) in pids and leader_pid(client), timeout=60)]
 
 
 def test_three_beats_fire_each_occurrence_once_across_a_paused_leader(

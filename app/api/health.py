@@ -17,7 +17,7 @@ from app.auth.access import public, requires
 from app.extensions import db
 from app.models import ExecutionHourly, Role, TaskExecution
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
-from app.scheduler.store import get_store
+from app.scheduler.store import get_store, projection_state
 from app.services.queues import queue_stats
 from app.services.schedule_watch import all_watched
 from app.services.statistics import IN_FLIGHT
@@ -63,11 +63,15 @@ def _beat() -> dict[str, Any]:
     # The leader renews the lock's TTL on every tick, so the time since the last renewal is
     # how long ago beat last ticked.
     ago = round(max(lock_ms - ttl_ms, 0) / 1000, 3) if holder and ttl_ms > 0 else None
+    projection = projection_state(store)
     late = late_schedules()
     return {
-        "ok": holder is not None and not late,
+        # Ok only when a beat leads over a complete projection (an emptied one sends nothing)
+        # and no schedule is late.
+        "ok": holder is not None and projection["complete"] and not late,
         "lock_holder": holder.decode() if holder else None,
         "last_tick_seconds_ago": ago,
+        "projection": projection,
         "late_schedules": late,
     }
 

@@ -25,7 +25,7 @@ def _check_database() -> dict[str, Any]:
 
 def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     """Every check that reads Redis; raises RedisError when Redis does not answer."""
-    from app.scheduler.store import get_store
+    from app.scheduler.store import get_store, projection_state
     from app.tracking.emitter import STREAM
     from app.tracking.heartbeats import live_workers
     from app.tracking.recorder import LAG_KEY
@@ -49,12 +49,15 @@ def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
         "queues_without_worker": waiting_unserved,
     }
 
-    lock = get_store().key("lock")
-    holder = client.get(lock)
+    store = get_store()
+    holder = store.client.get(store.key("lock"))
+    projection = projection_state(store)
     late = late_schedules()
+    # A leading beat over an emptied projection sends nothing: not healthy until rebuilt.
     checks["beat"] = {
-        "ok": holder is not None and not late,
+        "ok": holder is not None and projection["complete"] and not late,
         "active": holder is not None,
+        "projection": projection,
         "late_schedules": late,
     }
     checks["watch"] = watcher_check(client)

@@ -6,6 +6,13 @@ now (a sorted-set range) and claims each occurrence with one atomic script that 
 lock is still its own; only then does it send. A beat that lost the lock sends nothing. A claim
 is noted "in flight" until sent, so a leader killed in between has its sends completed by the
 next leader instead of losing them.
+
+The leader also keeps the projection whole (``app.scheduler.healing``): its poll reads the
+marker a rebuild writes and the entry count; a missing marker (Redis flushed, or back empty
+after an outage), fewer entries than enabled schedules (counted in the database every few
+seconds) or a due id without its entry makes it rebuild from the database at once. Run rows
+go through a Redis outbox, so a database outage delays them and never drops them. Redis and
+database outages are logged once each and retried with a short backoff; beat never crashes.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ from uuid import uuid4
 
 import redis
 from celery.beat import Scheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.models import MisfirePolicy, RunKind
 from app.models.types import utcnow
 from app.scheduler import history
+from app.scheduler.healing import Keeper, Outage, interrupted
 from app.scheduler.history import Outcome
-from app.scheduler.projection import rebuild, timing_of
+from app.scheduler.projection import timing_of
 from app.scheduler.sending import send
 from app.scheduler.store import Store, get_store
 from app.scheduler.timing import from_ms, next_run, occurrences_between, to_ms
@@ -54,6 +63,11 @@ class RedisScheduler(Scheduler):
         self._last_prune = 0.0
         self._wakeups: Any = None
         self._rebuilt = False
+        self._heal_needed = False
+        self.last_heal: str | None = None  # why the projection was last rebuilt while leading
+        self.keeper = Keeper(self.flask_app, self.store)
+        self.redis_outage = Outage("schedule store (Redis)")
+        self.failure = Outage("tick", "failing")
         kwargs["max_interval"] = self.max_sleep
         super().__init__(app, *args, **kwargs)
 
@@ -64,11 +78,13 @@ class RedisScheduler(Scheduler):
         If Redis is down now, the rebuild is retried before this beat first leads.
         """
         try:
-            with self.flask_app.app_context():
-                changed = rebuild(self.store)
-                db.session.remove()
+            changed = self.keeper.rebuild()
         except redis.RedisError as exc:
-            log.warning("beat: schedule store unavailable (%s); rebuilding later", exc)
+            self.redis_outage.failed(exc)
+            self._rebuilt = False
+            return
+        except SQLAlchemyError as exc:
+            self.keeper.db_outage.failed(exc)
             self._rebuilt = False
             return
         self._rebuilt = True
@@ -81,31 +97,51 @@ class RedisScheduler(Scheduler):
         through the app is picked up at once; it never waits longer than ``max_sleep``.
         """
         try:
-            return self.idle(self.run_pending())
+            wait = self.idle(self.run_pending())
         except redis.RedisError as exc:
+            if interrupted(exc):
+                raise SystemExit from exc
             # Redis unreachable: we cannot know whether we still lead, so we act as a standby
-            # (sending nothing) and retry on the next tick instead of letting beat crash.
-            log.warning("beat: schedule store unavailable (%s), standing by", exc)
+            # (sending nothing until we hold the lock again) instead of letting beat crash.
             self.token = None
             self._close_wakeups()
-            return self.max_sleep
+            return self.redis_outage.failed(exc)
+        except SQLAlchemyError as exc:  # a rebuild needs the database: retried after a backoff
+            with contextlib.suppress(Exception), self.flask_app.app_context():
+                db.session.remove()
+            return self.keeper.db_outage.failed(exc)
+        except Exception as exc:  # a bug must not stop every schedule: logged, retried
+            if interrupted(exc):
+                raise SystemExit from exc
+            if self.failure.since is None:
+                log.exception("beat: tick failed")
+            self.token = None
+            self._close_wakeups()
+            return self.failure.failed(exc)
+        self.redis_outage.ok()
+        self.failure.ok()
+        return wait
 
     def run_pending(self) -> float:
         """Lead or try to, send what is due; returns seconds until the next due time (capped)."""
         if self.token is None and not self._lead():
             return self.max_sleep
-        renewed, due, upcoming = self.store.poll(
-            self.token or "", self.lock_ttl_ms, to_ms(utcnow()), self.batch
-        )
-        if not renewed:
+        poll = self.store.poll(self.token or "", self.lock_ttl_ms, to_ms(utcnow()), self.batch)
+        if not poll.renewed:
             log.warning("beat: lost the scheduler lock, standing by")
             self.token = None
             return self.max_sleep
+        if poll.outbox:
+            self._drain()
+        reason = self.keeper.incomplete(poll, self._heal_needed)
+        if reason is not None and self._heal(reason):
+            return 0.0  # poll again at once: what the rebuild made due fires now
+        due, upcoming = poll.due, poll.upcoming
         handled_any = bool(due)
         while due:
             if not self._run_batch(due):
                 return self.max_sleep
-            full = len(due) >= self.batch
+            full = len(due) >= self.batch and not self._heal_needed
             due = self.store.due_now(to_ms(utcnow()), self.batch) if full else []
         if handled_any:
             upcoming = self.store.next_due_ms()
@@ -164,50 +200,70 @@ class RedisScheduler(Scheduler):
         self._finish_inflight()
         return self.token is not None
 
-    def _finish_inflight(self) -> None:
-        """Send the claims a previous leader made but did not confirm sent.
+    # -- healing ------------------------------------------------------------------------------
+    def _heal(self, reason: str) -> bool:
+        """Rebuild the projection, then send what a lost note kept in flight; False when the
+        database cannot tell yet."""
+        changed = self.keeper.heal()
+        if changed is None:
+            return False
+        self._heal_needed = False
+        self.last_heal = reason
+        log.warning("beat: schedule projection incomplete (%s); rebuilt %d entries from the "
+                    "database", reason, changed)  # fmt: skip
+        self._finish_inflight(own=True)
+        return True
+
+    def _finish_inflight(self, own: bool = False) -> None:
+        """Send the claims a previous leader made but did not confirm sent (``own``: this
+        leader's too, after a rebuild).
 
         A leader killed between its send and the confirmation leaves a claim whose message
         already exists: its task id (chosen at claim time) is looked for in the broker and the
         database first, so such a claim is confirmed instead of sent twice.
         """
-        outcomes = []
-        orphans = {f: i for f, i in self.store.inflight().items() if i["token"] != self.token}
+        orphans = {
+            f: i for f, i in self.store.inflight().items() if own or i["token"] != self.token
+        }
         published = self._already_published([item["task_id"] for item in orphans.values()])
         for field, item in orphans.items():
+            if not self.store.holds(self.token or ""):
+                self.token = None  # the next leader sends them
+                break
             data = self.store.entries([item["schedule_id"]])[0]
-            if data is None or not self.store.holds(self.token or ""):
-                self.store.sent(field)
+            if data is None:  # deleted, or lost with a partial projection: a rebuild decides
+                if own:
+                    self.store.sent(field)
+                else:
+                    self._heal_needed = True
                 continue
+            finished = data["timing"]["kind"] == "one_time"
             if item["task_id"] in published:
                 outcome = Outcome(data["id"], from_ms(item["occurrence"]), RunKind(item["kind"]),
-                                  item["task_id"], sent_at=utcnow())  # fmt: skip
-                self.store.sent(field)
+                                  item["task_id"], sent_at=utcnow(), finished=finished)  # fmt: skip
+                self._confirm(field, outcome)
             else:
-                outcome = self._send(field, data, item)
-            if data["timing"]["kind"] == "one_time":
-                outcome.finished = True
+                self._send(field, data, item, finished)
+            if finished:
                 self.store.remove(data["id"])
-            outcomes.append(outcome)
-        self._record(outcomes)
+        self._drain()
 
     # -- firing -------------------------------------------------------------------------------
     def _run_batch(self, due: list[tuple[int, int]]) -> bool:
         """Claim and send each due entry; False when the lock was lost on the way."""
         entries = self.store.entries([sid for sid, _ in due])
-        outcomes: list[Outcome] = []
         try:
             for (schedule_id, due_ms), data in zip(due, entries, strict=True):
-                if data is None:  # deleted: drop the stray due time
-                    self.store.remove(schedule_id)
+                if data is None:  # evicted or flushed, or deleted: the rebuild decides which
+                    self._heal_needed = True
                     continue
-                if not self._fire(schedule_id, due_ms, data, outcomes):
+                if not self._fire(schedule_id, due_ms, data):
                     return False
             return True
         finally:
-            self._record(outcomes)
+            self._drain()
 
-    def _fire(self, schedule_id: int, due_ms: int, data: dict, outcomes: list[Outcome]) -> bool:
+    def _fire(self, schedule_id: int, due_ms: int, data: dict) -> bool:
         timing = timing_of(data)
         now = utcnow()
         due = from_ms(due_ms)
@@ -233,9 +289,14 @@ class RedisScheduler(Scheduler):
                 "token": self.token,
             }
             inflight = (f"{schedule_id}:{to_ms(occurrence)}", item)
+        finished = following is None and timing.kind == "one_time"
+        rows = [
+            Outcome(schedule_id, m, RunKind.MISSED, finished=finished and to_send is None).to_row()
+            for m in missed
+        ]
         result = self.store.claim(
             self.token or "", self.lock_ttl_ms, schedule_id, due_ms, to_ms(last),
-            None if following is None else to_ms(following), inflight,
+            None if following is None else to_ms(following), inflight, rows,
         )  # fmt: skip
         if result < 0:
             log.warning("beat: lost the scheduler lock before claiming, standing by")
@@ -243,27 +304,24 @@ class RedisScheduler(Scheduler):
             return False
         if result == 0:
             return True  # already claimed, or an edit moved it
-        finished = following is None and timing.kind == "one_time"
-        outcomes.extend(
-            Outcome(schedule_id, m, RunKind.MISSED, finished=finished and to_send is None)
-            for m in missed
-        )
+        self.keeper.queued(rows)
         if inflight is not None:
             # Fencing: a beat paused past its lock TTL after claiming must not send; the
             # in-flight note lets the new leader send it instead.
             if not self.store.holds(self.token or ""):
                 self.token = None
                 return False
-            outcome = self._send(inflight[0], data, inflight[1])
-            outcome.finished = finished
-            outcomes.append(outcome)
+            self._send(inflight[0], data, inflight[1], finished)
         if finished:
             self.store.remove(schedule_id)
         return True
 
-    def _send(self, field: str, data: dict, item: dict) -> Outcome:
+    def _send(self, field: str, data: dict, item: dict, finished: bool = False) -> Outcome:
+        """Publish a claimed occurrence, then confirm it and queue its run row in one step."""
         occurrence = from_ms(item["occurrence"])
-        outcome = Outcome(data["id"], occurrence, RunKind(item["kind"]), item["task_id"])
+        outcome = Outcome(
+            data["id"], occurrence, RunKind(item["kind"]), item["task_id"], finished=finished
+        )
         try:
             self._publish(data, occurrence, item["kind"], item["task_id"])
             outcome.sent_at = utcnow()
@@ -271,8 +329,13 @@ class RedisScheduler(Scheduler):
         except Exception as exc:  # recorded on the run, never lost silently
             log.exception("beat: sending %s failed", data["name"])
             outcome.error = f"{type(exc).__name__}: {exc}"
-        self.store.sent(field)
+        self._confirm(field, outcome)
         return outcome
+
+    def _confirm(self, field: str, outcome: Outcome) -> None:
+        row = outcome.to_row()
+        self.store.sent(field, row)
+        self.keeper.queued([row])
 
     def _already_published(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
@@ -294,16 +357,9 @@ class RedisScheduler(Scheduler):
     def _publish(self, data: dict, occurrence: datetime, kind: str, task_id: str) -> None:
         send(self.app, data, occurrence, kind, task_id)
 
-    def _record(self, outcomes: list[Outcome]) -> None:
-        if not outcomes:
-            return
-        try:
-            with self.flask_app.app_context():
-                history.record(outcomes)
-                db.session.commit()
-                db.session.remove()
-        except Exception:
-            log.exception("beat: could not record %d schedule runs", len(outcomes))
+    def _drain(self) -> bool:
+        """Write the outbox's run rows to the database (leader only); True once it is empty."""
+        return self.token is not None and self.keeper.drain()
 
     def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < PRUNE_EVERY:

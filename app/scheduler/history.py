@@ -1,15 +1,22 @@
-"""Run history: beat records each sent, failed or missed occurrence; old rows are pruned."""
+"""Run history: beat records each sent, failed or missed occurrence; old rows are pruned.
+
+Beat queues each outcome as a row in its Redis outbox (with the claim or the send that made it)
+and drains the outbox here, so rows wait out a database outage; writing a row is idempotent on
+(schedule, occurrence), so a drain retried after a commit whose answer was lost adds nothing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
+from app.scheduler.timing import from_ms, to_ms
 
 
 @dataclass
@@ -24,19 +31,51 @@ class Outcome:
     error: str | None = None
     finished: bool = False  # no occurrence left (a fired one-time entry): disable it
 
+    def to_row(self) -> dict[str, Any]:
+        """JSON for the outbox (times as epoch ms)."""
+        row = asdict(self)
+        row["kind"] = str(self.kind)
+        for name in ("occurrence", "sent_at"):
+            row[name] = None if row[name] is None else to_ms(row[name])
+        return row
 
-def record(outcomes: list[Outcome]) -> None:
-    """Add the run rows and update the schedules' counters; the caller commits."""
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Outcome:
+        times = {n: None if row[n] is None else from_ms(row[n]) for n in ("occurrence", "sent_at")}
+        return cls(**{**row, **times, "kind": RunKind(row["kind"])})
+
+
+def _recorded(outcomes: list[Outcome]) -> set[tuple[int, datetime]]:
+    """Which of these (schedule, occurrence) pairs ``schedule_runs`` already holds."""
+    moments = [o.occurrence for o in outcomes]
+    rows = db.session.execute(
+        select(ScheduleRun.schedule_id, ScheduleRun.occurrence).where(
+            ScheduleRun.schedule_id.in_({o.schedule_id for o in outcomes}),
+            ScheduleRun.occurrence.between(min(moments), max(moments)),
+            ScheduleRun.kind != RunKind.MANUAL,
+        )
+    )
+    return {(sid, from_ms(to_ms(occurrence))) for sid, occurrence in rows}
+
+
+def record(outcomes: list[Outcome]) -> int:
+    """Add the run rows not recorded yet and update the schedules' counters; returns how many
+    were added. The caller commits."""
     if not outcomes:
-        return
+        return 0
     existing = set(
         db.session.scalars(
             select(ScheduledTask.id).where(ScheduledTask.id.in_({o.schedule_id for o in outcomes}))
         )
     )
+    done = _recorded(outcomes)
+    added = 0
     for outcome in outcomes:
-        if outcome.schedule_id not in existing:  # deleted meanwhile
+        key = (outcome.schedule_id, from_ms(to_ms(outcome.occurrence)))
+        if outcome.schedule_id not in existing or key in done:  # deleted meanwhile, or recorded
             continue
+        done.add(key)
+        added += 1
         db.session.add(
             ScheduleRun(
                 schedule_id=outcome.schedule_id,
@@ -63,6 +102,7 @@ def record(outcomes: list[Outcome]) -> None:
                 .values(enabled=False)
             )
     db.session.flush()
+    return added
 
 
 def prune(retention_days: int, now: datetime | None = None) -> int:

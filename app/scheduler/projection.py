@@ -122,12 +122,32 @@ def last_occurrences(ids: list[int] | None = None) -> dict[int, datetime]:
     return {sid: occurrence for sid, occurrence in rows}
 
 
+def enabled_count() -> int:
+    """How many enabled schedules the database holds: the entries a complete projection has."""
+    query = select(func.count()).select_from(ScheduledTask).where(ScheduledTask.enabled)
+    return int(db.session.scalar(query) or 0)
+
+
 def rebuild(store: Store) -> int:
-    """Make Redis match the database; returns how many entries were written or removed.
+    """Make Redis match the database and mark the projection complete; returns how many entries
+    were written or removed.
 
     Entries whose fingerprint and due time are in place are left alone, so a running beat's
-    state survives a standby's start; a flushed Redis is rebuilt completely.
+    state survives a standby's start; a flushed Redis is rebuilt completely, each entry resuming
+    after the latest occurrence ``schedule_runs`` holds (so none is sent twice). A Redis flushed
+    while this runs is noticed (the start note is gone) and rebuilt again.
     """
+    changed = 0
+    for _attempt in range(3):
+        nonce = store.start_rebuild()
+        written, ids = _rebuild_once(store)
+        changed += written
+        if store.mark_rebuilt(nonce, ids, len(ids)):
+            return changed
+    raise RuntimeError("the schedule store was emptied three times during its rebuild")
+
+
+def _rebuild_once(store: Store) -> tuple[int, list[int]]:
     schedules = db.session.scalars(select(ScheduledTask).where(ScheduledTask.enabled)).all()
     ids = [s.id for s in schedules]
     fps = store.fingerprints(ids) if ids else {}
@@ -150,4 +170,4 @@ def rebuild(store: Store) -> int:
     for stale in store.entry_ids() - set(ids):
         store.remove(stale)
         changed += 1
-    return changed
+    return changed, ids
