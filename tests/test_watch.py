@@ -258,3 +258,17 @@ def test_flask_watch_once_prints_each_state(app: Flask, runner) -> None:
     daily(name="idmc-06", grace_seconds=60)
     result = runner.invoke(args=["watch", "--once"])
     assert result.exit_code == 0 and "\tlate\t" in result.output
+
+
+def test_a_failing_reason_isolates_the_error_and_escapes_it(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, _ = operator
+    schedule = daily(name="failing")
+    sent(schedule, TaskStatus.FAILURE, "ValueError: <script>alert(1)</script> [x]")
+    row = client.get("/tasks/scheduled/").text
+    assert (
+        '<bdi dir="ltr" class="ltr">ValueError: &lt;script&gt;alert(1)&lt;/script&gt; [x]</bdi>'
+        in row
+    )
+    assert "<script>alert" not in row

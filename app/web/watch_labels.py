@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from app.watch.states import Assessment, WatchState
 from app.web import bp
@@ -45,9 +46,14 @@ def watch_state_css(state: str) -> str:
     return STATE_CSS.get(state, "pending")
 
 
+def _code(text: str) -> Markup:
+    """Task output and names read left to right, isolated, inside right-to-left sentences."""
+    return Markup('<bdi dir="ltr" class="ltr">%s</bdi>') % text
+
+
 @bp.app_template_global()
 def watch_reason(found: Assessment) -> str:
-    """Why the schedule is in its state, e.g. "due 06:00, nothing sent for 12 min 5 s"."""
+    """Why the schedule needs an operator, e.g. "due 06:00, nothing sent for 12 min 5 s"."""
     state, send = found.state, found.latest_send
     if state == WatchState.LATE and found.cause == "not_started":
         return _(
@@ -67,17 +73,15 @@ def watch_reason(found: Assessment) -> str:
             duration=duration(found.overdue_seconds),
         )
     if state == WatchState.FAILING and send is not None:
-        error = (send.send_error or send.error_message or "").strip().split("\n")[0]
-        error = error[:ERROR_SHOWN] or _("no error message")
+        text = (send.send_error or send.error_message or "").strip().split("\n")[0]
+        error = _code(text[:ERROR_SHOWN]) if text else _("no error message")
+        # The sentence is ours (trusted); the error and step are escaped into it.
         if send.send_error:
-            return _("the latest run could not be sent: %(error)s", error=error)
+            return Markup(_("the latest run could not be sent: %(error)s")) % {"error": error}
         if send.failed_step:
-            return _(
-                "the latest run failed at %(step)s: %(error)s", step=send.failed_step, error=error
-            )
-        return _("the latest run failed: %(error)s", error=error)
+            sentence = Markup(_("the latest run failed at %(step)s: %(error)s"))
+            return sentence % {"step": _code(send.failed_step), "error": error}
+        return Markup(_("the latest run failed: %(error)s")) % {"error": error}
     if state == WatchState.PAUSED:
         return _("no occurrence left")
-    if state in (WatchState.ON_TIME, WatchState.NEVER_RUN) and found.expected is not None:
-        return _("next due %(time)s", time=when(found.expected, "short"))
-    return ""
+    return ""  # on time, never run, disabled: the next-run column says the rest
