@@ -33,8 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.extensions import db
 from app.models import MisfirePolicy, RunKind
 from app.models.types import utcnow
+from app.outages import Outage
 from app.scheduler import history
-from app.scheduler.healing import Keeper, Outage, interrupted
+from app.scheduler.healing import MAX_BACKOFF, Keeper, interrupted
 from app.scheduler.history import Outcome
 from app.scheduler.projection import timing_of
 from app.scheduler.sending import send
@@ -66,8 +67,10 @@ class RedisScheduler(Scheduler):
         self._heal_needed = False
         self.last_heal: str | None = None  # why the projection was last rebuilt while leading
         self.keeper = Keeper(self.flask_app, self.store)
-        self.redis_outage = Outage("schedule store (Redis)")
-        self.failure = Outage("tick", "failing")
+        self.redis_outage = Outage(
+            "beat", "schedule store (Redis)", logger=log, max_backoff=MAX_BACKOFF
+        )
+        self.failure = Outage("beat", "tick", "failing", logger=log, max_backoff=MAX_BACKOFF)
         kwargs["max_interval"] = self.max_sleep
         super().__init__(app, *args, **kwargs)
 

@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
+from app.outages import Outage
 from app.scheduler import history
 from app.scheduler.projection import enabled_count, rebuild
 from app.scheduler.store import Poll, Store
@@ -38,35 +39,6 @@ def interrupted(error: BaseException | None) -> bool:
     return False
 
 
-class Outage:
-    """A dependency's outage: one warning when it starts, one line when it ends, a backoff."""
-
-    def __init__(self, name: str, state: str = "unavailable") -> None:
-        self.name, self.state = name, state
-        self.since: float | None = None
-        self.failures = 0
-        self.retry_at = 0.0
-
-    def failed(self, error: BaseException) -> float:
-        """Note a failure; returns the seconds to wait before the next attempt."""
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("beat: %s %s (%s); retrying", self.name, self.state, error)
-        self.failures += 1
-        backoff = min(MAX_BACKOFF, 0.25 * 2 ** (self.failures - 1))
-        self.retry_at = time.monotonic() + backoff
-        return backoff
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.warning("beat: %s back after %.1f s", self.name, time.monotonic() - self.since)
-        self.since, self.failures, self.retry_at = None, 0, 0.0
-
-    def ready(self) -> bool:
-        """Whether to try again now (always, outside an outage)."""
-        return time.monotonic() >= self.retry_at
-
-
 def _row_key(row: dict[str, Any]) -> tuple[int, int]:
     return row["schedule_id"], row["occurrence"]
 
@@ -76,7 +48,7 @@ class Keeper:
 
     def __init__(self, flask_app: Flask, store: Store) -> None:
         self.flask_app, self.store = flask_app, store
-        self.db_outage = Outage("database")
+        self.db_outage = Outage("beat", "database", logger=log, max_backoff=MAX_BACKOFF)
         # Rows this beat queued and has not drained yet: a Redis emptied before the drain loses
         # them, and the rebuild must find them in the database (or it would resend them).
         self.unrecorded: deque[dict[str, Any]] = deque(maxlen=OUTBOX_KEPT)

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.extensions import db
 from app.models import Alert, ScheduledTask, ScheduleWatch
 from app.models.types import utcnow
+from app.outages import Outage
 from app.tracking.alerts import is_critical, notify
 from app.watch.facts import Watched, watch
 from app.watch.states import ALERTING, Assessment, WatchState
@@ -183,7 +184,8 @@ class ScheduleWatcher:
         self.redis = redis_client
         self.interval = interval if interval is not None else app.config["WATCH_INTERVAL"]
         self.checks = 0
-        self._failing: str | None = None  # the outage being logged, once
+        self.db_outage = Outage("watch", "database", logger=log)
+        self.redis_outage = Outage("watch", "Redis", logger=log)
         self._thread: threading.Thread | None = None
 
     def tick(self) -> list[int]:
@@ -193,18 +195,18 @@ class ScheduleWatcher:
                 db.session.commit()
             except SQLAlchemyError as error:
                 db.session.rollback()
-                self._outage("database", error)
+                self.db_outage.failed(error)
                 return []
             finally:
                 db.session.remove()
-            self._recovered("database")
+            self.db_outage.ok()
             self.checks += 1
             self._notify(alert_ids)
         try:
             self.redis.set(HEARTBEAT_KEY, time.time(), ex=HEARTBEAT_TTL)
-            self._recovered("redis")
+            self.redis_outage.ok()
         except redis.RedisError as error:
-            self._outage("redis", error)
+            self.redis_outage.failed(error)
         return alert_ids
 
     def _notify(self, alert_ids: list[int]) -> None:
@@ -218,17 +220,6 @@ class ScheduleWatcher:
                 log.exception("watch: could not notify alert %s", alert_id)
             finally:
                 db.session.remove()
-
-    def _outage(self, what: str, error: Exception) -> None:
-        if self._failing != what:
-            log.warning("watch: %s unavailable, checking again every %.0f s: %s",
-                        what, self.interval, str(error).splitlines()[0][:200])  # fmt: skip
-            self._failing = what
-
-    def _recovered(self, what: str) -> None:
-        if self._failing == what:
-            log.warning("watch: %s available again", what)
-            self._failing = None
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
