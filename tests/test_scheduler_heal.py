@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import create_engine, make_url, select, text
 
 from app.extensions import db
-from app.models import RunKind, ScheduleRun
+from app.models import RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
 from app.scheduler import history, service
 from app.scheduler.beat import RedisScheduler
@@ -316,3 +316,15 @@ def test_database_outage_delays_run_rows_and_doubles_none(
     logs = [b.log() for b in beats]
     assert any("database unavailable" in log for log in logs)
     assert all(log.count("database unavailable") <= 1 for log in logs)
+
+
+def test_disabling_a_schedule_keeps_the_projection_complete(app: Flask, redis_client) -> None:
+    every_second("one")
+    second = every_second("two")
+    store = get_store()
+    service.sync_all()
+    assert projection_state(store)["expected"] == 2
+    service.set_enabled(db.session.get(ScheduledTask, second), False)
+    db.session.commit()
+    state = projection_state(store)
+    assert state["complete"] and state["entries"] == state["expected"] == 1

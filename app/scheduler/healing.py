@@ -53,7 +53,6 @@ class Keeper:
         # them, and the rebuild must find them in the database (or it would resend them).
         self.unrecorded: deque[dict[str, Any]] = deque(maxlen=OUTBOX_KEPT)
         self._last_count = 0.0
-        self._expected: int | None = None
 
     def queued(self, rows: list[dict[str, Any]]) -> None:
         """Note rows just written to the outbox."""
@@ -118,9 +117,7 @@ class Keeper:
             self.db_outage.failed(exc)
             return None
         self.db_outage.ok()
-        if expected != self._expected:
-            self.store.set_expected(expected)
-            self._expected = expected
+        self.store.set_expected(expected)  # corrects a count two concurrent edits got wrong
         if poll.entries < expected:
             return f"{poll.entries} entries for {expected} enabled schedules"
         return None
@@ -142,7 +139,6 @@ class Keeper:
             self.db_outage.failed(exc)
             return None
         self.db_outage.ok()
-        self._expected = None
         return changed
 
     def count_now(self) -> None:

@@ -20,7 +20,7 @@ from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
-from app.scheduler.projection import entry_data, last_occurrences, sync_entry
+from app.scheduler.projection import enabled_count, entry_data, last_occurrences, sync_entry
 from app.scheduler.sending import send
 from app.scheduler.store import get_store
 from app.scheduler.validation import TIMING_FIELDS, clean
@@ -28,6 +28,7 @@ from app.scheduler.validation import TIMING_FIELDS, clean
 log = logging.getLogger(__name__)
 PENDING = "scheduler_pending"  # session.info: {id: retimed} to write through after commit
 READY = "scheduler_ready"  # session.info: projections computed before commit
+EXPECTED = "scheduler_expected"  # session.info: enabled schedules once this commit lands
 
 
 def get_schedule(name_or_id: str | int) -> ScheduledTask:
@@ -155,11 +156,13 @@ def _prepare_write_through(session: Session) -> None:
                 (schedule_id, data, schedule.scheduled_from, last.get(schedule_id), retimed)
             )
     session.info[READY] = ready
+    session.info[EXPECTED] = enabled_count()
 
 
 @event.listens_for(Session, "after_commit")
 def _write_through(session: Session) -> None:
     ready = session.info.pop(READY, None)
+    expected = session.info.pop(EXPECTED, None)
     if not ready:
         return
     store = get_store()
@@ -169,6 +172,9 @@ def _write_through(session: Session) -> None:
         except Exception:  # the database is the truth; the next beat start rebuilds Redis
             log.exception("could not write schedule %s through to Redis", schedule_id)
     try:
+        # The health check compares the entries with this count: an edit that removes an entry
+        # must not look like a lost projection until beat counts again.
+        store.set_expected(expected)
         store.wake()
     except Exception:  # beat still sees the change on its next tick (<= SCHEDULER_MAX_SLEEP)
         log.exception("could not wake beat")
@@ -178,3 +184,4 @@ def _write_through(session: Session) -> None:
 def _forget(session: Session) -> None:
     session.info.pop(PENDING, None)
     session.info.pop(READY, None)
+    session.info.pop(EXPECTED, None)
