@@ -46,6 +46,12 @@ class SummarySchema(ma.Schema):
     success_rate = ma.fields.Float(allow_none=True)
     duration_avg_seconds = ma.fields.Float(allow_none=True)
     duration_p95_seconds = ma.fields.Float(allow_none=True)
+    duration_p95_estimate = ma.fields.Boolean(
+        metadata={
+            "description": "true when the p95 is estimated from the duration histogram (more "
+            "executions than STATS_EXACT_PERCENTILE_MAX), false when exact"
+        }
+    )
 
 
 class TypeStatsSchema(SummarySchema):
@@ -81,6 +87,12 @@ class StatisticsSchema(ma.Schema):
     success_rate = ma.fields.Float(allow_none=True)
     duration_avg_seconds = ma.fields.Float(allow_none=True)
     duration_p95_seconds = ma.fields.Float(allow_none=True)
+    duration_p95_estimate = ma.fields.Boolean(
+        metadata={
+            "description": "true when the p95 is estimated from the duration histogram (more "
+            "executions than STATS_EXACT_PERCENTILE_MAX), false when exact"
+        }
+    )
     throughput_per_hour = ma.fields.List(ma.fields.Dict())
     busiest_tasks = ma.fields.List(ma.fields.Dict())
     most_failing_tasks = ma.fields.List(ma.fields.Dict())
