@@ -9,7 +9,12 @@ from pathlib import Path
 
 import redis
 import requests
+from sqlalchemy import select
 
+from app.extensions import db
+from app.local_run import ensure_predefined_schedules
+from app.models import ScheduledTask
+from app.scheduler.predefined import PREDEFINED
 from tests.support import PROJECT_DIR, free_ports, wait_for
 
 
@@ -18,6 +23,22 @@ def port_open(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_local_run_creates_the_predefined_schedules_once(app, capsys) -> None:
+    ensure_predefined_schedules()
+    assert "Created the predefined schedules: idmc-daily-pipeline" in capsys.readouterr().out
+    first = {s.name: s.updated_at for s in db.session.scalars(select(ScheduledTask))}
+    assert set(first) == {values["name"] for values in PREDEFINED}
+    edited = db.session.scalar(select(ScheduledTask).filter_by(name="hourly-health-check"))
+    edited.enabled = False
+    db.session.commit()
+
+    ensure_predefined_schedules()
+    assert f"The {len(PREDEFINED)} predefined schedules exist" in capsys.readouterr().out
+    db.session.expire_all()
+    again = {s.name: s for s in db.session.scalars(select(ScheduledTask))}
+    assert set(again) == set(first) and not again["hourly-health-check"].enabled
 
 
 def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
@@ -68,6 +89,9 @@ def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
         assert response.status_code == 200 and response.url == f"{base}/tasks/", response.text
         assert "retrieval" in response.text and "maintenance" in response.text
         assert "Sign out" in response.text
+        # The local run installed the predefined schedules, so the Scheduled page has work.
+        scheduled = browser.get(f"{base}/tasks/scheduled/", timeout=10).text
+        assert "idmc-daily-pipeline" in scheduled and "No schedules yet" not in scheduled
         # No Redis answered at REDIS_URL, so the bundled one was started and the worker uses it.
         wait_for(lambda: "ready." in log_path.read_text(), timeout=60)
         assert redis.Redis(port=redis_port).ping()
@@ -78,5 +102,6 @@ def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
     assert run.returncode == 0, output
     assert "starting the bundled redis-server" in output
     assert "Created admin user 'admin'" in output
+    assert "Created the predefined schedules: idmc-daily-pipeline" in output
     assert not port_open(web_port)
     assert not port_open(redis_port)

@@ -130,6 +130,16 @@ def test_viewer_sees_every_panel_but_no_action_form(viewer: FlaskClient) -> None
     assert 'style="' not in page.text and "<script>" not in page.text
 
 
+def test_empty_panels_say_what_to_do_next(operator: tuple[FlaskClient, str]) -> None:
+    client, _ = operator
+    page = client.get("/tasks/").text
+    enable = 'Enable or create one on the <a href="/tasks/scheduled/">Scheduled</a> page.'
+    assert page.count("No schedule is enabled.") == 2 and page.count(enable) == 2
+    assert "use Run now on a schedule" in page
+    assert "celery -A wsgi:celery worker" in page  # no worker: how to start one
+    assert "Check that a worker and the recorder are running" in page
+
+
 def test_operator_sees_the_action_forms_with_enabled_schedules(
     operator: tuple[FlaskClient, str],
 ) -> None:
