@@ -4,9 +4,11 @@ queues, workers, health, metrics and the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -18,6 +20,7 @@ from app.extensions import db
 from app.models import AuditEntry, DeadLetter, ExecutionHourly, Role, TaskExecution
 from app.models.types import utcnow
 from app.tracking.apply import apply_batch
+from app.tracking.heartbeats import beat_once
 
 
 @pytest.fixture
@@ -284,6 +287,64 @@ def test_metrics_and_openapi_need_a_viewer(client: FlaskClient, viewer: dict) ->
     doc = client.get("/tasks/api/openapi.json", headers=viewer).json
     assert "/tasks/api/executions/{task_id}/retry/" in doc["paths"]
     assert "ewas_queue_depth" in client.get("/metrics", headers=viewer).text
+
+
+def utc_moment(value: str) -> datetime:
+    """An ISO-8601 moment in UTC, or the test fails."""
+    moment = datetime.fromisoformat(value)
+    assert moment.utcoffset() == timedelta(0), value
+    return moment
+
+
+def test_every_time_is_iso_8601_utc(
+    client: FlaskClient, viewer: dict, redis_client: redis.Redis
+) -> None:
+    ran = events(str(uuid.uuid4()), "succeeded", 0.2)
+    for event in ran[1:]:
+        event["run_id"] = "run-1"
+    apply_batch(ran)
+    db.session.commit()
+    beat_once(redis_client, {"hostname": "w1@test", "host": "test", "pid": 1, "queues": ["default"],
+                             "concurrency": 1, "active": 0, "active_tasks": [], "interval": 10,
+                             "last_seen": time.time()})  # fmt: skip
+    stats = client.get("/tasks/api/statistics/", headers=viewer).json
+    [hour] = stats["throughput_per_hour"]
+    assert utc_moment(hour["hour"]).minute == 0 and hour["finished"] == 1
+    health = client.get("/tasks/api/health/").json
+    assert abs(utc_moment(health["checked_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    [worker] = health["checks"]["workers"]["live"]
+    utc_moment(worker["last_seen"])
+    [listed] = client.get("/tasks/api/workers/", headers=viewer).json["items"]
+    utc_moment(listed["last_seen"])
+    [execution] = client.get("/tasks/api/executions/", headers=viewer).json["items"]
+    detail = client.get(f"/tasks/api/executions/{execution['task_id']}/", headers=viewer).json
+    [attempt] = detail["attempts"]
+    for value in (detail["created_at"], attempt["started_at"], attempt["completed_at"]):
+        utc_moment(value)
+
+
+TIME_NAMES = re.compile(r"(_at|_from|_to|^hour|^start|occurrence|^eta|last_seen|^time)$")
+
+
+def test_openapi_types_every_time_as_date_time_and_health_as_public(
+    client: FlaskClient, viewer: dict
+) -> None:
+    doc = client.get("/tasks/api/openapi.json", headers=viewer).json
+    typed = {}
+    for name, schema in doc["components"]["schemas"].items():
+        for field, spec in (schema.get("properties") or {}).items():
+            if TIME_NAMES.search(field):
+                typed[f"{name}.{field}"] = (spec.get("type"), spec.get("format"))
+    assert typed["Throughput.hour"] == ("string", "date-time")
+    assert typed["Health.checked_at"] == ("string", "date-time")
+    assert typed["Worker.last_seen"] == ("string", "date-time")
+    assert typed["Attempt.started_at"] == ("string", "date-time")
+    assert typed["LogRecord.time"] == ("string", "date-time")
+    wrong = {k: v for k, v in typed.items() if v != ("string", "date-time")}
+    assert not wrong
+    assert doc["security"] == [{"bearer": []}]
+    assert doc["paths"]["/tasks/api/health/"]["get"]["security"] == []
+    assert "security" not in doc["paths"]["/tasks/api/statistics/"]["get"]  # the token default
 
 
 def test_a_redelivered_execution_is_rolled_up_once_with_its_last_outcome(app: Flask) -> None:

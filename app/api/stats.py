@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from app.api.common import VIEWER_RULE
+from app.api.common import VIEWER_RULE, UTCDateTime
 from app.extensions import db
 from app.models import TaskType
 from app.services import statistics
@@ -65,7 +65,7 @@ class TypeListSchema(ma.Schema):
 
 
 class BucketSchema(SummarySchema):
-    start = ma.fields.AwareDateTime()
+    start = UTCDateTime()
 
 
 class SeriesSchema(ma.Schema):
@@ -81,6 +81,22 @@ class QueueSchema(ma.Schema):
     oldest_age_seconds = ma.fields.Float(allow_none=True)
 
 
+class ThroughputSchema(ma.Schema):
+    hour = UTCDateTime(metadata={"description": "start of the UTC hour"})
+    finished = ma.fields.Integer()
+
+
+class BusiestSchema(ma.Schema):
+    task_name = ma.fields.String()
+    count = ma.fields.Integer()
+
+
+class FailingSchema(ma.Schema):
+    task_name = ma.fields.String()
+    failures = ma.fields.Integer()
+    failure_rate = ma.fields.Float(allow_none=True)
+
+
 class StatisticsSchema(ma.Schema):
     window_hours = ma.fields.Integer()
     by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
@@ -93,9 +109,9 @@ class StatisticsSchema(ma.Schema):
             "executions than STATS_EXACT_PERCENTILE_MAX), false when exact"
         }
     )
-    throughput_per_hour = ma.fields.List(ma.fields.Dict())
-    busiest_tasks = ma.fields.List(ma.fields.Dict())
-    most_failing_tasks = ma.fields.List(ma.fields.Dict())
+    throughput_per_hour = ma.fields.List(ma.fields.Nested(ThroughputSchema))
+    busiest_tasks = ma.fields.List(ma.fields.Nested(BusiestSchema))
+    most_failing_tasks = ma.fields.List(ma.fields.Nested(FailingSchema))
     queues = ma.fields.List(ma.fields.Nested(QueueSchema), allow_none=True)
 
 
