@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import redis
@@ -105,3 +107,47 @@ def test_run_command_serves_the_engine_and_stops_on_ctrl_c(
     assert "Created the predefined schedules: idmc-daily-pipeline" in output
     assert not port_open(web_port)
     assert not port_open(redis_port)
+
+
+def test_ctrl_c_stops_every_process_within_3_s_and_beat_releases_its_lock(
+    app, process_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Beat used to be killed after 10 s: closing its wake-up connection from the signal
+    handler turned the stop into "Bad file descriptor", it led again and left its lock."""
+    [web_port] = free_ports(1)
+    prefix = "ewas:sched:ctrl-c"
+    lock_key = f"{prefix}:lock"
+    env = {**process_env, "SCHEDULER_REDIS_PREFIX": prefix}
+    log_path = tmp_path / "run-local.log"
+    flask = str(Path(sys.executable).parent / "flask")
+    with log_path.open("w") as log:
+        run = subprocess.Popen(
+            [flask, "run-local", "--port", str(web_port), "--concurrency", "2"],
+            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        def everything_up() -> bool:
+            assert run.poll() is None, log_path.read_text()
+            output = log_path.read_text()
+            return " ready." in output and "recorder" in output and port_open(web_port)
+
+        wait_for(everything_up, timeout=120, interval=0.3)
+        wait_for(lambda: redis_client.get(lock_key), timeout=30)
+        time.sleep(1.5)  # beat is waiting on its wake-up channel, as it does between ticks
+    finally:
+        started = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        try:
+            run.wait(30)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    took = time.monotonic() - started
+    output = log_path.read_text()
+    assert run.returncode == 0, output
+    assert took < 3.0, f"stopped in {took:.1f} s\n{output}"
+    assert redis_client.get(lock_key) is None, output
+    assert "Bad file descriptor" not in output and "schedule store unavailable" not in output
+    assert output.count("took the scheduler lock") == 1, output
+    assert not port_open(web_port)
