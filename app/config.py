@@ -104,6 +104,9 @@ def settings_from_env() -> dict[str, Any]:
         "FAILURE_RATE_THRESHOLD": _float("FAILURE_RATE_THRESHOLD", 0.25),
         "FAILURE_RATE_WINDOW_HOURS": _int("FAILURE_RATE_WINDOW_HOURS", 24),
         "FAILURE_RATE_MIN_EXECUTIONS": _int("FAILURE_RATE_MIN_EXECUTIONS", 10),
+        # Up to this many durations in a window, percentiles are exact (read from the rows);
+        # beyond, they are estimated from the roll-ups' histogram and flagged as estimates.
+        "STATS_EXACT_PERCENTILE_MAX": _int("STATS_EXACT_PERCENTILE_MAX", 5000),
         "QUEUE_DEPTH_THRESHOLD": _int("QUEUE_DEPTH_THRESHOLD", 1000),
         "RECORDER_MAX_LAG": _float("RECORDER_MAX_LAG", 300.0),
         # The schedule watch (app/watch): seconds between two checks of every schedule.

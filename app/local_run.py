@@ -74,13 +74,32 @@ def _stop(children: list[tuple[Process, subprocess.Popen]], grace: float = 10.0)
             child.kill()
 
 
+def ensure_predefined_schedules() -> None:
+    """Create the predefined schedules that are missing, as ``flask setup-scheduled-tasks``
+    does (existing ones, edited or disabled, are left alone), so a local run has work to do."""
+    from app.extensions import db
+    from app.scheduler.predefined import setup_predefined
+
+    created, found = setup_predefined()
+    db.session.commit()
+    if created:
+        names = ", ".join(schedule.name for schedule in created)
+        click.echo(f"Created the predefined schedules: {names}.")
+    else:
+        click.echo(f"The {len(found)} predefined schedules exist; left as they are.")
+
+
 @click.command("run-local")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--concurrency", default=2, show_default=True, type=int)
+@click.option(
+    "--no-predefined", is_flag=True, help="Do not create the predefined schedules when missing."
+)
 @with_appcontext
-def run_local_command(host: str, port: int, concurrency: int) -> None:
-    """Run the whole engine locally, starting a bundled Redis if none answers at REDIS_URL."""
+def run_local_command(host: str, port: int, concurrency: int, no_predefined: bool) -> None:
+    """Run the whole engine locally, starting a bundled Redis if none answers at REDIS_URL, and
+    create the predefined schedules that are missing (unless --no-predefined)."""
     redis_url = current_app.config["REDIS_URL"]
     children: list[tuple[Process, subprocess.Popen]] = []
     if not redis_answers(redis_url):
@@ -88,6 +107,12 @@ def run_local_command(host: str, port: int, concurrency: int) -> None:
         redis_port = urlparse(redis_url).port or 6379
         bundled = start_bundled_redis(redis_url, INSTANCE_DIR / f"redis-{redis_port}")
         children.append((Process("redis", []), bundled))
+    if not no_predefined:
+        try:
+            ensure_predefined_schedules()
+        except Exception:
+            _stop(children)
+            raise
 
     env = {**os.environ, "FLASK_APP": "wsgi", "PYTHONUNBUFFERED": "1"}
     stop_requested = threading.Event()

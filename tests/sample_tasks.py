@@ -30,7 +30,7 @@ def _count(key: str) -> int:
     return redis.Redis.from_url(current_app.config["REDIS_URL"]).incr(f"test:count:{key}")
 
 
-@tracked("retrieval", name="tests.flaky", retry_backoff=False, default_retry_delay=0.5)
+@tracked("retrieval", name="tests.flaky", backoff_base=0.4)
 def flaky(key: str, failures: int, source_id: int | None = None) -> str:
     """Fails with a network error ``failures`` times, then succeeds."""
     if _count(key) <= failures:
@@ -38,8 +38,7 @@ def flaky(key: str, failures: int, source_id: int | None = None) -> str:
     return "fetched"
 
 
-@tracked("retrieval", name="tests.unreachable", retry_backoff=False, default_retry_delay=0.2,
-         max_retries=2)  # fmt: skip
+@tracked("retrieval", name="tests.unreachable", backoff_base=0.1, max_retries=2)
 def unreachable(url: str) -> None:
     raise ConnectionError(f"cannot reach {url}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import urllib.error
 from datetime import date, timedelta
 from uuid import uuid4
@@ -20,6 +21,7 @@ from app.models import (
     DailyTaskStatistic,
     DataPoint,
     RawPayload,
+    Source,
     TaskExecution,
     TaskStatus,
     TaskType,
@@ -40,6 +42,40 @@ def idmc(app: Flask, idmc_server):
     source = sources.ensure_source("idmc")
     db.session.commit()
     return source, sources.active_variables(source)[0]
+
+
+def test_idmc_source_created_by_many_at_once_exists_once(app: Flask) -> None:
+    """The issue's race: pipelines sent together on a fresh database each created the source,
+    and all but one failed on ``UNIQUE constraint failed: sources.name``."""
+    workers = 8
+    barrier = threading.Barrier(workers)
+    found: list[int] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        with app.app_context():  # its own session and connection
+            try:
+                db.session.scalar(select(func.count()).select_from(Source))  # all see none
+                barrier.wait(timeout=20)
+                source = sources.ensure_source("idmc")
+                db.session.commit()
+                found.append(source.id)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=create) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(found) == workers and len(set(found)) == 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Source)) == 1
+    [source] = db.session.scalars(select(Source)).all()
+    assert [v.code for v in sources.active_variables(source)] == ["idu_new_displacements"]
 
 
 def test_idmc_source_defaults_to_the_public_api(app: Flask) -> None:

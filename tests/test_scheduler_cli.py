@@ -101,6 +101,12 @@ def test_cleanup_deletes_old_executions_in_batches(app: Flask, runner) -> None:
     assert "Deleted 5" in everything.output and count() == 7
 
 
+def test_schedules_list_says_so_when_empty(app: Flask, runner) -> None:
+    listing = runner.invoke(args=["schedules", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "No schedules yet" in listing.output and "flask setup-scheduled-tasks" in listing.output
+
+
 def test_schedules_commands(app: Flask, runner, redis_client: redis.Redis) -> None:
     runner.invoke(args=["setup-scheduled-tasks"])
     listing = runner.invoke(args=["schedules", "list"])

@@ -212,6 +212,14 @@ def test_a_schedule_whose_run_was_not_sent_shows_late_with_the_reason(
     assert ">late<" in detail and "nothing sent for" in detail and "1 min 0 s" in detail
 
 
+def test_empty_list_says_how_to_add_schedules(operator: tuple[FlaskClient, str]) -> None:
+    client, _ = operator
+    empty = client.get(LIST).text
+    assert "No schedules yet." in empty and "Create one with New schedule" in empty
+    assert '<code class="ltr" dir="ltr">flask setup-scheduled-tasks</code>' in empty
+    assert "flask setup-scheduled-tasks" not in client.get(LIST + "?q=nothing").text
+
+
 def test_list_filters_by_name_and_state(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
     schedule(name="Daily report")

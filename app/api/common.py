@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import marshmallow as ma
 from flask_babel import lazy_gettext as _l
 from flask_smorest import abort
@@ -17,6 +20,23 @@ MAX_PAGE_SIZE = 500
 MAX_INT_ID = 2**31 - 1  # ids of 32-bit INTEGER keys (schedules, sources, variables)
 # MethodView resources: reads need a viewer, writes (POST/PUT/PATCH/DELETE) an operator.
 VIEWER_RULE = [requires(Role.VIEWER)]
+
+
+class UTCDateTime(ma.fields.DateTime):
+    """A moment as ISO-8601 in UTC (``2026-12-02T13:00:00+00:00``), typed ``date-time`` in the
+    OpenAPI document, whatever it is stored as: an aware or naive (UTC) datetime, an epoch
+    float (heartbeats, health) or an ISO string (the attempt timeline's JSON)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            value = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
 
 
 class ErrorDetailSchema(ma.Schema):

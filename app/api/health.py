@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -12,7 +13,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import func, select, text
 
-from app.api.stats import redis_client
+from app.api.common import UTCDateTime
+from app.api.operations import WorkerSchema
+from app.api.stats import QueueSchema, redis_client
 from app.auth.access import public, requires
 from app.extensions import db
 from app.models import ExecutionHourly, Role, TaskExecution
@@ -30,10 +33,48 @@ from app.watch.watcher import heartbeat_age
 blp = Blueprint("api_health", __name__, url_prefix="/tasks/api/health", description="Health")
 
 
+class CheckSchema(ma.Schema):
+    ok = ma.fields.Boolean(required=True)
+    latency_ms = ma.fields.Float()
+    error = ma.fields.String(metadata={"description": "why the check failed"})
+
+
+class RedisCheckSchema(CheckSchema):
+    ping = ma.fields.Boolean()
+
+
+class QueuesCheckSchema(CheckSchema):
+    items = ma.fields.List(ma.fields.Nested(QueueSchema))
+
+
+class WorkersCheckSchema(CheckSchema):
+    live = ma.fields.List(ma.fields.Nested(WorkerSchema))
+
+
+class BeatCheckSchema(CheckSchema):
+    lock_holder = ma.fields.String(allow_none=True)
+    last_tick_seconds_ago = ma.fields.Float(allow_none=True)
+
+
+class RecorderCheckSchema(CheckSchema):
+    lag_seconds = ma.fields.Float(allow_none=True)
+
+
+class ChecksSchema(ma.Schema):
+    """Redis and the database always; the others only when Redis answers."""
+
+    redis = ma.fields.Nested(RedisCheckSchema, required=True)
+    database = ma.fields.Nested(CheckSchema, required=True)
+    queues = ma.fields.Nested(QueuesCheckSchema)
+    workers = ma.fields.Nested(WorkersCheckSchema)
+    beat = ma.fields.Nested(BeatCheckSchema)
+    recorder = ma.fields.Nested(RecorderCheckSchema)
+
+
 class HealthSchema(ma.Schema):
     healthy = ma.fields.Boolean(required=True)
-    checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw())
-    checked_at = ma.fields.Float()
+    checks = ma.fields.Nested(ChecksSchema, required=True)
+    checked_at = UTCDateTime(required=True)
 
 
 def blueprints() -> list[Blueprint]:
@@ -99,13 +140,14 @@ def report() -> dict[str, Any]:
         checks["recorder"] = _timed(_recorder)
         checks["watch"] = _timed(lambda: watcher_check(redis_client()))
     healthy = checks["redis"]["ok"] and checks["database"]["ok"]
-    return {"healthy": healthy, "checks": checks, "checked_at": time.time()}
+    return {"healthy": healthy, "checks": checks, "checked_at": datetime.now(UTC)}
 
 
 @blp.route("/")
 class Health(MethodView):
     decorators = [public]
 
+    @blp.doc(security=[])  # public: load balancers call it without a token
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Redis or the database is down")
     def get(self) -> Any:

@@ -13,6 +13,7 @@ from app.api.common import (
     VIEWER_RULE,
     BulkIntIdsSchema,
     BulkResultSchema,
+    UTCDateTime,
     answer_each,
     existing_id,
 )
@@ -47,7 +48,7 @@ class WorkerSchema(ma.Schema):
     concurrency = ma.fields.Integer(allow_none=True)
     active = ma.fields.Integer()
     active_tasks = ma.fields.List(ma.fields.Nested(ActiveTaskSchema))
-    last_seen = ma.fields.Float()
+    last_seen = UTCDateTime(metadata={"description": "the worker's latest heartbeat"})
 
 
 class WorkerListSchema(ma.Schema):
@@ -94,10 +95,10 @@ class DeadLetterSchema(ma.Schema):
     args = ma.fields.Raw(allow_none=True)
     kwargs = ma.fields.Raw(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
-    created_at = ma.fields.AwareDateTime()
-    requeued_at = ma.fields.AwareDateTime(allow_none=True)
+    created_at = UTCDateTime()
+    requeued_at = UTCDateTime(allow_none=True)
     requeued_task_id = ma.fields.String(allow_none=True)
-    discarded_at = ma.fields.AwareDateTime(allow_none=True)
+    discarded_at = UTCDateTime(allow_none=True)
 
 
 class DeadLetterPageSchema(ma.Schema):

@@ -6,7 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
-from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE
+from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE, UTCDateTime
 from app.models import RunStatus
 
 RUN_STATUSES = [s.value for s in RunStatus]
@@ -38,11 +38,11 @@ class PipelineRunSchema(ma.Schema):
     task_name = ma.fields.String(allow_none=True)
     status = ma.fields.Function(lambda r: str(r.status))
     schedule_id = ma.fields.Integer(allow_none=True)
-    schedule_occurrence = ma.fields.AwareDateTime(allow_none=True)
+    schedule_occurrence = UTCDateTime(allow_none=True)
     run_kind = ma.fields.String(allow_none=True)
-    created_at = ma.fields.AwareDateTime(default_timezone=UTC)
-    started_at = ma.fields.AwareDateTime(allow_none=True)
-    finished_at = ma.fields.AwareDateTime(allow_none=True)
+    created_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime(allow_none=True)
     duration_seconds = ma.fields.Float(allow_none=True)
     steps_total = ma.fields.Integer()
     steps_succeeded = ma.fields.Integer()
@@ -64,8 +64,8 @@ class PipelineRunStepSchema(ma.Schema):
     depth = ma.fields.Integer()
     after_task_id = ma.fields.Function(lambda s: s.step.after_task_id)
     replaces_task_id = ma.fields.Function(lambda s: s.step.replaces_task_id)
-    started_at = ma.fields.AwareDateTime(allow_none=True)
-    completed_at = ma.fields.AwareDateTime(allow_none=True)
+    started_at = UTCDateTime(allow_none=True)
+    completed_at = UTCDateTime(allow_none=True)
     attempts = ma.fields.Function(lambda s: len(s.execution.attempts or []) if s.execution else 0)
     worker = ma.fields.Function(lambda s: s.execution.worker if s.execution else None)
     error_message = ma.fields.Function(lambda s: s.execution.error_message if s.execution else None)

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.api.common import MAX_INT_ID, VIEWER_RULE, existing_id
+from app.api.common import MAX_INT_ID, VIEWER_RULE, UTCDateTime, existing_id
 from app.extensions import db
 from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
 from app.scheduler import service
@@ -98,7 +98,7 @@ class ScheduleSchema(ma.Schema):
     crontab = ma.fields.String(allow_none=True)
     interval_every = ma.fields.Integer(allow_none=True)
     interval_unit = ma.fields.Function(lambda s: str(s.interval_unit) if s.interval_unit else None)
-    run_at = Date(allow_none=True)
+    run_at = UTCDateTime(allow_none=True)
     timezone = ma.fields.String()
     args = ma.fields.Raw()
     kwargs = ma.fields.Raw()
@@ -111,20 +111,20 @@ class ScheduleSchema(ma.Schema):
     grace_seconds = ma.fields.Integer(allow_none=True)
     max_duration_seconds = ma.fields.Integer(allow_none=True)
     enabled = ma.fields.Boolean()
-    start_at = Date(allow_none=True)
-    expires_at = Date(allow_none=True)
+    start_at = UTCDateTime(allow_none=True)
+    expires_at = UTCDateTime(allow_none=True)
     descriptions = ma.fields.Function(lambda s: s.descriptions())
-    last_run_at = Date(allow_none=True)
+    last_run_at = UTCDateTime(allow_none=True)
     total_run_count = ma.fields.Integer()
-    created_at = Date()
-    updated_at = Date()
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
 
 
 class LastRunSchema(ma.Schema):
     """The latest occurrence and its outcome: the status of the whole run it started."""
 
     kind = ma.fields.Function(lambda r: str(r.kind))
-    occurrence = Date()
+    occurrence = UTCDateTime()
     task_id = ma.fields.String(allow_none=True)
     outcome = ma.fields.String(
         metadata={"description": "running, success, failure, revoked, missed, error or sent"}
@@ -182,8 +182,8 @@ class ScheduleListSchema(ma.Schema):
 class RunSchema(ma.Schema):
     schedule_id = ma.fields.Integer()
     task_id = ma.fields.String(allow_none=True)
-    occurrence = Date()
-    sent_at = Date(allow_none=True)
+    occurrence = UTCDateTime()
+    sent_at = UTCDateTime(allow_none=True)
     error = ma.fields.String(allow_none=True)
 
 

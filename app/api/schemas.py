@@ -6,7 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
-from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE
+from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE, UTCDateTime
 from app.models import TaskStatus
 
 STATUSES = [s.value for s in TaskStatus]
@@ -46,9 +46,9 @@ class ExecutionSchema(ma.Schema):
     status = ma.fields.Function(lambda e: str(e.status))
     queue = ma.fields.String(allow_none=True)
     worker = ma.fields.String(allow_none=True)
-    created_at = ma.fields.AwareDateTime(default_timezone=UTC)
-    started_at = ma.fields.AwareDateTime(allow_none=True)
-    completed_at = ma.fields.AwareDateTime(allow_none=True)
+    created_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True)
+    completed_at = UTCDateTime(allow_none=True)
     duration_seconds = ma.fields.Float(allow_none=True)
     retry_count = ma.fields.Integer()
     source_id = ma.fields.Integer(allow_none=True)
@@ -59,13 +59,22 @@ class ExecutionSchema(ma.Schema):
     retry_of = ma.fields.String(allow_none=True)
 
 
+class LogRecordSchema(ma.Schema):
+    """One captured log record of the task (INFO and above, oldest dropped past the cap)."""
+
+    time = UTCDateTime()
+    level = ma.fields.String()
+    logger = ma.fields.String()
+    message = ma.fields.String()
+
+
 class AttemptSchema(ma.Schema):
     run_id = ma.fields.Raw(allow_none=True)
     attempt = ma.fields.Integer(allow_none=True)
     status = ma.fields.String(allow_none=True)
     worker = ma.fields.String(allow_none=True)
-    started_at = ma.fields.Raw(allow_none=True)
-    completed_at = ma.fields.Raw(allow_none=True)
+    started_at = UTCDateTime(allow_none=True)
+    completed_at = UTCDateTime(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
     retry_delay_seconds = ma.fields.Float(allow_none=True)
     cpu_seconds = ma.fields.Float(allow_none=True)
@@ -75,8 +84,8 @@ class AttemptSchema(ma.Schema):
 class ExecutionDetailSchema(ExecutionSchema):
     """Everything stored about one execution."""
 
-    updated_at = ma.fields.AwareDateTime(default_timezone=UTC)
-    eta = ma.fields.AwareDateTime(allow_none=True)
+    updated_at = UTCDateTime()
+    eta = UTCDateTime(allow_none=True)
     result = ma.fields.Raw(allow_none=True)
     traceback = ma.fields.String(allow_none=True)
     max_retries = ma.fields.Integer(allow_none=True)
@@ -86,9 +95,9 @@ class ExecutionDetailSchema(ExecutionSchema):
     parent_id = ma.fields.String(allow_none=True)
     root_id = ma.fields.String(allow_none=True)
     schedule_id = ma.fields.Integer(allow_none=True)
-    schedule_occurrence = ma.fields.AwareDateTime(allow_none=True)
+    schedule_occurrence = UTCDateTime(allow_none=True)
     run_kind = ma.fields.String(allow_none=True)
-    logs = ma.fields.Raw(allow_none=True)
+    logs = ma.fields.List(ma.fields.Nested(LogRecordSchema), allow_none=True)
     attempts = ma.fields.List(ma.fields.Nested(AttemptSchema(unknown=ma.INCLUDE)), allow_none=True)
     cpu_seconds = ma.fields.Float(allow_none=True)
     peak_memory_bytes = ma.fields.Integer(allow_none=True)

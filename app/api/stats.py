@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from app.api.common import VIEWER_RULE
+from app.api.common import VIEWER_RULE, UTCDateTime
 from app.extensions import db
 from app.models import TaskType
 from app.services import statistics
@@ -46,6 +46,12 @@ class SummarySchema(ma.Schema):
     success_rate = ma.fields.Float(allow_none=True)
     duration_avg_seconds = ma.fields.Float(allow_none=True)
     duration_p95_seconds = ma.fields.Float(allow_none=True)
+    duration_p95_estimate = ma.fields.Boolean(
+        metadata={
+            "description": "true when the p95 is estimated from the duration histogram (more "
+            "executions than STATS_EXACT_PERCENTILE_MAX), false when exact"
+        }
+    )
 
 
 class TypeStatsSchema(SummarySchema):
@@ -59,7 +65,7 @@ class TypeListSchema(ma.Schema):
 
 
 class BucketSchema(SummarySchema):
-    start = ma.fields.AwareDateTime()
+    start = UTCDateTime()
 
 
 class SeriesSchema(ma.Schema):
@@ -75,15 +81,37 @@ class QueueSchema(ma.Schema):
     oldest_age_seconds = ma.fields.Float(allow_none=True)
 
 
+class ThroughputSchema(ma.Schema):
+    hour = UTCDateTime(metadata={"description": "start of the UTC hour"})
+    finished = ma.fields.Integer()
+
+
+class BusiestSchema(ma.Schema):
+    task_name = ma.fields.String()
+    count = ma.fields.Integer()
+
+
+class FailingSchema(ma.Schema):
+    task_name = ma.fields.String()
+    failures = ma.fields.Integer()
+    failure_rate = ma.fields.Float(allow_none=True)
+
+
 class StatisticsSchema(ma.Schema):
     window_hours = ma.fields.Integer()
     by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
     success_rate = ma.fields.Float(allow_none=True)
     duration_avg_seconds = ma.fields.Float(allow_none=True)
     duration_p95_seconds = ma.fields.Float(allow_none=True)
-    throughput_per_hour = ma.fields.List(ma.fields.Dict())
-    busiest_tasks = ma.fields.List(ma.fields.Dict())
-    most_failing_tasks = ma.fields.List(ma.fields.Dict())
+    duration_p95_estimate = ma.fields.Boolean(
+        metadata={
+            "description": "true when the p95 is estimated from the duration histogram (more "
+            "executions than STATS_EXACT_PERCENTILE_MAX), false when exact"
+        }
+    )
+    throughput_per_hour = ma.fields.List(ma.fields.Nested(ThroughputSchema))
+    busiest_tasks = ma.fields.List(ma.fields.Nested(BusiestSchema))
+    most_failing_tasks = ma.fields.List(ma.fields.Nested(FailingSchema))
     queues = ma.fields.List(ma.fields.Nested(QueueSchema), allow_none=True)
 
 

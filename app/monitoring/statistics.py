@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -12,14 +11,7 @@ from sqlalchemy import delete, select
 from app.extensions import db
 from app.models import DailyTaskStatistic, TaskExecution, TaskStatus, TaskType
 from app.models.types import utcnow
-
-
-def p95(values: list[float]) -> float | None:
-    """The 95th percentile (nearest rank) of ``values``."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
+from app.monitoring.percentiles import nearest_rank
 
 
 def _mean(values: list[float]) -> float | None:
@@ -69,7 +61,7 @@ def roll_up(day: date | None = None) -> dict[str, Any]:
                 total=sum(counts.values()),
                 **{status.value: counts.get(status.value, 0) for status in TaskStatus},
                 avg_duration_seconds=_mean(group["durations"]),
-                p95_duration_seconds=p95(group["durations"]),
+                p95_duration_seconds=nearest_rank(group["durations"], 0.95),
                 avg_cpu_seconds=_mean(group["cpu"]),
                 total_cpu_seconds=sum(group["cpu"]) if group["cpu"] else None,
                 avg_peak_memory_bytes=_mean(group["memory"]),

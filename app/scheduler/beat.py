@@ -49,6 +49,8 @@ PRUNE_EVERY = 3600.0
 class RedisScheduler(Scheduler):
     """Celery beat scheduler over the Redis projection of the ``scheduled_tasks`` table."""
 
+    _closed = False  # set by close(): a stopping beat never takes the lock again
+
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         self.flask_app = app.flask_app
         config = self.flask_app.config
@@ -166,7 +168,15 @@ class RedisScheduler(Scheduler):
         return 0.0
 
     def close(self) -> None:
-        """Release the lock so a standby takes over on its next tick."""
+        """Release the lock so a standby takes over on its next tick, and lead no more.
+
+        celery beat calls this from its SIGTERM/SIGINT handler, which may interrupt ``idle()``
+        inside a read on the wake-up connection. Closing that socket under the read replaced the
+        handler's SystemExit by a "Bad file descriptor" error that beat survived: it took the
+        lock again and was killed holding it. So the connection is only dropped here; redis-py
+        closes it when the interrupted read has unwound (at once when nothing is reading).
+        """
+        self._closed = True
         if self.token is not None:
             try:
                 self.store.release(self.token)
@@ -174,7 +184,7 @@ class RedisScheduler(Scheduler):
                 log.warning("beat: could not release the lock; it expires with its TTL")
             finally:
                 self.token = None
-        self._close_wakeups()
+        self._wakeups = None
         super().close()
 
     def _close_wakeups(self) -> None:
@@ -192,6 +202,8 @@ class RedisScheduler(Scheduler):
 
     # -- leadership ---------------------------------------------------------------------------
     def _lead(self) -> bool:
+        if self._closed:
+            return False
         if not self._rebuilt:
             self.setup_schedule()
             if not self._rebuilt:

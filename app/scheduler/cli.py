@@ -76,7 +76,14 @@ def _load(name: str) -> ScheduledTask:
 def list_command() -> None:
     """List every schedule with its timing, state and next due time."""
     store = get_store()
-    for s in db.session.scalars(select(ScheduledTask).order_by(ScheduledTask.name)):
+    schedules = list(db.session.scalars(select(ScheduledTask).order_by(ScheduledTask.name)))
+    if not schedules:
+        click.echo(
+            "No schedules yet. Create the predefined ones with `flask setup-scheduled-tasks`, "
+            "or a new one on the Scheduled page or through the API (POST /tasks/api/scheduled/)."
+        )
+        return
+    for s in schedules:
         timing = s.crontab or (
             f"every {s.interval_every} {s.interval_unit}" if s.interval_every else f"at {s.run_at}"
         )

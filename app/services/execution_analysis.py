@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import TaskExecution
+from app.monitoring.percentiles import nearest_rank
 
 TOP_ERRORS = 5
 ERROR_KEY_LENGTH = 200  # errors are grouped by their first line, cut to this length
@@ -35,12 +35,6 @@ class Analysis:
     by_task: list[tuple[str, int]]
     durations: Durations | None  # None when no selected execution has both start and end
     errors: list[tuple[str, int]] = field(default_factory=list)
-
-
-def percentile(sorted_values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile of already sorted values (``share`` in 0..1)."""
-    rank = max(1, math.ceil(share * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def error_key(message: str) -> str:
@@ -85,7 +79,7 @@ def analyze(task_ids: Sequence[str]) -> Analysis:
             count=len(seconds),
             minimum=seconds[0],
             average=sum(seconds) / len(seconds),
-            p95=percentile(seconds, 0.95),
+            p95=nearest_rank(seconds, 0.95, ordered=True),
             maximum=seconds[-1],
         )
         if seconds

@@ -77,21 +77,6 @@ def add_counts(values: list[dict[str, Any]]) -> None:
     db.session.execute(statement, values)
 
 
-def percentile(histogram: list[int], share: float) -> float | None:
-    """The ``share`` percentile of a bucket histogram, interpolated inside its bucket."""
-    total = sum(histogram)
-    if not total:
-        return None
-    wanted, seen = share * total, 0
-    for index, count in enumerate(histogram):
-        if count and seen + count >= wanted:
-            low = DURATION_BOUNDS[index - 1] if index else 0.0
-            high = DURATION_BOUNDS[index] if index < len(DURATION_BOUNDS) else low * 2
-            return round(low + (high - low) * (wanted - seen) / count, 3)
-        seen += count
-    return None
-
-
 REBUILD_BATCH = 5000
 
 

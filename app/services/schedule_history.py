@@ -9,7 +9,6 @@ An occurrence whose run the recorder has not seen yet falls back to its executio
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from sqlalchemy import and_, or_, select
 
 from app.extensions import db
 from app.models import RunKind, ScheduleRun
+from app.monitoring.percentiles import nearest_rank
 from app.runs.outcome import ERROR_TEXT, join_outcome, outcome_columns
 
 HISTORY_PAGE_SIZE = 25
@@ -122,11 +122,8 @@ class ScheduleStats:
 
     @property
     def p95(self) -> float | None:
-        """Nearest-rank 95th percentile."""
-        if not self.durations:
-            return None
-        ordered = sorted(self.durations)
-        return ordered[math.ceil(0.95 * len(ordered)) - 1]
+        """Exact: at most ``STATS_WINDOW`` durations."""
+        return nearest_rank(self.durations, 0.95)
 
     def top_errors(self, count: int = TOP_ERRORS) -> list[tuple[str, int]]:
         return self.errors.most_common(count)
