@@ -406,7 +406,7 @@ def test_analysis_of_a_selection(viewer: FlaskClient) -> None:
     assert 'status-failure">failure</span></dt><dd class="num">3' in facts
     assert "Minimum</dt><dd>1.0 s" in facts and "Maximum</dt><dd>20.0 s" in facts
     assert "Average</dt><dd>10.5 s" in facts and "95th percentile</dt><dd>19.0 s" in facts
-    errors = re.findall(r"<tr><td><code>([^<]+)</code></td><td class=\"num\">(\d+)", html)
+    errors = re.findall(r"<tr><td><code[^>]*>([^<]+)</code></td><td class=\"num\">(\d+)", html)
     assert errors[0] == ("TimeoutError: feed", "2") and ("KeyError: &#39;x&#39;", "1") in errors
     assert "not selected" not in html
 
@@ -674,3 +674,15 @@ def test_prefix_range_holds_every_match() -> None:
             assert all(low <= i < high for i in ids if i.startswith(prefix)), prefix
     assert _prefix_range("abc%") is None and _prefix_range("---") is None
     assert _prefix_range("3f9") == ("3f9", "3fa") and _prefix_range("0f-") == ("0f", "0g")
+
+
+def test_code_values_are_escaped_left_to_right_isolated(app: Flask) -> None:
+    from app.web.formatting import code
+
+    assert str(code("0 6 * * *")) == '<code class="ltr" dir="ltr">0 6 * * *</code>'
+    assert str(code("<b>", "pre", "traceback", title='a"b')) == (
+        '<pre class="traceback ltr" dir="ltr" title="a&#34;b">&lt;b&gt;</pre>'
+    )
+    assert str(code(None, "bdi")) == '<bdi class="ltr" dir="ltr"></bdi>'
+    with pytest.raises(ValueError, match="not 'script'"):
+        code("x", "script")

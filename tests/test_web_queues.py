@@ -31,7 +31,7 @@ def push(app: Flask, queue: str, count: int) -> list[str]:
 
 
 def row_of(html: str, queue: str) -> str:
-    start = html.index(f"<td><code>{queue}</code></td>")
+    start = html.index(f'<td><code class="ltr" dir="ltr">{queue}</code></td>')
     return html[start : html.index("</tr>", start)]
 
 
@@ -77,7 +77,8 @@ def test_depth_latency_and_consumers_of_real_messages(
     assert '<td class="num">0</td>' in default and 'status-ok">empty<' in default
     assert "w1@host" in default
     for name in queue_names():
-        assert f"<td><code>{name}</code></td>" in html  # dead_letter included
+        # dead_letter included
+        assert f'<td><code class="ltr" dir="ltr">{name}</code></td>' in html
 
 
 def test_a_deep_queue_is_a_backlog(

@@ -165,7 +165,7 @@ def test_list_shows_timing_next_run_last_run_and_controls(
     page = client.get(LIST)
     assert page.status_code == 200
     text = html.unescape(page.text)
-    assert "<code>0 12 * * *</code>" in text
+    assert '<code class="ltr" dir="ltr">0 12 * * *</code>' in text
     assert "every 5 minutes" in text and "once at" in text
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', page.text, re.S).group(1)
     assert "status-failure" in row  # last run: its execution's status, colour and text

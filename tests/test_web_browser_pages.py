@@ -1,0 +1,82 @@
+"""Browser tests of what issue #15 found on the pages: right-to-left code, failure pages, the
+schedule form, cancelling. Same harness as tests/test_web_browser.py (headless Debian chromium, a
+real web process, screenshots in tests/screenshots/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from app.models import Role
+from tests.conftest import screenshot
+from tests.test_web_browser import Problems, sample_rows, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page(browser_page: Any) -> Iterator[Any]:
+    """The browser page, watched for console errors and CSP violations (checked at test end)."""
+    browser_page.problems = Problems(browser_page)
+    yield browser_page
+    browser_page.problems.check("at the end of the test")
+
+
+# The x position on screen of each non-blank character of the first element matching the selector
+# whose text is the given one, in the text's order.
+CHARACTER_XS = """([selector, text]) => {
+  const element = [...document.querySelectorAll(selector)].find(e => e.textContent.trim() === text);
+  if (!element) return null;
+  const node = document.createTreeWalker(element, NodeFilter.SHOW_TEXT).nextNode();
+  const xs = [];
+  for (let i = 0; i < node.data.length; i++) {
+    if (!node.data[i].trim()) continue;
+    const range = document.createRange();
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    xs.push([node.data[i], range.getClientRects()[0].x]);
+  }
+  return xs;
+}"""
+
+
+def reads_left_to_right(page: Any, selector: str, text: str) -> None:
+    """The characters of ``text`` shown in ``selector`` stand in their order from left to right."""
+    xs = page.evaluate(CHARACTER_XS, [selector, text])
+    assert xs, f"no {selector} shows {text!r}"
+    assert "".join(c for c, _ in xs) == text.replace(" ", ""), xs
+    positions = [x for _, x in xs]
+    assert positions == sorted(positions), f"{selector} is not shown left to right: {xs}"
+
+
+def use_language(page: Any, language: str) -> None:
+    page.select_option("#language-select", language)
+    expect(page.locator("html")).to_have_attribute("lang", language)
+
+
+def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, users: Any) -> None:
+    rows = sample_rows()
+    sign_in(page, live_server, Role.ADMIN)
+    for language in ("en", "ar"):
+        use_language(page, language)
+        page.goto(f"{live_server}/tasks/scheduled/")
+        reads_left_to_right(page, "table.schedules code", "0 2 * * *")
+        screenshot(page, f"rtl-scheduled-{language}")
+        page.goto(f"{live_server}/tasks/scheduled/{rows['schedule']}/")
+        reads_left_to_right(page, "dl code", "task_monitoring.tasks.health_check")
+        reads_left_to_right(page, "dl code", "{}")
+        screenshot(page, f"rtl-scheduled-detail-{language}")
+        page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
+        reads_left_to_right(page, "pre.error-text", "ConnectionError: connection refused")
+        screenshot(page, f"rtl-execution-{language}")
+        page.goto(f"{live_server}/tasks/executions/")
+        screenshot(page, f"rtl-executions-{language}")
+        page.goto(f"{live_server}/tasks/")
+        screenshot(page, f"rtl-dashboard-{language}")
+        page.goto(f"{live_server}/tasks/dead-letters/{rows['letter']}/")
+        reads_left_to_right(page, "pre", "ConnectionError: connection refused")
+        screenshot(page, f"rtl-dead-letter-{language}")
