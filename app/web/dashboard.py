@@ -75,7 +75,7 @@ def health_context() -> dict[str, Any]:
     return {
         "checks": health(_redis())["checks"],
         "open_alerts": figures.open_alerts(),
-        "warnings": figures.failure_warnings(),
+        "error_rates": figures.failure_warnings(),
         "window_hours": current_app.config["FAILURE_RATE_WINDOW_HOURS"],
     }
 
