@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
-from app.models import Role
-from tests.conftest import screenshot
+from app.extensions import db
+from app.models import Role, TaskExecution
+from tests.conftest import SCREENSHOTS_DIR, screenshot
 from tests.test_web_browser import Problems, sample_rows, sign_in
 
 pytestmark = pytest.mark.browser
@@ -41,6 +43,23 @@ CHARACTER_XS = """([selector, text]) => {
     xs.push([node.data[i], range.getClientRects()[0].x]);
   }
   return xs;
+}"""
+# The lines of a <pre> that its scrolling box shows right now, whole or in part.
+VISIBLE_LINES = """selector => {
+  const pre = document.querySelector(selector);
+  const box = pre.parentElement.getBoundingClientRect();
+  const node = pre.firstChild;
+  const lines = [];
+  let start = 0;
+  for (const line of node.data.split("\\n")) {
+    const range = document.createRange();
+    range.setStart(node, start);
+    range.setEnd(node, start + Math.max(line.length, 0));
+    const rect = range.getBoundingClientRect();
+    if (line.length && rect.bottom > box.top && rect.top < box.bottom) lines.push(line);
+    start += line.length + 1;
+  }
+  return lines;
 }"""
 
 
@@ -80,3 +99,38 @@ def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, u
         page.goto(f"{live_server}/tasks/dead-letters/{rows['letter']}/")
         reads_left_to_right(page, "pre", "ConnectionError: connection refused")
         screenshot(page, f"rtl-dead-letter-{language}")
+
+
+FINAL = "app.tracking.policies.TransientNetworkError: cannot reach example.org"
+
+
+def long_traceback() -> str:
+    """120 library frames, then the project's frame and the final exception."""
+    library = [f'  File "/usr/lib/python3/lib/m{i}.py", line {i}, in f{i}' for i in range(120)]
+    project = '  File "/srv/app/pipeline/retrieval.py", line 70, in fetch'
+    return "\n".join(["Traceback (most recent call last):", *library, project, FINAL])
+
+
+def test_failure_page_opens_the_traceback_at_its_end(
+    live_server: str, page: Any, users: Any
+) -> None:
+    rows = sample_rows()
+    query = select(TaskExecution).where(TaskExecution.task_id == rows["execution"])
+    execution = db.session.scalar(query)
+    execution.traceback = long_traceback()
+    execution.error_message = FINAL
+    db.session.commit()
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
+    box = page.locator(".scroll-end")
+    shown = box.bounding_box()
+    seen = page.evaluate(VISIBLE_LINES, ".scroll-end pre")
+    assert shown["height"] < 600 and seen, shown
+    assert seen[-1] == FINAL, seen
+    assert '  File "/srv/app/pipeline/retrieval.py", line 70, in fetch' in seen
+    assert "Traceback (most recent call last):" not in seen
+    box.screenshot(path=str(SCREENSHOTS_DIR / "traceback-end.png"))
+    page.goto(f"{live_server}/tasks/executions/")
+    cell = page.locator("td.error-cell").first
+    expect(cell).to_have_text("TransientNetworkError: cannot reach example.org")
+    assert cell.bounding_box()["width"] > 150

@@ -686,3 +686,28 @@ def test_code_values_are_escaped_left_to_right_isolated(app: Flask) -> None:
     assert str(code(None, "bdi")) == '<bdi class="ltr" dir="ltr"></bdi>'
     with pytest.raises(ValueError, match="not 'script'"):
         code("x", "script")
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("app.tracking.policies.DataValidationError: bad\nmore", "DataValidationError: bad"),
+        ("urllib.error.URLError: <urlopen error x>", "URLError: <urlopen error x>"),
+        ("KeyError: 'a.b'", "KeyError: 'a.b'"),
+        ("a.b.Stopped", "Stopped"),
+        ("see a.b.C: no", "see a.b.C: no"),
+        ("", ""),
+        (None, ""),
+        ("\n\n  ", ""),
+    ],
+)
+def test_short_error_names_the_exception_by_its_short_name(message, shown) -> None:
+    from app.web.formatting import short_error
+
+    assert short_error(message) == shown
+
+
+def test_error_column_shows_the_exception_type_and_message_start(viewer: FlaskClient) -> None:
+    make(status=TaskStatus.FAILURE, error_message="app.tracking.policies.DataValidationError: x")
+    html = viewer.get("/tasks/executions/").text
+    assert '<bdi class="ltr" dir="ltr">DataValidationError: x</bdi>' in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -119,6 +120,15 @@ def status_label(value: str) -> str:
 
 
 CODE_TAGS = frozenset({"code", "pre", "bdi"})
+QUALIFIED_ERROR = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*)(?=:|$)")
+
+
+def short_error(message: str | None) -> str:
+    """An error's first line with its exception type by short name, for a list's narrow column:
+    ``app.tracking.policies.DataValidationError: bad row`` reads ``DataValidationError: bad row``.
+    """
+    lines = (message or "").strip().splitlines()
+    return QUALIFIED_ERROR.sub(r"\1", lines[0]) if lines else ""
 
 
 def code(
@@ -150,4 +160,5 @@ def init_app(app: Flask) -> None:
         percent=percent,
         megabytes=megabytes,
         code=code,
+        short_error=short_error,
     )
