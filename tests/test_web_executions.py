@@ -602,6 +602,43 @@ def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClien
     assert missing.status_code == 404
 
 
+def test_cancelling_a_pending_execution_shows_the_request_at_once(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, csrf = operator
+    pending = make(status=TaskStatus.PENDING)
+    response = client.post(f"/tasks/executions/{pending.task_id}/cancel", data={"csrf_token": csrf})
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).text
+    assert "it shows as revoked once a worker drops it" in page
+    assert "cancel requested" in page and "by operator, " in page
+    assert f'action="/tasks/executions/{pending.task_id}/cancel"' not in page  # asked already
+    db.session.expire_all()
+    row = db.session.get(TaskExecution, pending.id)
+    assert row.status == TaskStatus.PENDING and row.cancel_requested_by == "operator"
+    assert row.cancel_requested_at is not None
+    entry = db.session.scalar(
+        select(AuditEntry).where(
+            AuditEntry.action == "execution.cancel", AuditEntry.target_id == pending.task_id
+        )
+    )
+    assert entry.actor_name == "operator" and entry.details == {"terminate": False}
+    assert "cancel requested" in client.get("/tasks/executions/").text  # the list says so too
+    again = client.post(f"/tasks/executions/{pending.task_id}/cancel", data={"csrf_token": csrf})
+    assert again.status_code == 303  # still not final: the request is sent again, harmlessly
+
+
+def test_a_finished_execution_is_never_marked_cancel_requested(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, csrf = operator
+    done = make(status=TaskStatus.SUCCESS)
+    response = client.post(f"/tasks/executions/{done.task_id}/cancel", data={"csrf_token": csrf})
+    assert "The execution is already success" in client.get(response.headers["Location"]).text
+    db.session.expire_all()
+    assert db.session.get(TaskExecution, done.id).cancel_requested_at is None
+
+
 def test_viewer_cannot_retry_from_the_detail(viewer: FlaskClient) -> None:
     failed = make(status=TaskStatus.FAILURE)
     html = viewer.get(f"/tasks/executions/{failed.task_id}/").text
