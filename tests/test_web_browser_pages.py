@@ -63,6 +63,15 @@ VISIBLE_LINES = """selector => {
 }"""
 
 
+# The space (px) above each card heading that follows other content in its card.
+HEADING_GAPS = """() => Object.fromEntries([...document.querySelectorAll(".card > h3")]
+  .filter(h => h.previousElementSibling)
+  .map(h => {
+    const above = h.previousElementSibling.getBoundingClientRect().bottom;
+    return [h.textContent.trim(), h.getBoundingClientRect().top - above];
+  }))"""
+
+
 def reads_left_to_right(page: Any, selector: str, text: str) -> None:
     """The characters of ``text`` shown in ``selector`` stand in their order from left to right."""
     xs = page.evaluate(CHARACTER_XS, [selector, text])
@@ -88,6 +97,8 @@ def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, u
         page.goto(f"{live_server}/tasks/scheduled/{rows['schedule']}/")
         reads_left_to_right(page, "dl code", "task_monitoring.tasks.health_check")
         reads_left_to_right(page, "dl code", "{}")
+        gaps = page.evaluate(HEADING_GAPS)
+        assert gaps and min(gaps.values()) >= 12, gaps  # "Last run" off the list above it
         screenshot(page, f"rtl-scheduled-detail-{language}")
         page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
         reads_left_to_right(page, "pre.error-text", "ConnectionError: connection refused")

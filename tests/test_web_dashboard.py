@@ -444,8 +444,11 @@ def test_retry_sends_only_the_last_hours_unretried_failures(
         (recent.task_id, "ok"),
     ]
     assert all(a.actor_name == "operator" for a in audits)
-    text = text_of(client.get("/tasks/").text)
-    assert "1 failed execution of the last hour was sent again." in text
+    page = client.get("/tasks/").text
+    text = text_of(page)
+    new_id = audits[1].details["new_task_id"]
+    assert f"1 failed execution of the last hour was sent again: {new_id[:8]}" in text
+    assert f'<a href="/tasks/executions/{new_id}/"><code class="ltr" dir="ltr">' in page
     assert "1 could not be re-run exactly" in text
     # Before the recorder stores the new execution, the audit trail prevents a second send.
     client.post(RETRY, data={"csrf_token": csrf})

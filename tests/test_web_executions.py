@@ -748,3 +748,13 @@ def test_error_column_shows_the_exception_type_and_message_start(viewer: FlaskCl
     make(status=TaskStatus.FAILURE, error_message="app.tracking.policies.DataValidationError: x")
     html = viewer.get("/tasks/executions/").text
     assert '<bdi class="ltr" dir="ltr">DataValidationError: x</bdi>' in html
+
+
+def test_bulk_retry_links_each_new_execution(operator: tuple[FlaskClient, str]) -> None:
+    client, csrf = operator
+    failed = make(status=TaskStatus.FAILURE)
+    response = client.post(
+        "/tasks/executions/retry", data={"csrf_token": csrf, "task_ids": [failed.task_id]}
+    )
+    new_id = re.search(r'as <a href="/tasks/executions/([0-9a-f-]{36})/">', response.text)
+    assert new_id, response.text

@@ -165,7 +165,7 @@ def test_list_shows_timing_next_run_last_run_and_controls(
     page = client.get(LIST)
     assert page.status_code == 200
     text = html.unescape(page.text)
-    assert '<code class="ltr" dir="ltr">0 12 * * *</code>' in text
+    assert '<code class="nowrap ltr" dir="ltr">0 12 * * *</code>' in text
     assert "every 5 minutes" in text and "once at" in text
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', page.text, re.S).group(1)
     assert "status-failure" in row  # last run: its execution's status, colour and text
@@ -793,3 +793,10 @@ def test_history_links_to_the_execution_page(app: Flask) -> None:
     with app.test_request_context():
         assert execution_url("abc") == "/tasks/executions/abc/"
         assert execution_url(None) is None
+
+
+def test_a_crontab_is_one_unbreakable_code_value(operator: tuple[FlaskClient, str]) -> None:
+    client, _ = operator
+    schedule(name="every five", crontab="*/5 * * * *")
+    page = client.get("/tasks/scheduled/").text
+    assert '<code class="nowrap ltr" dir="ltr">*/5 * * * *</code>' in page

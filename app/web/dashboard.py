@@ -26,6 +26,7 @@ from app.services.runs import latest_by_schedule
 from app.tracking.heartbeats import live_workers
 from app.web import bp
 from app.web.dashboard_charts import trend_charts
+from app.web.formatting import code
 from app.web.fragments import conditional, is_htmx
 from app.web.links import execution_url
 
@@ -195,6 +196,23 @@ def dashboard_run_now() -> Response:
     return _back()
 
 
+SENT_LINKS = 10
+
+
+def _new_executions(task_ids: list[str]) -> Markup:
+    """Links to the first new executions (short ids), and how many more there are."""
+    links = Markup(", ").join(
+        Markup('<a href="{}">{}</a>').format(
+            url_for("web.execution_detail", task_id=task_id), code(task_id[:8])
+        )
+        for task_id in task_ids[:SENT_LINKS]
+    )
+    more = len(task_ids) - SENT_LINKS
+    if more > 0:
+        links += Markup(" ") + ngettext("and %(num)d more", "and %(num)d more", more)
+    return links
+
+
 @bp.post("/dashboard/retry-failures")
 @requires(Role.OPERATOR)
 def dashboard_retry_failures() -> Response:
@@ -203,14 +221,12 @@ def dashboard_retry_failures() -> Response:
     db.session.commit()
     count = len(report.new_task_ids)
     if count:
-        flash(
-            ngettext(
-                "%(num)d failed execution of the last hour was sent again.",
-                "%(num)d failed executions of the last hour were sent again.",
-                count,
-            ),
-            "success",
+        sent = ngettext(
+            "%(num)d failed execution of the last hour was sent again:",
+            "%(num)d failed executions of the last hour were sent again:",
+            count,
         )
+        flash(Markup("{} {}").format(sent, _new_executions(report.new_task_ids)), "success")
     if report.refused:
         flash(
             ngettext(
