@@ -34,6 +34,9 @@ def celery_init_app(app: Flask) -> Celery:
             task_ignore_result=False,
             result_extended=True,
         )
+    else:
+        # Tracking records results, Celery none (quietly: app.tracking.results).
+        celery_app.conf.result_backend = "app.tracking.results:NoResults"
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

@@ -99,7 +99,8 @@ def test_token_is_shown_once_and_revoked(
     )
     assert response.status_code == 201
     token = db.session.scalar(select(ApiToken))
-    plaintext = response.text.split('<code class="secret">', 1)[1].split("</code>", 1)[0]
+    shown = response.text.split('<code class="secret ltr" dir="ltr">', 1)[1]
+    plaintext = shown.split("</code>", 1)[0]
     assert token.token_hash == hash_token(plaintext)
     assert "&lt;b&gt;export&lt;/b&gt;" in response.text
     listing = client.get("/tasks/tokens/").text

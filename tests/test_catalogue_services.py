@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 import threading
-import urllib.error
 from datetime import date, timedelta
 from uuid import uuid4
 
@@ -118,13 +119,56 @@ def test_retrieval_sorts_http_errors_for_the_retry_policy(idmc, idmc_server, sta
     assert db.session.scalar(select(func.count()).select_from(RawPayload)) == 0
 
 
-def test_retrieval_of_an_unreachable_source_is_a_network_error(app: Flask, idmc) -> None:
+def test_retrieval_of_an_unreachable_source_is_a_network_error_naming_the_host(
+    app: Flask, idmc, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.tracking.policies import NETWORK_ERRORS
     from tests.support import free_port
 
     source, variable = idmc
-    source.base_url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(urllib.error.URLError):
+    port = free_port()
+    source.base_url = f"http://127.0.0.1:{port}"
+    app.config["IDMC_CLIENT_ID"] = "s3cret-id"
+    with (
+        caplog.at_level(logging.INFO, "app.pipeline.retrieval"),
+        pytest.raises(TransientNetworkError) as raised,
+    ):
         retrieval.retrieve(source.id, variable.id)
+    message = str(raised.value)
+    assert isinstance(raised.value, NETWORK_ERRORS)
+    assert message.startswith("cannot reach 127.0.0.1: ConnectionRefusedError: ")
+    assert f"(GET http://127.0.0.1:{port}{IDU}?client_id=***redacted***)" in message
+    assert "s3cret" not in message and "s3cret" not in caplog.text
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert re.fullmatch(rf"GET http://127.0.0.1:{port}\S+ -> failed in \d+ ms: .+", record.message)
+
+
+def test_retrieval_logs_each_request_with_status_and_time(
+    idmc, idmc_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    source, variable = idmc
+    idmc_server.serve(IDU, (404, {"detail": "no"}), (200, IDU_RECORDS))
+    with caplog.at_level(logging.INFO, "app.pipeline.retrieval"):
+        with pytest.raises(PermanentRetrievalError, match=f"HTTP 404 from GET {idmc_server.url}"):
+            retrieval.retrieve(source.id, variable.id)
+        retrieval.retrieve(source.id, variable.id)
+    failed, fetched = (record.message for record in caplog.records)
+    assert re.fullmatch(rf"GET {idmc_server.url}{IDU} -> HTTP 404 in \d+ ms", failed)
+    assert re.fullmatch(rf"GET {idmc_server.url}{IDU} -> HTTP 200, \d+ bytes in \d+ ms", fetched)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://h/p", "http://h/p"),
+        ("http://h/p?client_id=abc&x=1", "http://h/p?client_id=***redacted***&x=1"),
+        ("https://h/p?api_key=k&token=t&year=2024", "https://h/p?api_key=***redacted***&token=***redacted***&year=2024"),
+        ("http://h/p?=&a", "http://h/p?=&a="),
+    ],
+)  # fmt: skip
+def test_shown_url_masks_credentials(url: str, shown: str) -> None:
+    assert retrieval.shown_url(url) == shown
 
 
 def _stored(idmc, idmc_server, records) -> RawPayload:

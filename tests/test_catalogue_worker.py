@@ -52,6 +52,8 @@ def test_retrieval_does_not_retry_a_404(app: Flask, idmc_server, engine) -> None
     row = wait_status(task_id, "failure", timeout=60)
     assert row.retry_count == 0 and idmc_server.count(IDU) == 1
     assert "PermanentRetrievalError" in row.error_message
+    assert f"HTTP 404 from GET {idmc_server.url}{IDU}" in row.error_message
+    assert any(f"GET {idmc_server.url}{IDU} -> HTTP 404 in" in line["message"] for line in row.logs)
 
 
 def test_processing_invalid_data_is_not_retried(app: Flask, idmc_server, engine) -> None:

@@ -133,7 +133,7 @@ def test_processing_does_not_retry_invalid_data(app: Flask, engine) -> None:
 
 def test_revoked_before_start(app: Flask, start_worker, start_recorder) -> None:
     start_recorder()
-    start_worker(concurrency=1)
+    worker = start_worker(concurrency=1)
     blocker = send(app, "tests.sleep", 3)
     wait_status(blocker, "started")
     waiting = send(app, "tests.add", 1, 2)
@@ -141,6 +141,8 @@ def test_revoked_before_start(app: Flask, start_worker, start_recorder) -> None:
     row = wait_status(waiting, "revoked")
     assert row.started_at is None and row.completed_at is not None
     assert attempts(waiting) == []
+    # Celery keeps no results (tracking does): a revoke must not warn about a missing backend.
+    assert "Failed to mark" not in worker.log() and "No result backend" not in worker.log()
 
 
 def test_revoked_while_running_with_terminate(app: Flask, engine) -> None:

@@ -95,7 +95,7 @@ def test_task_types_list_descriptions_tasks_and_rollup_counts(
     assert response.status_code == 200
     page = html.unescape(response.text)
     for name in ("retrieval", "processing", "aggregation", "monitoring", "maintenance"):
-        assert f"<code>{name}</code>" in page
+        assert f'<code class="ltr" dir="ltr">{name}</code>' in page
     row = page.split(f'id="type-{task_type("retrieval").id}"')[1].split("</tr>")[0]
     # Every language, English (the reader's) first.
     texts = [
@@ -108,7 +108,7 @@ def test_task_types_list_descriptions_tasks_and_rollup_counts(
     assert positions == sorted(positions)
     assert 'lang="ar" dir="rtl"' in row
     # Its tasks and their queues, from the Celery app.
-    assert 'retrieve_source</code> → <span class="queue">data_retrieval' in row
+    assert 'retrieve_source</code> → <code class="queue ltr" dir="ltr">data_retrieval' in row
     # Roll-ups: 7 finished and 2 failed in 24 h, 17 in 7 days (the 10-day-old hour is left out).
     numbers = re.findall(r'<td class="num">([^<]*)</td>', row)
     assert numbers[:3] == ["7", "2", "17"]

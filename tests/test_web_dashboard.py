@@ -27,6 +27,7 @@ from app.models import (
     TaskStatus,
 )
 from app.models.types import utcnow
+from app.monitoring import failure_rates
 from app.scheduler.service import create_schedule
 from app.services.rollups import add_counts, bucket_of
 from app.services.statistics import window_start
@@ -339,7 +340,8 @@ def test_health_reports_each_part_and_error_rate_warnings(
     assert "Workers none live" in text
     assert "Open alerts 2 open" in text
     assert "retrieval 20 of 30 66.7%" in text
-    assert "processing" not in text and "aggregation" not in text
+    assert "processing" not in text  # judged, under the threshold
+    assert "Not judged, fewer than 10 executions: aggregation 3 of 3 failed" in text
     redis_client.set("ewas:sched:lock", "1:token", px=10_000)
     # A leading beat whose projection is not rebuilt yet (an emptied Redis) sends nothing.
     text = text_of(viewer.get(FRAGMENTS["health"]).text)
@@ -349,6 +351,22 @@ def test_health_reports_each_part_and_error_rate_warnings(
     sync_all()
     text = text_of(viewer.get(FRAGMENTS["health"]).text)
     assert "Scheduler (beat) active" in text and "rebuilding" not in text
+
+
+def test_error_rate_panel_says_how_many_executions_a_type_needs(viewer: FlaskClient) -> None:
+    hourly(1, "retrieval", failure=4)  # 0% success, but too few to judge
+    text = text_of(viewer.get(FRAGMENTS["health"]).text)
+    assert "No task type with at least 10 executions failed more than 25.0% of them" in text
+    assert "Not judged, fewer than 10 executions: retrieval 4 of 4 failed" in text
+
+
+def test_judge_splits_warned_and_too_few_types() -> None:
+    judged = failure_rates.judge(
+        {"b": (5, 10), "a": (9, 9), "c": (1, 10), None: (2, 2), "idle": (0, 0)}, 0.25, 10
+    )
+    assert [w["task_type"] for w in judged["warnings"]] == ["b"]
+    assert [(e["task_type"], e["rate"]) for e in judged["too_few"]] == [(None, 1.0), ("a", 1.0)]
+    assert failure_rates.judge({"b": (5, 10)}, 0.5, 10)["warnings"] == []  # "more than"
 
 
 def test_health_links_open_alerts_to_the_alerts_page(viewer: FlaskClient) -> None:
@@ -474,8 +492,11 @@ def test_retry_sends_only_the_last_hours_unretried_failures(
         (recent.task_id, "ok"),
     ]
     assert all(a.actor_name == "operator" for a in audits)
-    text = text_of(client.get("/tasks/").text)
-    assert "1 failed execution of the last hour was sent again." in text
+    page = client.get("/tasks/").text
+    text = text_of(page)
+    new_id = audits[1].details["new_task_id"]
+    assert f"1 failed execution of the last hour was sent again: {new_id[:8]}" in text
+    assert f'<a href="/tasks/executions/{new_id}/"><code class="ltr" dir="ltr">' in page
     assert "1 could not be re-run exactly" in text
     # Before the recorder stores the new execution, the audit trail prevents a second send.
     client.post(RETRY, data={"csrf_token": csrf})

@@ -406,7 +406,7 @@ def test_analysis_of_a_selection(viewer: FlaskClient) -> None:
     assert 'status-failure">failure</span></dt><dd class="num">3' in facts
     assert "Minimum</dt><dd>1.0 s" in facts and "Maximum</dt><dd>20.0 s" in facts
     assert "Average</dt><dd>10.5 s" in facts and "95th percentile</dt><dd>19.0 s" in facts
-    errors = re.findall(r"<tr><td><code>([^<]+)</code></td><td class=\"num\">(\d+)", html)
+    errors = re.findall(r"<tr><td><code[^>]*>([^<]+)</code></td><td class=\"num\">(\d+)", html)
     assert errors[0] == ("TimeoutError: feed", "2") and ("KeyError: &#39;x&#39;", "1") in errors
     assert "not selected" not in html
 
@@ -602,6 +602,43 @@ def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClien
     assert missing.status_code == 404
 
 
+def test_cancelling_a_pending_execution_shows_the_request_at_once(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, csrf = operator
+    pending = make(status=TaskStatus.PENDING)
+    response = client.post(f"/tasks/executions/{pending.task_id}/cancel", data={"csrf_token": csrf})
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).text
+    assert "it shows as revoked once a worker drops it" in page
+    assert "cancel requested" in page and "by operator, " in page
+    assert f'action="/tasks/executions/{pending.task_id}/cancel"' not in page  # asked already
+    db.session.expire_all()
+    row = db.session.get(TaskExecution, pending.id)
+    assert row.status == TaskStatus.PENDING and row.cancel_requested_by == "operator"
+    assert row.cancel_requested_at is not None
+    entry = db.session.scalar(
+        select(AuditEntry).where(
+            AuditEntry.action == "execution.cancel", AuditEntry.target_id == pending.task_id
+        )
+    )
+    assert entry.actor_name == "operator" and entry.details == {"terminate": False}
+    assert "cancel requested" in client.get("/tasks/executions/").text  # the list says so too
+    again = client.post(f"/tasks/executions/{pending.task_id}/cancel", data={"csrf_token": csrf})
+    assert again.status_code == 303  # still not final: the request is sent again, harmlessly
+
+
+def test_a_finished_execution_is_never_marked_cancel_requested(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, csrf = operator
+    done = make(status=TaskStatus.SUCCESS)
+    response = client.post(f"/tasks/executions/{done.task_id}/cancel", data={"csrf_token": csrf})
+    assert "The execution is already success" in client.get(response.headers["Location"]).text
+    db.session.expire_all()
+    assert db.session.get(TaskExecution, done.id).cancel_requested_at is None
+
+
 def test_viewer_cannot_retry_from_the_detail(viewer: FlaskClient) -> None:
     failed = make(status=TaskStatus.FAILURE)
     html = viewer.get(f"/tasks/executions/{failed.task_id}/").text
@@ -674,3 +711,50 @@ def test_prefix_range_holds_every_match() -> None:
             assert all(low <= i < high for i in ids if i.startswith(prefix)), prefix
     assert _prefix_range("abc%") is None and _prefix_range("---") is None
     assert _prefix_range("3f9") == ("3f9", "3fa") and _prefix_range("0f-") == ("0f", "0g")
+
+
+def test_code_values_are_escaped_left_to_right_isolated(app: Flask) -> None:
+    from app.web.formatting import code
+
+    assert str(code("0 6 * * *")) == '<code class="ltr" dir="ltr">0 6 * * *</code>'
+    assert str(code("<b>", "pre", "traceback", title='a"b')) == (
+        '<pre class="traceback ltr" dir="ltr" title="a&#34;b">&lt;b&gt;</pre>'
+    )
+    assert str(code(None, "bdi")) == '<bdi class="ltr" dir="ltr"></bdi>'
+    with pytest.raises(ValueError, match="not 'script'"):
+        code("x", "script")
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("app.tracking.policies.DataValidationError: bad\nmore", "DataValidationError: bad"),
+        ("urllib.error.URLError: <urlopen error x>", "URLError: <urlopen error x>"),
+        ("KeyError: 'a.b'", "KeyError: 'a.b'"),
+        ("a.b.Stopped", "Stopped"),
+        ("see a.b.C: no", "see a.b.C: no"),
+        ("", ""),
+        (None, ""),
+        ("\n\n  ", ""),
+    ],
+)
+def test_short_error_names_the_exception_by_its_short_name(message, shown) -> None:
+    from app.web.formatting import short_error
+
+    assert short_error(message) == shown
+
+
+def test_error_column_shows_the_exception_type_and_message_start(viewer: FlaskClient) -> None:
+    make(status=TaskStatus.FAILURE, error_message="app.tracking.policies.DataValidationError: x")
+    html = viewer.get("/tasks/executions/").text
+    assert '<bdi class="ltr" dir="ltr">DataValidationError: x</bdi>' in html
+
+
+def test_bulk_retry_links_each_new_execution(operator: tuple[FlaskClient, str]) -> None:
+    client, csrf = operator
+    failed = make(status=TaskStatus.FAILURE)
+    response = client.post(
+        "/tasks/executions/retry", data={"csrf_token": csrf, "task_ids": [failed.task_id]}
+    )
+    new_id = re.search(r'as <a href="/tasks/executions/([0-9a-f-]{36})/">', response.text)
+    assert new_id, response.text

@@ -31,7 +31,7 @@ def push(app: Flask, queue: str, count: int) -> list[str]:
 
 
 def row_of(html: str, queue: str) -> str:
-    start = html.index(f"<td><code>{queue}</code></td>")
+    start = html.index(f'<td><code class="ltr" dir="ltr">{queue}</code></td>')
     return html[start : html.index("</tr>", start)]
 
 
@@ -77,7 +77,8 @@ def test_depth_latency_and_consumers_of_real_messages(
     assert '<td class="num">0</td>' in default and 'status-ok">empty<' in default
     assert "w1@host" in default
     for name in queue_names():
-        assert f"<td><code>{name}</code></td>" in html  # dead_letter included
+        # dead_letter included
+        assert f'<td><code class="ltr" dir="ltr">{name}</code></td>' in html
 
 
 def test_a_deep_queue_is_a_backlog(
@@ -216,8 +217,9 @@ def test_redis_down_is_a_clear_503(make_app: Callable, users: dict, login_as: Ca
 
 @pytest.mark.parametrize("language", ["en", "fr", "ar"])
 def test_chart_texts_match_the_page_filters(app: Flask, language: str) -> None:
-    from flask_babel import format_date
+    from flask_babel import format_date, get_locale, get_timezone
 
+    from app.web.dashboard_charts import hour_names
     from app.web.formatting import duration
     from app.web.queue_trends import duration_formatter, hour_texts
 
@@ -228,5 +230,7 @@ def test_chart_texts_match_the_page_filters(app: Flask, language: str) -> None:
         assert fast(None) == "—"
         hour = utcnow().replace(minute=0, second=0, microsecond=0)
         labels, tips = hour_texts([hour, hour + timedelta(hours=1)])
-        assert tips[0] == f"{format_date(hour, 'EEE d MMM')} {hour:%H:%M}"
-        assert labels == [f"{format_date(hour, 'EEE')} {hour:%H:%M}", ""]
+        # the dashboard charts' names of an hour: one time format per language
+        axis, name = hour_names(get_locale(), str(get_timezone()), hour)
+        assert tips[0] == name and labels == [axis, ""]
+        assert format_date(hour, "EEE") in axis

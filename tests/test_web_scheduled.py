@@ -164,7 +164,7 @@ def test_list_shows_timing_next_run_last_run_and_controls(
     page = client.get(LIST)
     assert page.status_code == 200
     text = html.unescape(page.text)
-    assert "<code>0 12 * * *</code>" in text
+    assert '<code class="nowrap ltr" dir="ltr">0 12 * * *</code>' in text
     assert "every 5 minutes" in text and "once at" in text
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', page.text, re.S).group(1)
     assert "status-failure" in row  # last run: its execution's status, colour and text
@@ -589,6 +589,29 @@ def test_preview_explains_a_bad_timing(
     assert message in html.unescape(response.text) and "<time" not in response.text
 
 
+def test_preview_replaces_the_timing_fields_error_lists(operator: tuple[FlaskClient, str]) -> None:
+    client, _ = operator
+    bad = client.get(PREVIEW, query_string={"kind": "crontab", "crontab": "61 * * * *"}).text
+    crontab = re.search(
+        r'<ul class="field-errors" id="crontab-errors" hx-swap-oob="true">(.*?)</ul>', bad
+    )
+    assert crontab and "field-error" in crontab.group(1)
+    fixed = client.get(PREVIEW, query_string={"kind": "crontab", "crontab": "*/5 * * * *"}).text
+    for name in ("kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone",
+                 "start_at", "expires_at"):  # fmt: skip
+        assert f'<ul class="field-errors" id="{name}-errors" hx-swap-oob="true"></ul>' in fixed
+    assert "<time" in fixed
+
+
+def test_schedule_form_keeps_an_error_list_on_each_timing_field(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, _ = operator
+    page = client.get("/tasks/scheduled/new/").text
+    assert '<ul class="field-errors" id="crontab-errors"></ul>' in page  # replaced when fixed
+    assert 'id="args-errors"' not in page  # only the timing fields are live
+
+
 def test_preview_of_a_timing_that_never_fires_again(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
     query = {"kind": "crontab", "crontab": "0 * * * *", "expires_at": "2031-01-01T00:00"}
@@ -783,3 +806,10 @@ def test_history_links_to_the_execution_page(app: Flask) -> None:
     with app.test_request_context():
         assert execution_url("abc") == "/tasks/executions/abc/"
         assert execution_url(None) is None
+
+
+def test_a_crontab_is_one_unbreakable_code_value(operator: tuple[FlaskClient, str]) -> None:
+    client, _ = operator
+    schedule(name="every five", crontab="*/5 * * * *")
+    page = client.get("/tasks/scheduled/").text
+    assert '<code class="nowrap ltr" dir="ltr">*/5 * * * *</code>' in page

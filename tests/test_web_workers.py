@@ -89,7 +89,7 @@ def test_a_real_worker_shows_with_its_queues_and_active_task(
     page = client.get("/tasks/workers/")
     assert page.status_code == 200
     html = page.text
-    assert worker.hostname in html and "<code>aggregation</code>" in html
+    assert worker.hostname in html and '<code class="ltr" dir="ltr">aggregation</code>' in html
     assert 'class="status status-ok">live<' in html and "just now" in html
     assert f'id="{_slug(worker.hostname)}-controls"' in html and "data-live" in html
 
@@ -182,7 +182,7 @@ def test_states_of_workers_that_stopped_beating(
         ("lost@a", "error", "lost"),
         ("stopped@a", "disabled", "stopped"),
     ]:
-        section = html[html.index(f"<code>{hostname}</code>") :]
+        section = html[html.index(f'<code class="ltr" dir="ltr">{hostname}</code>') :]
         assert section.index(f'<span class="status status-{css}">{label}</span>') < 200, hostname
     assert "1 live, 1 stale, 2 gone in the last 24 hours" in html
     assert "2 minutes ago" in html  # the lost worker's last heartbeat

@@ -137,6 +137,10 @@ class TaskExecution(db.Model):
     replayable: Mapped[bool] = mapped_column(Boolean, default=True)
     run_kind: Mapped[str | None] = mapped_column(String(16))
     schedule_occurrence: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator asked to cancel it (when, who): shown at once, while a pending message still
+    # waits for a worker to discard it and the recorder to mark the execution revoked.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(64))
     # Order of the last status-bearing event applied (attempt, phase, event time), so that late
     # or repeated tracking events never move an execution backwards.
     state_rank: Mapped[int] = mapped_column(Integer, default=0)

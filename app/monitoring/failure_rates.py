@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +41,28 @@ def type_failure_rates(window_hours: int) -> dict[str, dict[str, Any]]:
     return rates
 
 
+def judge(
+    counts: Mapping[str | None, tuple[int, int]], threshold: float, minimum: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Task types (name -> (failed, finished)) split into ``warnings``: failing more than
+    ``threshold`` of at least ``minimum`` executions, and ``too_few``: finished executions but
+    fewer than ``minimum``, so nobody reads "no type failed" beside a type at 0% success.
+
+    The one rule for alerts and for the dashboard's error-rate panel; both sorted by name.
+    """
+    judged: dict[str, list[dict[str, Any]]] = {"warnings": [], "too_few": []}
+    for name, (failed, finished) in sorted(counts.items(), key=lambda item: item[0] or ""):
+        if not finished:
+            continue
+        entry = {"task_type": name, "failed": failed, "finished": finished}
+        entry["rate"] = failed / finished
+        if finished < minimum:
+            judged["too_few"].append(entry)
+        elif entry["rate"] > threshold:
+            judged["warnings"].append(entry)
+    return judged
+
+
 def check(
     threshold: float | None = None, window_hours: int | None = None, max_depth: int | None = None
 ) -> dict[str, Any]:
@@ -52,8 +75,12 @@ def check(
     minimum = config["FAILURE_RATE_MIN_EXECUTIONS"]
     alerts = []
     rates = type_failure_rates(window_hours)
+    judged = judge(
+        {name: (e["failed"], e["finished"]) for name, e in rates.items()}, threshold, minimum
+    )
+    over = {warning["task_type"] for warning in judged["warnings"]}
     for name, entry in sorted(rates.items()):
-        entry["over_threshold"] = entry["finished"] >= minimum and entry["rate"] > threshold
+        entry["over_threshold"] = name in over
         if entry["over_threshold"]:
             alerts.append(
                 raise_alert(

@@ -2,13 +2,17 @@
 
 Errors are sorted for the retry policy: 429, 5xx, timeouts and connection errors raise
 ``TransientNetworkError`` or a network error (the retrieval type retries them); other 4xx
-answers raise ``PermanentRetrievalError``, which no policy retries.
+answers raise ``PermanentRetrievalError``, which no policy retries. Every error names the URL
+(secrets in its query masked), and every request is logged with its status and time, so a failed
+fetch leaves more than "No log records captured" on its execution.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,8 +26,12 @@ from app.extensions import db
 from app.models import RawPayload, Source, Variable
 from app.models.types import utcnow
 from app.tracking import DataValidationError, TransientNetworkError
+from app.tracking.capture import REDACTED, SECRET_KEY_PATTERN
 
 USER_AGENT = "ewas-task-engine (+https://github.com/ewas)"
+# Query parameters whose values are credentials, beyond the names capture already redacts.
+SECRET_QUERY_NAMES = frozenset({"client_id", "client_secret", "sig", "signature"})
+log = logging.getLogger(__name__)
 
 
 class PermanentRetrievalError(Exception):
@@ -43,23 +51,58 @@ def endpoint_url(source: Source, variable: Variable) -> str:
     return url
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit for errors and logs: credential query values (client id, token, key) masked."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (name, REDACTED if _secret(name) else value)
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, safe="*")))
+
+
+def _secret(name: str) -> bool:
+    return name.lower() in SECRET_QUERY_NAMES or bool(SECRET_KEY_PATTERN.search(name))
+
+
 def fetch(url: str, timeout: float, max_bytes: int) -> tuple[int, str | None, bytes]:
-    """GET ``url``; returns (status, content type, body) or raises a sorted error."""
+    """GET ``url``; returns (status, content type, body) or raises a sorted error naming the URL.
+
+    Logs the request once: method, URL (secrets masked), status or failure, and time taken.
+    """
+    shown = shown_url(url)
     request = urllib.request.Request(
         url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
     )
+    started = time.monotonic()
+
+    def took() -> str:
+        return f"{(time.monotonic() - started) * 1000:.0f} ms"
+
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
             status, content_type = response.status, response.headers.get("Content-Type")
     except urllib.error.HTTPError as error:  # before URLError: HTTPError is one
+        log.warning("GET %s -> HTTP %s in %s", shown, error.code, took())
         if error.code == 429 or error.code >= 500:
-            raise TransientNetworkError(f"HTTP {error.code} from {url}") from None
-        raise PermanentRetrievalError(f"HTTP {error.code} from {url}") from None
+            raise TransientNetworkError(f"HTTP {error.code} from GET {shown}") from None
+        raise PermanentRetrievalError(f"HTTP {error.code} from GET {shown}") from None
     except http.client.IncompleteRead as error:
-        raise TransientNetworkError(f"truncated answer from {url}: {error}") from None
+        log.warning("GET %s -> truncated answer in %s: %s", shown, took(), error)
+        raise TransientNetworkError(f"truncated answer from GET {shown}: {error}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        host = urllib.parse.urlsplit(url).hostname
+        log.warning("GET %s -> failed in %s: %s", shown, took(), reason)
+        raise TransientNetworkError(
+            f"cannot reach {host}: {type(reason).__name__}: {reason} (GET {shown})"
+        ) from None
+    log.info("GET %s -> HTTP %s, %s bytes in %s", shown, status, len(body), took())
     if len(body) > max_bytes:
-        raise PermanentRetrievalError(f"answer from {url} exceeds {max_bytes} bytes")
+        raise PermanentRetrievalError(f"answer from GET {shown} exceeds {max_bytes} bytes")
     return status, content_type, body
 
 

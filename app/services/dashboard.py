@@ -12,6 +12,7 @@ from sqlalchemy import func, literal, select
 
 from app.extensions import db
 from app.models import Alert, ExecutionHourly, ScheduledTask, TaskExecution, TaskStatus
+from app.monitoring.failure_rates import judge
 from app.services.statistics import SUMS, by_type, summarize, window_start
 
 H = ExecutionHourly
@@ -100,20 +101,21 @@ def durations_by_type(hours: int = TREND_HOURS) -> list[dict[str, Any]]:
     ]
 
 
-def failure_warnings() -> list[dict[str, Any]]:
-    """Task types failing more often than ``FAILURE_RATE_THRESHOLD`` over the alerting window,
-    with enough executions to judge (the thresholds of app.monitoring.failure_rates)."""
+def failure_warnings() -> dict[str, Any]:
+    """The error-rate panel over the alerting window: ``warnings`` (types failing more than
+    ``FAILURE_RATE_THRESHOLD``), ``too_few`` (types with fewer executions than
+    ``FAILURE_RATE_MIN_EXECUTIONS``, not judged), and that minimum; the rule of
+    app.monitoring.failure_rates.judge."""
     config = current_app.config
-    threshold = config["FAILURE_RATE_THRESHOLD"]
     minimum = config["FAILURE_RATE_MIN_EXECUTIONS"]
-    warnings = []
-    for name, summary in sorted(by_type(config["FAILURE_RATE_WINDOW_HOURS"]).items()):
-        failed = summary["counts"]["failure"]
-        judged = summary["counts"]["success"] + failed
-        if judged >= minimum and failed / judged > threshold:
-            rate = failed / judged
-            warnings.append({"task_type": name, "failed": failed, "finished": judged, "rate": rate})
-    return warnings
+    counts = {
+        name: (
+            summary["counts"]["failure"],
+            summary["counts"]["success"] + summary["counts"]["failure"],
+        )
+        for name, summary in by_type(config["FAILURE_RATE_WINDOW_HOURS"]).items()
+    }
+    return {**judge(counts, config["FAILURE_RATE_THRESHOLD"], minimum), "minimum": minimum}
 
 
 def open_alerts() -> Count:

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import update
 
 from app.errors import Conflict, DomainError, NotFound
 from app.extensions import db
-from app.models import FINAL_STATUSES, TaskStatus
+from app.models import FINAL_STATUSES, TaskExecution, TaskStatus
+from app.models.types import utcnow
 from app.services.audit import record_audit
 from app.services.executions import by_task_id
 from app.tracking.retry import retry_execution
@@ -47,7 +49,14 @@ def retry(task_id: str) -> str:
 
 
 def cancel(task_id: str) -> Cancelled:
-    """Revoke a pending or running execution (terminating it when started); audited."""
+    """Revoke a pending or running execution (terminating it when started); audited.
+
+    The request is stored on the execution (when, who) before the revoke is broadcast, so its
+    page says "cancel requested" at once: a pending message is only discarded when a worker
+    picks it up, and only then does the recorder mark the execution revoked. The update is
+    conditional on a non-final status, so a cancel racing the task's end does not mark a
+    finished execution.
+    """
     execution = by_task_id(task_id)
     if execution is None:
         raise NotFound(_("No execution with task id %(task_id)s.", task_id=task_id[:64]))
@@ -55,7 +64,13 @@ def cancel(task_id: str) -> Cancelled:
         raise Conflict(_("The execution is already %(status)s.", status=str(execution.status)))
     terminate = execution.status == TaskStatus.STARTED
     previous = str(execution.status)
-    record_audit("execution.cancel", "execution", task_id, details={"terminate": terminate})
+    entry = record_audit("execution.cancel", "execution", task_id, details={"terminate": terminate})
+    db.session.execute(
+        update(TaskExecution)
+        .where(TaskExecution.id == execution.id, TaskExecution.status.not_in(FINAL_STATUSES))
+        .values(cancel_requested_at=utcnow(), cancel_requested_by=entry.actor_name)
+        .execution_options(synchronize_session="fetch")
+    )
     db.session.commit()
     current_app.extensions["celery"].control.revoke(task_id, terminate=terminate)
     return Cancelled(task_id, terminate, previous)

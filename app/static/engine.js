@@ -52,6 +52,23 @@
     }
   });
 
+  /* A field's error list replaced by a fragment (out of band): the field's invalid state follows. */
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".field > ul.field-errors").forEach(function (list) {
+      var field = list.parentElement;
+      var input = field.querySelector("input, select, textarea");
+      var invalid = list.children.length > 0;
+      field.classList.toggle("has-error", invalid);
+      if (!input) { return; }
+      if (invalid) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", list.id);
+      } else {
+        input.removeAttribute("aria-invalid");
+      }
+    });
+  });
+
   /* Buttons with data-confirm ask before submitting their form (delete, discard all). */
   document.addEventListener("submit", function (event) {
     var submitter = event.submitter;

@@ -27,6 +27,7 @@ from app.services.runs import latest_by_schedule
 from app.tracking.heartbeats import live_workers
 from app.web import bp
 from app.web.dashboard_charts import trend_charts
+from app.web.formatting import code
 from app.web.fragments import conditional, is_htmx
 from app.web.links import execution_url
 
@@ -76,7 +77,7 @@ def health_context() -> dict[str, Any]:
     return {
         "checks": health(_redis())["checks"],
         "open_alerts": figures.open_alerts(),
-        "warnings": figures.failure_warnings(),
+        "error_rates": figures.failure_warnings(),
         "window_hours": current_app.config["FAILURE_RATE_WINDOW_HOURS"],
     }
 
@@ -189,6 +190,23 @@ def dashboard_run_now() -> Response:
     return _back()
 
 
+SENT_LINKS = 10
+
+
+def _new_executions(task_ids: list[str]) -> Markup:
+    """Links to the first new executions (short ids), and how many more there are."""
+    links = Markup(", ").join(
+        Markup('<a href="{}">{}</a>').format(
+            url_for("web.execution_detail", task_id=task_id), code(task_id[:8])
+        )
+        for task_id in task_ids[:SENT_LINKS]
+    )
+    more = len(task_ids) - SENT_LINKS
+    if more > 0:
+        links += Markup(" ") + ngettext("and %(num)d more", "and %(num)d more", more)
+    return links
+
+
 @bp.post("/dashboard/retry-failures")
 @requires(Role.OPERATOR)
 def dashboard_retry_failures() -> Response:
@@ -197,14 +215,12 @@ def dashboard_retry_failures() -> Response:
     db.session.commit()
     count = len(report.new_task_ids)
     if count:
-        flash(
-            ngettext(
-                "%(num)d failed execution of the last hour was sent again.",
-                "%(num)d failed executions of the last hour were sent again.",
-                count,
-            ),
-            "success",
+        sent = ngettext(
+            "%(num)d failed execution of the last hour was sent again:",
+            "%(num)d failed executions of the last hour were sent again:",
+            count,
         )
+        flash(Markup("{} {}").format(sent, _new_executions(report.new_task_ids)), "success")
     if report.refused:
         flash(
             ngettext(

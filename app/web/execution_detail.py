@@ -174,7 +174,11 @@ def execution_detail(task_id: str) -> Response:
         schedule=schedule_link(execution.schedule_id),
         run=runs.run_of_execution(execution.task_id),
         can_retry=operator and execution.status in RETRYABLE,
-        can_cancel=operator and execution.status not in FINAL_STATUSES,
+        cancel_requested=execution.cancel_requested_at is not None
+        and execution.status not in FINAL_STATUSES,
+        can_cancel=operator
+        and execution.status not in FINAL_STATUSES
+        and execution.cancel_requested_at is None,
         polled=is_htmx(),
     )
 
@@ -214,5 +218,8 @@ def execution_cancel(task_id: str) -> Response:
     if outcome.terminated:
         flash(_("Cancel sent: the worker terminates the running task."), "success")
     else:
-        flash(_("Cancel sent: the task will not run."), "success")
+        flash(
+            _("Cancel sent: the task will not run; it shows as revoked once a worker drops it."),
+            "success",
+        )
     return _back_to(execution)

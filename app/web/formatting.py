@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -18,6 +19,7 @@ from flask_babel import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
 
 STATUS_LABELS = {
     "pending": _l("pending"),
@@ -117,8 +119,46 @@ def status_label(value: str) -> str:
     return str(STATUS_LABELS.get(value, value))
 
 
+CODE_TAGS = frozenset({"code", "pre", "bdi"})
+QUALIFIED_ERROR = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*)(?=:|$)")
+
+
+def short_error(message: str | None) -> str:
+    """An error's first line with its exception type by short name, for a list's narrow column:
+    ``app.tracking.policies.DataValidationError: bad row`` reads ``DataValidationError: bad row``.
+    """
+    lines = (message or "").strip().splitlines()
+    return QUALIFIED_ERROR.sub(r"\1", lines[0]) if lines else ""
+
+
+def code(
+    value: object, tag: str = "code", css: str | None = None, title: str | None = None
+) -> Markup:
+    """A code-like value (crontab, JSON, id, task or queue name, error, traceback, URL) as
+    left-to-right text isolated from the page, so a right-to-left page shows ``0 6 * * *`` and
+    ``{"a": [1]}`` as written instead of reordering their neutral characters.
+
+    The one way templates show such values: ``{{ schedule.crontab|code }}``,
+    ``{{ execution.traceback|code('pre', 'traceback') }}``, ``{{ message|code('bdi') }}``.
+    """
+    if tag not in CODE_TAGS:
+        raise ValueError(f"code values are shown in one of {sorted(CODE_TAGS)}, not {tag!r}")
+    classes = f"{css} ltr" if css else "ltr"
+    hint = Markup(' title="{}"').format(title) if title else ""
+    return Markup('<{0} class="{1}" dir="ltr"{2}>{3}</{0}>').format(
+        Markup(tag), classes, hint, escape("" if value is None else value)
+    )
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["status_label"] = status_label
     app.jinja_env.filters.update(
-        when=when, ago=ago, duration=duration, number=number, percent=percent, megabytes=megabytes
+        when=when,
+        ago=ago,
+        duration=duration,
+        number=number,
+        percent=percent,
+        megabytes=megabytes,
+        code=code,
+        short_error=short_error,
     )

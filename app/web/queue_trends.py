@@ -13,12 +13,12 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
 from babel.numbers import get_decimal_symbol, get_group_symbol
-from flask_babel import format_date, get_locale, get_timezone
+from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import func, select
@@ -28,6 +28,7 @@ from app.models import QueueSnapshot
 from app.models.types import utcnow
 from app.monitoring.queue_history import HourMax, hourly_maxima
 from app.web.charts import Point, bar_chart
+from app.web.dashboard_charts import hour_names
 
 TREND_HOURS = 7 * 24
 LABEL_EVERY = 24
@@ -70,17 +71,12 @@ def duration_formatter() -> Callable[[float | None], str]:
 
 def hour_texts(hours: list[datetime]) -> tuple[list[str], list[str]]:
     """(axis label, tooltip time) of each hour in the reader's timezone and language."""
-    zone = get_timezone()
-    days: dict[date, tuple[str, str]] = {}
+    locale, zone = get_locale(), str(get_timezone())
     labels, tips = [], []
     for index, hour in enumerate(hours):
-        local = hour.astimezone(zone)
-        if local.date() not in days:
-            days[local.date()] = (format_date(local, "EEE"), format_date(local, "EEE d MMM"))
-        short, long = days[local.date()]
-        clock = local.strftime("%H:%M")
-        labels.append(f"{short} {clock}" if index % LABEL_EVERY == 0 else "")
-        tips.append(f"{long} {clock}")
+        axis, name = hour_names(locale, zone, hour)  # as the dashboard's charts say them
+        labels.append(axis if index % LABEL_EVERY == 0 else "")
+        tips.append(name)
     return labels, tips
 
 

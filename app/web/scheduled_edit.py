@@ -18,7 +18,14 @@ from app.scheduler.validation import FIELDS
 from app.services.audit import record_audit
 from app.web import bp
 from app.web.fragments import conditional
-from app.web.schedule_form import Preview, ScheduleForm, build_preview, in_zone, initial_data
+from app.web.schedule_form import (
+    TIMING_FIELDS,
+    Preview,
+    ScheduleForm,
+    build_preview,
+    in_zone,
+    initial_data,
+)
 from app.web.scheduled import get_schedule_or_404
 
 Page = tuple[str, int]
@@ -104,7 +111,9 @@ def scheduled_preview() -> Response:
     form = ScheduleForm(formdata=request.args, meta={"csrf": False})
     body = render_template(
         "tasks/scheduled/_preview.html",
-        preview=build_preview(form),
+        preview=build_preview(form, on_fields=True),
+        form=form,
+        timing_fields=TIMING_FIELDS[1:],
         user_timezone=select_timezone(),
         in_zone=in_zone,
     )

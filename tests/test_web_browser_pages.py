@@ -1,0 +1,193 @@
+"""Browser tests of what issue #15 found on the pages: right-to-left code, failure pages, the
+schedule form, cancelling. Same harness as tests/test_web_browser.py (headless Debian chromium, a
+real web process, screenshots in tests/screenshots/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Role, TaskExecution
+from tests.conftest import SCREENSHOTS_DIR, screenshot
+from tests.test_web_browser import Problems, sample_rows, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page(browser_page: Any) -> Iterator[Any]:
+    """The browser page, watched for console errors and CSP violations (checked at test end)."""
+    browser_page.problems = Problems(browser_page)
+    yield browser_page
+    browser_page.problems.check("at the end of the test")
+
+
+# The x position on screen of each non-blank character of the first element matching the selector
+# whose text is the given one, in the text's order.
+CHARACTER_XS = """([selector, text]) => {
+  const element = [...document.querySelectorAll(selector)].find(e => e.textContent.trim() === text);
+  if (!element) return null;
+  const node = document.createTreeWalker(element, NodeFilter.SHOW_TEXT).nextNode();
+  const xs = [];
+  for (let i = 0; i < node.data.length; i++) {
+    if (!node.data[i].trim()) continue;
+    const range = document.createRange();
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    xs.push([node.data[i], range.getClientRects()[0].x]);
+  }
+  return xs;
+}"""
+# The lines of a <pre> that its scrolling box shows right now, whole or in part.
+VISIBLE_LINES = """selector => {
+  const pre = document.querySelector(selector);
+  const box = pre.parentElement.getBoundingClientRect();
+  const node = pre.firstChild;
+  const lines = [];
+  let start = 0;
+  for (const line of node.data.split("\\n")) {
+    const range = document.createRange();
+    range.setStart(node, start);
+    range.setEnd(node, start + Math.max(line.length, 0));
+    const rect = range.getBoundingClientRect();
+    if (line.length && rect.bottom > box.top && rect.top < box.bottom) lines.push(line);
+    start += line.length + 1;
+  }
+  return lines;
+}"""
+
+
+# The space (px) above each card heading that follows other content in its card.
+HEADING_GAPS = """() => Object.fromEntries([...document.querySelectorAll(".card > h3")]
+  .filter(h => h.previousElementSibling)
+  .map(h => {
+    const above = h.previousElementSibling.getBoundingClientRect().bottom;
+    return [h.textContent.trim(), h.getBoundingClientRect().top - above];
+  }))"""
+
+
+def reads_left_to_right(page: Any, selector: str, text: str) -> None:
+    """The characters of ``text`` shown in ``selector`` stand in their order from left to right."""
+    xs = page.evaluate(CHARACTER_XS, [selector, text])
+    assert xs, f"no {selector} shows {text!r}"
+    assert "".join(c for c, _ in xs) == text.replace(" ", ""), xs
+    positions = [x for _, x in xs]
+    assert positions == sorted(positions), f"{selector} is not shown left to right: {xs}"
+
+
+def use_language(page: Any, language: str) -> None:
+    page.select_option("#language-select", language)
+    expect(page.locator("html")).to_have_attribute("lang", language)
+
+
+def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, users: Any) -> None:
+    rows = sample_rows()
+    sign_in(page, live_server, Role.ADMIN)
+    for language in ("en", "ar"):
+        use_language(page, language)
+        page.goto(f"{live_server}/tasks/scheduled/")
+        reads_left_to_right(page, "table.schedules code", "0 2 * * *")
+        screenshot(page, f"rtl-scheduled-{language}")
+        page.goto(f"{live_server}/tasks/scheduled/{rows['schedule']}/")
+        reads_left_to_right(page, "dl code", "task_monitoring.tasks.health_check")
+        reads_left_to_right(page, "dl code", "{}")
+        gaps = page.evaluate(HEADING_GAPS)
+        assert gaps and min(gaps.values()) >= 12, gaps  # "Last run" off the list above it
+        screenshot(page, f"rtl-scheduled-detail-{language}")
+        page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
+        reads_left_to_right(page, "pre.error-text", "ConnectionError: connection refused")
+        screenshot(page, f"rtl-execution-{language}")
+        page.goto(f"{live_server}/tasks/executions/")
+        screenshot(page, f"rtl-executions-{language}")
+        page.goto(f"{live_server}/tasks/")
+        screenshot(page, f"rtl-dashboard-{language}")
+        page.goto(f"{live_server}/tasks/dead-letters/{rows['letter']}/")
+        reads_left_to_right(page, "pre", "ConnectionError: connection refused")
+        screenshot(page, f"rtl-dead-letter-{language}")
+
+
+FINAL = "app.tracking.policies.TransientNetworkError: cannot reach example.org"
+
+
+def long_traceback() -> str:
+    """120 library frames, then the project's frame and the final exception."""
+    library = [f'  File "/usr/lib/python3/lib/m{i}.py", line {i}, in f{i}' for i in range(120)]
+    project = '  File "/srv/app/pipeline/retrieval.py", line 70, in fetch'
+    return "\n".join(["Traceback (most recent call last):", *library, project, FINAL])
+
+
+def test_failure_page_opens_the_traceback_at_its_end(
+    live_server: str, page: Any, users: Any
+) -> None:
+    rows = sample_rows()
+    query = select(TaskExecution).where(TaskExecution.task_id == rows["execution"])
+    execution = db.session.scalar(query)
+    execution.traceback = long_traceback()
+    execution.error_message = FINAL
+    db.session.commit()
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
+    box = page.locator(".scroll-end")
+    shown = box.bounding_box()
+    seen = page.evaluate(VISIBLE_LINES, ".scroll-end pre")
+    assert shown["height"] < 600 and seen, shown
+    assert seen[-1] == FINAL, seen
+    assert '  File "/srv/app/pipeline/retrieval.py", line 70, in fetch' in seen
+    assert "Traceback (most recent call last):" not in seen
+    box.screenshot(path=str(SCREENSHOTS_DIR / "traceback-end.png"))
+    page.goto(f"{live_server}/tasks/executions/")
+    cell = page.locator("td.error-cell").first
+    expect(cell).to_have_text("TransientNetworkError: cannot reach example.org")
+    assert cell.bounding_box()["width"] > 150
+
+
+def in_line_with(page: Any, names: tuple[str, ...], reference: str) -> None:
+    """The inputs ``names`` stay within the left and right edges of the ``reference`` input (a
+    full-width field of the same box), 1 px slack: nothing sticks out of the column."""
+    edges = page.evaluate(
+        """names => Object.fromEntries(names.map(name => {
+          const r = document.getElementById(name).getBoundingClientRect();
+          return [name, [r.left, r.right]];
+        }))""",
+        [reference, *names],
+    )
+    left, right = edges.pop(reference)
+    for name, (start, end) in edges.items():
+        assert left - 1 <= start and end <= right + 1, (name, (start, end), (left, right))
+
+
+def test_schedule_form_clears_fixed_errors_and_keeps_inputs_in_their_box(
+    live_server: str, page: Any, users: Any
+) -> None:
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/tasks/scheduled/new/")
+    page.fill("#name", "Errors that go away")
+    page.select_option("#kind", "crontab")
+    page.fill("#crontab", "61 * * * *")
+    page.get_by_role("button", name="Save").click()
+    errors = page.locator("#crontab-errors li")
+    expect(errors).to_have_count(1)
+    expect(page.locator("#crontab")).to_have_attribute("aria-invalid", "true")
+    page.problems.seen.clear()  # the browser logs the form's 422 answer: expected here
+    screenshot(page, "schedule-form-saved-with-error")
+
+    page.fill("#crontab", "")
+    page.locator("#crontab").press_sequentially("*/5 * * * *")
+    expect(page.locator("#schedule-preview table.preview-times tbody tr")).to_have_count(5)
+    expect(errors).to_have_count(0)
+    expect(page.locator("#crontab")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".field.has-error")).to_have_count(0)
+    screenshot(page, "schedule-form-fixed")
+
+    page.select_option("#kind", "interval")
+    for width, height in ((1366, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        paired = ("interval_every", "interval_unit", "start_at", "expires_at")
+        in_line_with(page, paired, "timezone")
+        screenshot(page, f"schedule-form-{width}")
