@@ -309,3 +309,16 @@ def test_rebuild_rollups_recounts_the_hours_from_the_executions(app: Flask) -> N
     assert totals() == before
     refused = app.test_cli_runner().invoke(args=["rebuild-rollups", "--days", "0"])
     assert refused.exit_code == 2 and "Invalid value" in refused.output
+
+
+@pytest.mark.parametrize("task", ["celery.backend_cleanup", "celery.chord_unlock", "celery.map"])
+def test_scheduled_refuses_celery_internal_tasks(
+    client: FlaskClient, operator: dict, task: str
+) -> None:
+    response = client.post(
+        "/tasks/api/scheduled/", json={**SCHEDULE, "name": task, "task": task}, headers=operator
+    )
+    assert response.status_code == 422 and "task" in response.json["error"]["fields"]
+    chained = {**SCHEDULE, "name": "chained", "chain": [{"task": task}]}
+    response = client.post("/tasks/api/scheduled/", json=chained, headers=operator)
+    assert response.status_code == 422 and "chain" in response.json["error"]["fields"]
