@@ -249,7 +249,10 @@ def test_health_and_503(client: FlaskClient, make_app: Callable) -> None:
 
 
 def test_metrics_and_openapi_need_a_viewer(client: FlaskClient, viewer: dict) -> None:
-    assert client.get("/metrics").status_code == 302  # a browser: sign in first
+    anonymous = client.get("/metrics", headers={"Accept": "text/html"})
+    assert anonymous.status_code == 401  # a scraper: never a redirect to the HTML login page
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/tasks/api/openapi.json").status_code == 401
     doc = client.get("/tasks/api/openapi.json", headers=viewer).json
     assert "/tasks/api/executions/{task_id}/retry/" in doc["paths"]
