@@ -238,14 +238,26 @@ def test_worker_control_reaches_a_real_worker(
     assert "worker.add_consumer" in set(db.session.scalars(select(AuditEntry.action)))
 
 
-def test_health_and_503(client: FlaskClient, make_app: Callable) -> None:
-    body = client.get("/tasks/api/health/").json
+def test_health_and_503(client: FlaskClient, make_app: Callable, viewer: dict) -> None:
+    body = client.get("/tasks/api/health/", headers=viewer).json
     assert body["healthy"] and body["checks"]["database"]["latency_ms"] >= 0
     assert {"queues", "workers", "beat", "recorder"} <= set(body["checks"])
+    assert "lock_holder" in body["checks"]["beat"] and "live" in body["checks"]["workers"]
     broken = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     with broken.app_context():
         response = broken.test_client().get("/tasks/api/health/")
     assert response.status_code == 503 and response.json["checks"]["redis"]["ok"] is False
+
+
+def test_anonymous_health_says_only_healthy_or_not(client: FlaskClient) -> None:
+    body = client.get("/tasks/api/health/").json
+    assert body["healthy"] is True and {"redis", "database", "beat", "workers"} <= set(
+        body["checks"]
+    )
+    assert all(check == {"ok": check["ok"]} for check in body["checks"].values()), body
+    assert isinstance(body["checks"]["redis"]["ok"], bool)
+    text = json.dumps(body)
+    assert "lock_holder" not in text and "hostname" not in text and "late_schedules" not in text
 
 
 def test_metrics_and_openapi_need_a_viewer(client: FlaskClient, viewer: dict) -> None:
