@@ -39,6 +39,31 @@ def test_sign_in_and_out(client: FlaskClient, users: dict) -> None:
     assert client.get("/tasks/").status_code == 302
 
 
+def test_a_cookie_saved_before_sign_out_no_longer_works(app: Flask, users: dict) -> None:
+    client = app.test_client()
+    assert post_login(client, "operator", PASSWORDS[Role.OPERATOR]).status_code == 303
+    page = client.get("/tasks/").text
+    saved = client.get_cookie("session").value
+    replay = app.test_client()
+    replay.set_cookie("session", saved)
+    assert replay.get("/tasks/").status_code == 200  # the copy works while signed in
+    assert (
+        client.post("/tasks/logout/", data={"csrf_token": csrf_token_in(page)}).status_code == 303
+    )
+    replay = app.test_client()
+    replay.set_cookie("session", saved)
+    assert replay.get("/tasks/").status_code == 302  # ended on the server, not only in the browser
+    again = app.test_client()
+    assert post_login(again, "operator", PASSWORDS[Role.OPERATOR]).status_code == 303
+    assert again.get("/tasks/").status_code == 200  # signing in again works
+
+
+def test_sign_out_with_a_token_ends_no_session(client: FlaskClient, token_for: Callable) -> None:
+    bearer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    assert client.post("/tasks/logout/", headers=bearer).status_code in (303, 400)
+    assert client.get("/tasks/", headers=bearer).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("username", "password", "field"),
     [

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from app.auth import bp
 from app.auth.access import public, requires
 from app.auth.forms import LoginForm
+from app.auth.identity import authenticated_by_token
 from app.auth.redirects import safe_next
 from app.extensions import db, limiter
 from app.models import Role
@@ -59,6 +60,10 @@ def login() -> Response | str | tuple[str, int]:
 @bp.post("/logout/")
 @requires(Role.VIEWER, write=Role.VIEWER)
 def logout() -> Response:
-    """End the session and go back to the sign-in page."""
+    """End the session, on the server too (a saved cookie no longer works), and go back to the
+    sign-in page. A token caller has no session to end."""
+    if not authenticated_by_token():
+        current_user.end_sessions()
+        db.session.commit()
     logout_user()
     return redirect(url_for("auth.login"), code=303)
