@@ -271,18 +271,33 @@ def test_worker_control_reaches_a_real_worker(
     assert "worker.add_consumer" in set(db.session.scalars(select(AuditEntry.action)))
 
 
-def test_health_and_503(client: FlaskClient, make_app: Callable) -> None:
-    body = client.get("/tasks/api/health/").json
+def test_health_and_503(client: FlaskClient, make_app: Callable, viewer: dict) -> None:
+    body = client.get("/tasks/api/health/", headers=viewer).json
     assert body["healthy"] and body["checks"]["database"]["latency_ms"] >= 0
     assert {"queues", "workers", "beat", "recorder"} <= set(body["checks"])
+    assert "lock_holder" in body["checks"]["beat"] and "live" in body["checks"]["workers"]
     broken = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     with broken.app_context():
         response = broken.test_client().get("/tasks/api/health/")
     assert response.status_code == 503 and response.json["checks"]["redis"]["ok"] is False
 
 
+def test_anonymous_health_says_only_healthy_or_not(client: FlaskClient) -> None:
+    body = client.get("/tasks/api/health/").json
+    assert body["healthy"] is True and {"redis", "database", "beat", "workers"} <= set(
+        body["checks"]
+    )
+    assert all(check == {"ok": check["ok"]} for check in body["checks"].values()), body
+    assert isinstance(body["checks"]["redis"]["ok"], bool)
+    text = json.dumps(body)
+    assert "lock_holder" not in text and "hostname" not in text and "late_schedules" not in text
+
+
 def test_metrics_and_openapi_need_a_viewer(client: FlaskClient, viewer: dict) -> None:
-    assert client.get("/metrics").status_code == 302  # a browser: sign in first
+    anonymous = client.get("/metrics", headers={"Accept": "text/html"})
+    assert anonymous.status_code == 401  # a scraper: never a redirect to the HTML login page
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/tasks/api/openapi.json").status_code == 401
     doc = client.get("/tasks/api/openapi.json", headers=viewer).json
     assert "/tasks/api/executions/{task_id}/retry/" in doc["paths"]
@@ -400,3 +415,16 @@ def test_rebuild_rollups_recounts_the_hours_from_the_executions(app: Flask) -> N
     assert totals() == before
     refused = app.test_cli_runner().invoke(args=["rebuild-rollups", "--days", "0"])
     assert refused.exit_code == 2 and "Invalid value" in refused.output
+
+
+@pytest.mark.parametrize("task", ["celery.backend_cleanup", "celery.chord_unlock", "celery.map"])
+def test_scheduled_refuses_celery_internal_tasks(
+    client: FlaskClient, operator: dict, task: str
+) -> None:
+    response = client.post(
+        "/tasks/api/scheduled/", json={**SCHEDULE, "name": task, "task": task}, headers=operator
+    )
+    assert response.status_code == 422 and "task" in response.json["error"]["fields"]
+    chained = {**SCHEDULE, "name": "chained", "chain": [{"task": task}]}
+    response = client.post("/tasks/api/scheduled/", json=chained, headers=operator)
+    assert response.status_code == 422 and "chain" in response.json["error"]["fields"]

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from app.auth.access import AccessRule, requires, rule_for
+from app.auth.access import MACHINE_PATHS, AccessRule, requires, rule_for
 from app.models import Role
 from tests.conftest import csrf_token_in
 
@@ -176,7 +176,7 @@ def test_access_matrix(app: Flask, make_caller: Callable[[str], Caller]) -> None
     for rule, method in routes(app):
         declared = rule_for(app, rule.endpoint, rule.rule)
         assert declared is not None, f"{rule.endpoint} has no access rule"
-        api = rule.rule.startswith("/tasks/api/")
+        api = rule.rule.startswith("/tasks/api/") or rule.rule in MACHINE_PATHS
         for kind in CALLERS:
             caller = make_caller(kind)  # a fresh client: logout must not leak into other calls
             response = caller.client.open(sample_path(rule), method=method, headers=caller.headers)

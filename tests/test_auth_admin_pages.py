@@ -98,6 +98,7 @@ def test_token_is_shown_once_and_revoked(
         data={"user_id": users[Role.OPERATOR].id, "name": "<b>export</b>", "csrf_token": csrf},
     )
     assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"  # the secret is never cached
     token = db.session.scalar(select(ApiToken))
     shown = response.text.split('<code class="secret ltr" dir="ltr">', 1)[1]
     plaintext = shown.split("</code>", 1)[0]

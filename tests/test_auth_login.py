@@ -39,6 +39,31 @@ def test_sign_in_and_out(client: FlaskClient, users: dict) -> None:
     assert client.get("/tasks/").status_code == 302
 
 
+def test_a_cookie_saved_before_sign_out_no_longer_works(app: Flask, users: dict) -> None:
+    client = app.test_client()
+    assert post_login(client, "operator", PASSWORDS[Role.OPERATOR]).status_code == 303
+    page = client.get("/tasks/").text
+    saved = client.get_cookie("session").value
+    replay = app.test_client()
+    replay.set_cookie("session", saved)
+    assert replay.get("/tasks/").status_code == 200  # the copy works while signed in
+    assert (
+        client.post("/tasks/logout/", data={"csrf_token": csrf_token_in(page)}).status_code == 303
+    )
+    replay = app.test_client()
+    replay.set_cookie("session", saved)
+    assert replay.get("/tasks/").status_code == 302  # ended on the server, not only in the browser
+    again = app.test_client()
+    assert post_login(again, "operator", PASSWORDS[Role.OPERATOR]).status_code == 303
+    assert again.get("/tasks/").status_code == 200  # signing in again works
+
+
+def test_sign_out_with_a_token_ends_no_session(client: FlaskClient, token_for: Callable) -> None:
+    bearer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    assert client.post("/tasks/logout/", headers=bearer).status_code in (303, 400)
+    assert client.get("/tasks/", headers=bearer).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("username", "password", "field"),
     [
@@ -76,13 +101,25 @@ def test_repeated_wrong_passwords_get_429(client: FlaskClient, users: dict) -> N
     assert post_login(client, "admin", PASSWORDS[Role.ADMIN]).status_code == 429
 
 
-def test_the_limit_follows_the_username_across_addresses(client: FlaskClient, users: dict) -> None:
-    for attempt in range(10):
-        response = post_login(client, "admin", "wrong", REMOTE_ADDR=f"10.0.0.{attempt}")
+def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_elsewhere(
+    client: FlaskClient, users: dict
+) -> None:
+    for _attempt in range(10):
+        assert post_login(client, "admin", "wrong", REMOTE_ADDR="10.0.0.1").status_code == 422
+    assert post_login(client, "admin", "wrong", REMOTE_ADDR="10.0.0.1").status_code == 429
+    other = client.application.test_client()
+    response = post_login(other, "admin", PASSWORDS[Role.ADMIN], REMOTE_ADDR="10.0.0.2")
+    assert response.status_code == 303  # the right password from B signs in
+    right = PASSWORDS[Role.ADMIN]
+    assert post_login(client, "admin", right, REMOTE_ADDR="10.0.0.1").status_code == 429  # A still
+
+
+def test_one_address_is_limited_across_usernames(client: FlaskClient, users: dict) -> None:
+    for attempt in range(30):
+        response = post_login(client, f"user{attempt}", "wrong", REMOTE_ADDR="10.0.3.1")
         assert response.status_code == 422
-    assert post_login(client, "admin", "wrong", REMOTE_ADDR="10.0.1.1").status_code == 429
-    # Another user from a fresh address is not affected.
-    response = post_login(client, "viewer", PASSWORDS[Role.VIEWER], REMOTE_ADDR="10.0.2.1")
+    assert post_login(client, "someone", "wrong", REMOTE_ADDR="10.0.3.1").status_code == 429
+    response = post_login(client, "viewer", PASSWORDS[Role.VIEWER], REMOTE_ADDR="10.0.3.2")
     assert response.status_code == 303
 
 

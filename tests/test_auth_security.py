@@ -54,6 +54,14 @@ def test_session_cookie_is_secure_over_https(app: Flask) -> None:
     assert "Secure" in cookie
 
 
+def test_hsts_only_in_production(make_app: Callable[..., Flask], client: FlaskClient) -> None:
+    app = make_app(ENV_NAME="production", SECRET_KEY="a-real-secret-key-for-production")
+    for path in ("/tasks/login/", "/tasks/api/health/", "/tasks/no-such-page/"):
+        hsts = app.test_client().get(path).headers.get("Strict-Transport-Security")
+        assert hsts and "max-age=31536000" in hsts, path
+    assert "Strict-Transport-Security" not in client.get("/tasks/login/").headers
+
+
 def test_session_cookie_is_secure_in_production(make_app: Callable[..., Flask]) -> None:
     app = make_app(ENV_NAME="production", SECRET_KEY="a-real-secret-key-for-production")
     cookie = session_cookie(app.test_client().get("/tasks/login/"))

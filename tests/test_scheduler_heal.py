@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import create_engine, make_url, select, text
 
 from app.extensions import db
-from app.models import RunKind, ScheduledTask, ScheduleRun
+from app.models import Role, RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
 from app.scheduler import history, service
 from app.scheduler.beat import RedisScheduler
@@ -138,15 +138,17 @@ def test_outbox_rows_are_recorded_once(app: Flask, redis_client) -> None:
 
 
 def test_health_is_ok_only_when_a_beat_leads_over_a_complete_projection(
-    app: Flask, client, redis_client
+    app: Flask, client, redis_client, token_for
 ) -> None:
     from app.monitoring.health import health
 
     every_second()
     store = get_store()
+    viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
 
     def beat_checks() -> tuple[dict, dict]:
-        return health()["checks"]["beat"], client.get("/tasks/api/health/").json["checks"]["beat"]
+        answer = client.get("/tasks/api/health/", headers=viewer).json
+        return health()["checks"]["beat"], answer["checks"]["beat"]
 
     assert [c["ok"] for c in beat_checks()] == [False, False]  # no beat leads
     scheduler = RedisScheduler(app.extensions["celery"])

@@ -227,7 +227,7 @@ def test_health_and_metrics_say_late_schedules_and_the_watch_heartbeat(
 ) -> None:
     viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
     schedule = daily(name="idmc-06", grace_seconds=60)
-    checks = client.get("/tasks/api/health/").json["checks"]
+    checks = client.get("/tasks/api/health/", headers=viewer).json["checks"]
     assert checks["beat"]["ok"] is False and checks["beat"]["late_schedules"] == ["idmc-06"]
     assert checks["watch"]["ok"] is False  # no watcher ever checked
     metrics = client.get("/metrics", headers=viewer).text
@@ -238,7 +238,7 @@ def test_health_and_metrics_say_late_schedules_and_the_watch_heartbeat(
     assert "ewas_watch_up 0" in metrics
     ScheduleWatcher(app, redis_client, interval=1).tick()
     sent(schedule, TaskStatus.SUCCESS)
-    checks = client.get("/tasks/api/health/").json["checks"]
+    checks = client.get("/tasks/api/health/", headers=viewer).json["checks"]
     assert checks["watch"]["ok"] is True and checks["beat"]["late_schedules"] == []
     metrics = client.get("/metrics", headers=viewer).text
     assert 'ewas_schedule_state{schedule="idmc-06",state="on_time"} 1' in metrics

@@ -59,7 +59,7 @@ def test_beat_down_past_the_grace_is_late_then_caught_up_and_resolved(
     viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
     listed = client.get("/tasks/api/scheduled/", headers=viewer).json["items"][0]
     assert listed["watch"]["state"] == "late" and listed["watch"]["cause"] == "not_sent"
-    health = client.get("/tasks/api/health/").json["checks"]
+    health = client.get("/tasks/api/health/", headers=viewer).json["checks"]
     assert health["beat"]["late_schedules"] == ["every-2s"] and health["watch"]["ok"]
 
     start_beat(**env)

@@ -258,3 +258,25 @@ def test_viewer_cannot_act_and_csrf_is_required(
     assert anonymous.status_code == 302
     db.session.expire_all()
     assert letter.discarded_at is None and letter.requeued_at is None
+
+
+def test_secrets_redacted_and_capped_on_pages_and_api(
+    client: FlaskClient, viewer: str, token_for: Callable
+) -> None:
+    from app.tracking.capture import REDACTED
+
+    letter = add_letter(
+        args=[{"password": "hunter2"}, "x" * 70_000],
+        kwargs={"api_key": "sk-live-123", "city": "Lyon"},
+        headers={"authorization": "Bearer abc"},
+    )
+    for path in ("/tasks/dead-letters/", f"/tasks/dead-letters/{letter.id}/"):
+        page = page_text(client, path)
+        assert "hunter2" not in page and "sk-live-123" not in page and "Bearer abc" not in page
+        assert REDACTED in page and "Lyon" in page and "_truncated" in page
+    api = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    item = client.get("/tasks/api/dead-letters/", headers=api).json["items"][0]
+    assert item["kwargs"] == {"api_key": REDACTED, "city": "Lyon"}
+    assert item["args"]["_truncated"] is True and "hunter2" not in json.dumps(item)
+    db.session.refresh(letter)
+    assert letter.kwargs["api_key"] == "sk-live-123"  # the stored copy stays replayable

@@ -414,6 +414,52 @@ def test_analysis_of_a_selection(viewer: FlaskClient) -> None:
 # --- export ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        " =1+1",
+        "\uff1d1+1",
+        "\uff0b3",
+        "\uff0d2",
+        "\uff20SUM(A1)",
+        "@SUM(A1)",
+        "-2",
+        "+3",
+        "=1",
+        "\t=1",
+        "\r=1",
+        "\n=1",
+        "\u3000=1",
+        "  @x",
+    ],
+)
+def test_export_neutralises_every_formula_like_start(value: str) -> None:
+    from app.web.export import neutralise
+
+    assert neutralise(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["plain", "a;b", "a=b", "", "1.5", "é=1"])
+def test_export_leaves_plain_text_alone(value: str) -> None:
+    from app.web.export import neutralise
+
+    assert neutralise(value) == value
+    assert neutralise(7) == 7 and neutralise(None) is None
+
+
+def test_export_quotes_every_cell(viewer: FlaskClient) -> None:
+    fullwidth = "\uff1d1+1"
+    bulk_insert(1, status=TaskStatus.FAILURE, error_message="a;b", queue=" =1+1", worker=fullwidth)
+    text = viewer.get("/tasks/executions/export?format=csv").get_data(as_text=True)
+    header, line = text.splitlines()[:2]
+    assert header.startswith('"task_id","task_name",')
+    assert '"a;b"' in line and '"\' =1+1"' in line and '"\'\uff1d1+1"' in line
+    quoted = r'"(?:[^"]|"")*"'
+    assert re.fullmatch(f"{quoted}(?:,{quoted})*", line)  # no ";" ever outside quotes
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert row["error_message"] == "a;b" and row["queue"] == "' =1+1"
+
+
 def test_export_csv_streams_every_filtered_row(viewer: FlaskClient) -> None:
     bulk_insert(4500)
     bulk_insert(

@@ -10,13 +10,14 @@ from wtforms import SelectChoice
 from app.admin import bp
 from app.admin.forms import RoleForm, TokenCreateForm, UserCreateForm, show_domain_error
 from app.auth.access import requires
+from app.auth.security import NO_STORE
 from app.errors import DomainError
 from app.extensions import db
 from app.models import ApiToken, Role, User
 from app.services import tokens as token_service
 from app.services import users as user_service
 
-Page = tuple[str, int] | str
+Page = tuple[str, int] | tuple[str, int, dict[str, str]] | str
 
 
 def _users_page(form: UserCreateForm | None = None, status: int = 200) -> Page:
@@ -40,7 +41,7 @@ def _tokens_page(form: TokenCreateForm, issued: str | None = None, status: int =
         select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
     ).all()
     page = render_template("admin/tokens.html", tokens=tokens, form=form, issued=issued)
-    return page, status
+    return (page, status, NO_STORE) if issued else (page, status)
 
 
 @bp.get("/users/")

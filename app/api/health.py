@@ -10,6 +10,7 @@ import marshmallow as ma
 import redis
 from flask import Response, current_app
 from flask.views import MethodView
+from flask_login import current_user
 from flask_smorest import Blueprint
 from sqlalchemy import func, select, text
 
@@ -143,6 +144,13 @@ def report() -> dict[str, Any]:
     return {"healthy": healthy, "checks": checks, "checked_at": datetime.now(UTC)}
 
 
+def public_view(data: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller (a load balancer) may read: healthy or not per component, no
+    host names, pids, task ids, lock holder or schedule names."""
+    checks = {name: {"ok": bool(check.get("ok"))} for name, check in data["checks"].items()}
+    return {"healthy": data["healthy"], "checks": checks, "checked_at": data["checked_at"]}
+
+
 @blp.route("/")
 class Health(MethodView):
     decorators = [public]
@@ -151,8 +159,11 @@ class Health(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Redis or the database is down")
     def get(self) -> Any:
-        """Redis and database latency, queues, live workers, beat and recorder lag."""
+        """Healthy or not per component; signed-in users and token holders also get the details
+        (latencies, queues, live workers, beat and recorder lag)."""
         data = report()
+        if not current_user.is_authenticated:
+            data = public_view(data)
         return data, (200 if data["healthy"] else 503)
 
 

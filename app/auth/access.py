@@ -20,6 +20,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths open to everyone even before their views exist (the API issue adds the health route).
 API_PREFIX = "/tasks/api/"
 PUBLIC_PATHS = frozenset({f"{API_PREFIX}health/"})
+MACHINE_PATHS = frozenset({"/metrics"})  # outside the API prefix, but read by scrapers, not people
 ROLE_LABELS = {Role.VIEWER: _l("viewer"), Role.OPERATOR: _l("operator"), Role.ADMIN: _l("admin")}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,9 +85,14 @@ def rule_for(app: Flask, endpoint: str, path: str | None = None) -> AccessRule |
 
 
 def is_api_request() -> bool:
-    """API callers get JSON errors: the path is under the API, or a bearer token was sent."""
+    """API callers get JSON errors (and 401, never a redirect to the login page): the path is
+    under the API or a machine path, or a bearer token was sent."""
     authorization = request.headers.get("Authorization", "").strip().lower()
-    return request.path.startswith(API_PREFIX) or authorization.startswith("bearer")
+    return (
+        request.path.startswith(API_PREFIX)
+        or request.path in MACHINE_PATHS
+        or authorization.startswith("bearer")
+    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 
 from app.config import DEV_SECRET_KEY
@@ -24,6 +24,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+HSTS = "max-age=31536000; includeSubDomains"
+NO_STORE = {"Cache-Control": "no-store"}  # for any answer that shows a secret
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -49,6 +51,8 @@ def check_secret_key(app: Flask) -> None:
 def add_security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if current_app.config.get("ENV_NAME") == "production":
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.vary.add("Cookie")
     return response
 

@@ -34,6 +34,25 @@ class DeadLetter(db.Model):
     requeued_task_id: Mapped[str | None] = mapped_column(String(64))
     discarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    @property
+    def shown_args(self) -> Any:
+        """The arguments as readers see them: redacted and capped like an execution's."""
+        return _shown(self.args)
+
+    @property
+    def shown_kwargs(self) -> Any:
+        return _shown(self.kwargs)
+
+    @property
+    def shown_headers(self) -> Any:
+        return _shown(self.headers)
+
+
+def _shown(value: Any) -> Any:
+    from app.tracking.capture import redacted_copy  # the one home of redaction
+
+    return None if value is None else redacted_copy(value)
+
 
 class Alert(db.Model):
     """An escalation: a critical task failed, or a task was dead-lettered."""

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Enum, String
+from sqlalchemy import Boolean, Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -53,6 +53,8 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped at sign-out: every session cookie issued before it stops working on the server.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         method = current_app.config.get("PASSWORD_HASH_METHOD") if has_app_context() else None
@@ -63,8 +65,14 @@ class User(UserMixin, db.Model):
 
     @property
     def session_key(self) -> str:
-        """Changes with the password, so setting a new password ends every other session."""
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+        """Changes with the password and at sign-out, so a new password ends every other
+        session and a cookie saved before sign-out no longer signs anyone in."""
+        material = f"{self.password_hash}:{self.session_generation or 0}"
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+    def end_sessions(self) -> None:
+        """End every session of this user (the caller commits)."""
+        self.session_generation = (self.session_generation or 0) + 1
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_key}"

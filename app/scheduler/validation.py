@@ -52,7 +52,9 @@ class Errors:
 
 
 def registered_tasks() -> set[str]:
-    return set(current_app.extensions["celery"].tasks)
+    """The tasks a schedule may target: registered ones, Celery's internal ``celery.*`` excluded
+    (form, API and CLI all check against this set)."""
+    return {t for t in current_app.extensions["celery"].tasks if not t.startswith("celery.")}
 
 
 def json_value(value: Any, field: str, kind: type) -> Any:

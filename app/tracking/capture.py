@@ -50,6 +50,14 @@ def capped_json(value: Any, max_bytes: int) -> tuple[Any, bool]:
     return {"_truncated": True, "size_bytes": len(encoded), "preview": encoded[:2000]}, True
 
 
+def redacted_copy(value: Any) -> Any:
+    """``value`` redacted and size-capped exactly as an execution's arguments are stored.
+
+    For copies kept raw on purpose (a dead letter must be replayable) but shown to readers.
+    """
+    return capped_json(_redact(value, []), ARGS_MAX_BYTES)[0]
+
+
 _SEQUENCES = (list, tuple)
 _SCALAR_TYPES = frozenset({int, float, bool, type(None)})
 _FAST_MAX_ITEMS = 16

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +30,13 @@ from app.web.executions import invalid_page
 BATCH_SIZE = 2000  # rows per database query
 CHUNK_ROWS = 500  # rows per chunk written to the client
 FORMATS = {"csv": "text/csv", "json": "application/json"}
-# Spreadsheets run cells that start with these as formulas (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets run cells that start with these as formulas (CSV injection), also after leading
+# whitespace and in their fullwidth forms (U+FF1D U+FF0B U+FF0D U+FF20: NFKC folds them).
+FORMULA_STARTS = ("=", "+", "-", "@")
+CONTROL_STARTS = ("\t", "\r", "\n")
+# Every cell quoted: a spreadsheet opening the file with ";" (or tab) as its separator must not
+# split a cell that QUOTE_MINIMAL, thinking only of ",", left bare.
+CSV_DIALECT = {"lineterminator": "\r\n", "quoting": csv.QUOTE_ALL}
 FIELDS = (
     "task_id",
     "task_name",
@@ -78,7 +84,11 @@ COLUMNS = (
 
 def neutralise(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula, made inert with a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if not isinstance(value, str):
+        return value
+    if value.startswith(CONTROL_STARTS):
+        return "'" + value
+    if unicodedata.normalize("NFKC", value.lstrip()[:1]).startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
@@ -122,14 +132,14 @@ def records(args: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def csv_header() -> str:
     buffer = io.StringIO()
-    csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n").writeheader()
+    csv.DictWriter(buffer, fieldnames=FIELDS, **CSV_DIALECT).writeheader()
     return buffer.getvalue()
 
 
 def as_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """One line per row, in chunks; text cells neutralised against formulas."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, **CSV_DIALECT)
     for count, row in enumerate(rows, 1):
         writer.writerow({k: neutralise(v) for k, v in row.items()})
         if count % CHUNK_ROWS == 0:

@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
-from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -36,6 +35,7 @@ from app.errors import DomainError, InvalidInput
 from app.i18n import select_timezone
 from app.models import ScheduledTask
 from app.scheduler.preview import upcoming
+from app.scheduler.validation import registered_tasks
 from app.watch.states import MAX_SECONDS
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -120,9 +120,7 @@ class ScheduleForm(FlaskForm):
         """Registered tasks (Celery's own excluded) and the configured queues."""
         from celeryconfig import TASK_QUEUES
 
-        tasks = sorted(
-            t for t in current_app.extensions["celery"].tasks if not t.startswith("celery.")
-        )
+        tasks = sorted(registered_tasks())
         if current_task and current_task not in tasks:
             tasks.insert(0, current_task)  # no longer registered: keep it visible
         self.task.choices = [SelectChoice(t, t) for t in tasks]
