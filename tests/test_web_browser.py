@@ -449,7 +449,8 @@ def test_failed_pipeline_run_resumed_from_its_page_turns_green(
 
     sign_in(page, base)
     dashboard_row = page.locator("#dashboard-runs tr", has_text="idmc-daily-pipeline")
-    expect(dashboard_row.locator(".status")).to_have_class("status status-failure")
+    expect(dashboard_row.locator(".run-status .status")).to_have_class("status status-failure")
+    expect(dashboard_row.locator(".status").first).to_have_text("failing")  # the watch's state
     expect(
         dashboard_row.locator("code[title='data_pipeline.tasks.retrieve_source']")
     ).to_be_visible()

@@ -36,6 +36,10 @@ blp = Blueprint("api_health", __name__, url_prefix="/tasks/api/health", descript
 
 class CheckSchema(ma.Schema):
     ok = ma.fields.Boolean(required=True)
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        # A check is a dict: a missing "items" must not fall back to dict.items.
+        return obj.get(attr, default) if isinstance(obj, dict) else default
     latency_ms = ma.fields.Float()
     error = ma.fields.String(metadata={"description": "why the check failed"})
 
@@ -53,8 +57,22 @@ class WorkersCheckSchema(CheckSchema):
 
 
 class BeatCheckSchema(CheckSchema):
+    """Ok only when a beat leads over a complete projection and no schedule is late."""
+
     lock_holder = ma.fields.String(allow_none=True)
     last_tick_seconds_ago = ma.fields.Float(allow_none=True)
+    projection = ma.fields.Dict(
+        keys=ma.fields.String(),
+        metadata={"description": "complete, entries, expected, rebuilt_at, runs_waiting"},
+    )
+    late_schedules = ma.fields.List(ma.fields.String(), metadata={"description": "names"})
+
+
+class WatchCheckSchema(CheckSchema):
+    """Ok when a schedule watcher finished a check within ``stale_after_seconds``."""
+
+    last_check_seconds_ago = ma.fields.Float(allow_none=True)
+    stale_after_seconds = ma.fields.Float()
 
 
 class RecorderCheckSchema(CheckSchema):
@@ -70,6 +88,7 @@ class ChecksSchema(ma.Schema):
     workers = ma.fields.Nested(WorkersCheckSchema)
     beat = ma.fields.Nested(BeatCheckSchema)
     recorder = ma.fields.Nested(RecorderCheckSchema)
+    watch = ma.fields.Nested(WatchCheckSchema)
 
 
 class HealthSchema(ma.Schema):
