@@ -40,6 +40,7 @@ class CheckSchema(ma.Schema):
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
         # A check is a dict: a missing "items" must not fall back to dict.items.
         return obj.get(attr, default) if isinstance(obj, dict) else default
+
     latency_ms = ma.fields.Float()
     error = ma.fields.String(metadata={"description": "why the check failed"})
 
