@@ -130,6 +130,21 @@ def test_rebuild_after_flushdb_loses_no_schedule(app: Flask, redis_client: redis
     assert store.due_ms(off.id) is None
 
 
+def test_two_rebuilds_at_once_both_finish_and_a_flush_undoes_one(
+    app: Flask, redis_client: redis.Redis
+) -> None:
+    """Two beats starting together rebuild side by side: neither may starve the other (a beat
+    whose rebuild never finishes crashed at start); a flush during a rebuild still voids it."""
+    store = get_store()
+    first, second = store.start_rebuild(), store.start_rebuild()
+    assert store.mark_rebuilt(second, [], 0)
+    assert store.mark_rebuilt(first, [], 0)
+    assert not store.mark_rebuilt(first, [], 0)  # each note marks once
+    flushed = store.start_rebuild()
+    redis_client.flushdb()
+    assert not store.mark_rebuilt(flushed, [], 0)
+
+
 def test_rebuild_resumes_after_the_last_recorded_occurrence(app: Flask, redis_client) -> None:
     store = get_store()
     schedule = service.create_schedule(**crontab(crontab="*/10 * * * *"))

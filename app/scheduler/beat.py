@@ -92,6 +92,12 @@ class RedisScheduler(Scheduler):
             self.keeper.db_outage.failed(exc)
             self._rebuilt = False
             return
+        except Exception as exc:  # celery beat dies on an error here: retried before leading
+            if interrupted(exc):
+                raise SystemExit from exc
+            log.exception("beat: could not rebuild the schedule store")
+            self._rebuilt = False
+            return
         self._rebuilt = True
         log.info("beat: schedule store checked, %d entries rebuilt", changed)
 

@@ -66,9 +66,9 @@ return 0
 
 # The marker of a complete rebuild, written only if the rebuild's start note is still there: a
 # Redis flushed while the rebuild ran must not end up marked complete with its entries gone.
+# Each rebuild has its own note, so two beats starting together both finish theirs.
 MARK = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 for i = 4, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
 redis.call('HINCRBY', KEYS[2], 'generation', 1)
 redis.call('HSET', KEYS[2], 'rebuilt_at', ARGV[2], 'expected', ARGV[3])
@@ -212,7 +212,7 @@ class Store:
     def start_rebuild(self) -> str:
         """Note a rebuild has started; returns the note ``mark_rebuilt`` needs."""
         nonce = uuid4().hex
-        self.client.set(self.key("rebuilding"), nonce, ex=600)
+        self.client.set(self.key(f"rebuilding:{nonce}"), 1, ex=600)
         return nonce
 
     def mark_rebuilt(self, nonce: str, ids: list[int], expected: int) -> bool:
@@ -220,7 +220,7 @@ class Store:
         rebuild's start note meanwhile; False then: rebuild again."""
         return bool(
             self._mark(
-                keys=[self.key("rebuilding"), self.key("projection"), self.key("ids")],
+                keys=[self.key(f"rebuilding:{nonce}"), self.key("projection"), self.key("ids")],
                 args=[nonce, datetime.now(UTC).isoformat(), expected, *ids],
             )
         )
