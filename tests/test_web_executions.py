@@ -302,7 +302,7 @@ def test_bulk_retry_says_what_happened_to_each(operator: tuple[FlaskClient, str]
     assert response.status_code == 200
     html = response.text
     assert "2 of 5 retried." in html
-    assert "Only failed or revoked executions can be retried; this one is success." in html
+    assert "Only failed, revoked or lost executions can be retried; this one is success." in html
     assert html.count("No execution with task id") == 2
     assert html.count(">retried<") == 2
     assert 'href="/tasks/executions/?status=failure"' in html
@@ -643,7 +643,7 @@ def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClien
     done = make(status=TaskStatus.SUCCESS)
     response = client.post(f"/tasks/executions/{done.task_id}/retry", data={"csrf_token": csrf})
     page = client.get(response.headers["Location"]).text
-    assert "Only failed or revoked executions can be retried" in page
+    assert "Only failed, revoked or lost executions can be retried" in page
     missing = client.post(f"/tasks/executions/{uuid.uuid4()}/retry", data={"csrf_token": csrf})
     assert missing.status_code == 404
 

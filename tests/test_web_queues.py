@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import QueueSnapshot, Role, TaskExecution
 from app.models.types import utcnow
 from app.monitoring.queue_history import hourly_maxima
-from app.services.queues import queue_names
+from app.monitoring.queues import queue_names
 from app.tracking.heartbeats import beat_once
 from tests.support import wait_for
 

@@ -21,8 +21,8 @@ from app.auth.access import public, requires
 from app.extensions import db
 from app.models import ExecutionHourly, Role, TaskExecution
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
+from app.monitoring.queues import queue_stats
 from app.scheduler.store import get_store, projection_state
-from app.services.queues import queue_stats
 from app.services.schedule_watch import all_watched
 from app.services.statistics import IN_FLIGHT
 from app.tracking.heartbeats import live_workers

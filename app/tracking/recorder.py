@@ -79,15 +79,20 @@ class Recorder:
                 return
 
     def upkeep(self) -> None:
-        """Periodic chores: flag orphaned executions, prune the dead-letter store."""
+        """Periodic chores: flag orphaned and lost executions, prune the dead-letter store."""
+        from app.tracking.alerts import dispatch_notifications
         from app.tracking.deadletters import prune
-        from app.tracking.orphans import flag_orphans
+        from app.tracking.orphans import flag_lost_pending, flag_orphans
 
         try:
             with self.app.app_context():
                 self.stats["orphans"] += flag_orphans(self.redis_client)
+                after = self.app.config["LOST_PENDING_AFTER_SECONDS"]
+                alerts = flag_lost_pending(self.redis_client, after, GROUP)
+                self.stats["lost_pending"] += len(alerts)
                 prune()
                 db.session.commit()
+                dispatch_notifications(alerts)
         except DBAPIError:
             log.warning("recorder: upkeep skipped, database unavailable")
 
