@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -65,6 +65,15 @@ def test_open_alerts_newest_first_with_their_details(client: FlaskClient, viewer
     assert row_ids(page) == [done.id] and "by ana" in page
     assert row_ids(client.get("/tasks/alerts/?state=all").text) == [done.id, new.id, old.id]
     assert row_ids(client.get("/tasks/alerts/?severity=error").text) == [new.id]
+
+
+def test_alert_times_are_valid_html(client: FlaskClient, viewer: str) -> None:
+    alert = add_alert()
+    alert.created_at = datetime(2026, 12, 3, 14, 5, 6, 123456, tzinfo=UTC)
+    db.session.commit()
+    page = client.get("/tasks/alerts/").text
+    # HTML allows three fraction digits at most in <time datetime>; isoformat() writes six.
+    assert '<time datetime="2026-12-03T14:05:06.123Z">' in page
 
 
 def test_task_link_goes_to_the_execution_page_when_it_exists(

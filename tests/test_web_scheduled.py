@@ -39,6 +39,8 @@ NEW = "/tasks/scheduled/new/"
 PREVIEW = "/tasks/scheduled/preview/"
 HTMX = {"HX-Request": "true"}
 TIME_ATTR = re.compile(r'<time datetime="([^"]+)"')
+# What HTML accepts in <time datetime>: at most three fraction digits (here UTC, milliseconds).
+VALID_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def schedule(**values: object) -> ScheduledTask:
@@ -516,7 +518,9 @@ def test_edit_errors_keep_the_saved_schedule(operator: tuple[FlaskClient, str]) 
 
 
 def preview_times(page: str) -> list[datetime]:
-    return [datetime.fromisoformat(t) for t in TIME_ATTR.findall(page)]
+    values = TIME_ATTR.findall(page)
+    assert all(VALID_TIME.fullmatch(value) for value in values), values
+    return [datetime.fromisoformat(value) for value in values]
 
 
 def test_form_inputs_ask_for_a_preview_as_you_type(operator: tuple[FlaskClient, str]) -> None:

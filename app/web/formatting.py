@@ -72,6 +72,13 @@ def when(moment: datetime | None, style: str = "medium") -> str:
     ).replace("{1}", date_pattern.apply(local.date(), locale))
 
 
+def iso_time(moment: datetime) -> str:
+    """A moment as a ``<time datetime>`` value: UTC, ISO-8601, milliseconds at most (the HTML
+    standard allows up to three fraction digits; Python's ``isoformat`` writes six)."""
+    text = _aware(moment).astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
     """'3 minutes ago' or 'in 2 hours', localized."""
     if moment is None:
@@ -155,6 +162,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         when=when,
         ago=ago,
+        iso_time=iso_time,
         duration=duration,
         number=number,
         percent=percent,
