@@ -15,7 +15,14 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Role, TaskExecution
 from tests.conftest import SCREENSHOTS_DIR, screenshot
-from tests.test_web_browser import Problems, sample_rows, sign_in
+from tests.test_web_browser import (
+    Problems,
+    assert_same_page,
+    mark_page,
+    sample_rows,
+    sign_in,
+    use_language,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -81,9 +88,48 @@ def reads_left_to_right(page: Any, selector: str, text: str) -> None:
     assert positions == sorted(positions), f"{selector} is not shown left to right: {xs}"
 
 
-def use_language(page: Any, language: str) -> None:
-    page.select_option("#language-select", language)
-    expect(page.locator("html")).to_have_attribute("lang", language)
+def focused_id(page: Any) -> str:
+    return page.evaluate("document.activeElement && document.activeElement.id")
+
+
+def test_language_select_walks_with_the_keyboard_and_keeps_the_focus(
+    live_server: str, page: Any, users: Any, chromium: Any
+) -> None:
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/tasks/executions/")
+    mark_page(page)
+    select = page.locator("#language-select")
+    select.focus()
+    for _ in range(3):  # en -> fr -> es -> ar: each step is a change event, none submits
+        page.keyboard.press("ArrowDown")
+    expect(select).to_have_value("ar")
+    assert_same_page(page)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.keyboard.press("Enter")  # the explicit action
+    expect(page.locator("html")).to_have_attribute("lang", "ar")
+    assert page.url.endswith("/tasks/executions/") and focused_id(page) == "language-select"
+    screenshot(page, "language-keyboard-ar")
+
+    mark_page(page)
+    select.select_option("fr")  # a change with no pointer behind it: nothing happens yet
+    assert_same_page(page)
+    page.click("#language-apply")  # the button beside it, always shown
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    assert focused_id(page) == "language-apply"
+
+    select.dispatch_event("pointerdown")  # a pointer opened the list and picked an option
+    select.select_option("en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+    context = chromium.new_context(java_script_enabled=False, locale="en-GB")
+    try:
+        plain = context.new_page()
+        sign_in(plain, live_server)
+        plain.select_option("#language-select", "es")
+        plain.click("#language-apply")
+        expect(plain.locator("html")).to_have_attribute("lang", "es")
+    finally:
+        context.close()
 
 
 def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, users: Any) -> None:
