@@ -5,6 +5,7 @@ real web process, screenshots in tests/screenshots/).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,61 @@ def reads_left_to_right(page: Any, selector: str, text: str) -> None:
 
 def focused_id(page: Any) -> str:
     return page.evaluate("document.activeElement && document.activeElement.id")
+
+
+# The focused element's outline colour and the backgrounds it is drawn against: the element's
+# container (first ancestor with a background) and the page's body, as "rgb(r, g, b)" strings.
+FOCUS_COLOURS = """() => {
+  const focused = document.activeElement;
+  const backdrop = element => {
+    for (let e = element.parentElement; e; e = e.parentElement) {
+      const colour = getComputedStyle(e).backgroundColor;
+      if (colour !== "rgba(0, 0, 0, 0)" && colour !== "transparent") return colour;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  return {
+    outline: getComputedStyle(focused).outlineColor,
+    style: getComputedStyle(focused).outlineStyle,
+    around: backdrop(focused),
+    body: getComputedStyle(document.body).backgroundColor,
+  };
+}"""
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two "rgb(r, g, b)" colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_focus_ring_contrasts_with_the_page_and_the_top_bar(
+    live_server: str, page: Any, users: Any
+) -> None:
+    sign_in(page, live_server)
+    rows = sample_rows()
+    page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
+    seen: dict[str, float] = {}
+    for _ in range(80):  # the skip link, the top bar, then every control of the page
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.body"):
+            break  # past the last one
+        colours = page.evaluate(FOCUS_COLOURS)
+        name = page.evaluate(
+            "document.activeElement.id || document.activeElement.textContent.trim().slice(0, 30)"
+        )
+        assert colours["style"] != "none", (name, colours)
+        ratios = [contrast(colours["outline"], colours[key]) for key in ("around", "body")]
+        seen[name] = round(min(ratios), 2)
+        assert min(ratios) >= 3, f"focus ring of {name!r}: {ratios} against {colours}"
+    assert "language-select" in seen and len(seen) > 10, seen
+    screenshot(page, "focus-ring")
 
 
 def test_language_select_walks_with_the_keyboard_and_keeps_the_focus(
