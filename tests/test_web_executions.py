@@ -581,6 +581,8 @@ def test_detail_of_a_success(viewer: FlaskClient) -> None:
     assert "Attempt 1 started" in html and "Attempt 1 ended" in html and "celery@w1" in html
     assert "50.0 MB" in html and "1.5 s" in html and "3.0 s" in html
     assert "12 rows" in html and "pipeline" in html
+    for label in ("Result", "args", "kwargs"):  # scrolling blocks are reachable by keyboard
+        assert f'tabindex="0" role="region" aria-label="{label}">' in html, label
     assert "data-hx-trigger" not in html.split('id="execution-live"')[1].split(">")[0]
     assert "/cancel" not in html and "/retry" not in html  # final, and a viewer
 
@@ -770,6 +772,13 @@ def test_code_values_are_escaped_left_to_right_isolated(app: Flask) -> None:
     assert str(code(None, "bdi")) == '<bdi class="ltr" dir="ltr"></bdi>'
     with pytest.raises(ValueError, match="not 'script'"):
         code("x", "script")
+    # a scrolling block is a named region a keyboard can reach
+    assert str(code("{}", "pre", "json", label='"args"')) == (
+        '<pre class="json ltr" dir="ltr" tabindex="0" role="region" aria-label="&#34;args&#34;">'
+        "{}</pre>"
+    )
+    with pytest.raises(ValueError, match="only a pre scrolls"):
+        code("x", label="x")
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,11 @@ def short_error(message: str | None) -> str:
 
 
 def code(
-    value: object, tag: str = "code", css: str | None = None, title: str | None = None
+    value: object,
+    tag: str = "code",
+    css: str | None = None,
+    title: str | None = None,
+    label: str | None = None,
 ) -> Markup:
     """A code-like value (crontab, JSON, id, task or queue name, error, traceback, URL) as
     left-to-right text isolated from the page, so a right-to-left page shows ``0 6 * * *`` and
@@ -147,11 +151,17 @@ def code(
 
     The one way templates show such values: ``{{ schedule.crontab|code }}``,
     ``{{ execution.traceback|code('pre', 'traceback') }}``, ``{{ message|code('bdi') }}``.
+    A ``pre`` that scrolls (a block of its own, at most 28rem high) takes a ``label``: it becomes
+    a named region in the tab order, so a keyboard user can scroll it too.
     """
     if tag not in CODE_TAGS:
         raise ValueError(f"code values are shown in one of {sorted(CODE_TAGS)}, not {tag!r}")
+    if label is not None and tag != "pre":
+        raise ValueError("only a pre scrolls: a label is for code('pre', ...)")
     classes = f"{css} ltr" if css else "ltr"
-    hint = Markup(' title="{}"').format(title) if title else ""
+    hint = Markup(' title="{}"').format(title) if title else Markup("")
+    if label is not None:
+        hint += Markup(' tabindex="0" role="region" aria-label="{}"').format(label)
     return Markup('<{0} class="{1}" dir="ltr"{2}>{3}</{0}>').format(
         Markup(tag), classes, hint, escape("" if value is None else value)
     )
