@@ -80,6 +80,47 @@
     }
   });
 
+  /* A table wider than its box (.table-wrap, e.g. on a phone) scrolls sideways: it is then a group
+     in the tab order, named after the heading before it, so a keyboard can scroll it too (a group,
+     not a region: the section around it may be a region of that name). Where it fits, no tab stop. */
+  function headingBefore(element) {
+    for (var e = element; e && e !== document.body; e = e.parentElement) {
+      for (var s = e.previousElementSibling; s; s = s.previousElementSibling) {
+        if (/^H[1-6]$/.test(s.tagName)) { return s; }
+        var inner = s.querySelectorAll("h1, h2, h3, h4, h5, h6");
+        if (inner.length) { return inner[inner.length - 1]; }
+      }
+    }
+    return document.querySelector("h1");
+  }
+
+  function reachScrollers() {
+    document.querySelectorAll(".table-wrap").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      var marked = box.hasAttribute("data-scroll-reachable");
+      if (scrolls && !marked && !box.hasAttribute("tabindex")) {
+        var heading = headingBefore(box);
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "group");
+        box.setAttribute("aria-label", heading ? heading.textContent.trim() : document.title);
+        box.setAttribute("data-scroll-reachable", "");
+      } else if (!scrolls && marked) {
+        ["tabindex", "role", "aria-label", "data-scroll-reachable"].forEach(function (name) {
+          box.removeAttribute(name);
+        });
+      }
+    });
+  }
+
+  var resizing = false;
+  document.addEventListener("DOMContentLoaded", reachScrollers);
+  document.addEventListener("htmx:afterSettle", reachScrollers);
+  window.addEventListener("resize", function () {
+    if (resizing) { return; }
+    resizing = true;
+    window.requestAnimationFrame(function () { resizing = false; reachScrollers(); });
+  });
+
   /* A field's error list replaced by a fragment (out of band): the field's invalid state follows. */
   document.addEventListener("htmx:afterSettle", function () {
     document.querySelectorAll(".field > ul.field-errors").forEach(function (list) {
