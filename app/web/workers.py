@@ -58,7 +58,7 @@ class ShutdownForm(FlaskForm):
 
 
 def _slug(hostname: str) -> str:
-    """A stable HTML id for a worker's controls (kept across polls by ``hx-preserve``)."""
+    """A stable HTML id for a worker's controls (kept across polls by ``data-hx-preserve``)."""
     return "w-" + hashlib.blake2b(hostname.encode(), digest_size=6).hexdigest()
 
 
