@@ -6,21 +6,26 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import Alert, ExecutionHourly, TaskExecution, TaskStatus
+from app.models.types import utcnow
 from app.tracking import events as ev
 from app.tracking import quarantine
+from app.tracking.alerts import claim, notify
 from app.tracking.bounds import CUT_MARKER, bound_event
 from app.tracking.emitter import STREAM
 from app.tracking.recorder import GROUP, Decoded, Recorder
 from tests.scheduler_support import RedisServer
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 from tests.test_recorder import counts, drain, push, story
 from tests.test_tracking import send, wait_status
 
@@ -222,3 +227,116 @@ def test_a_worker_bounds_odd_arguments_and_errors(app: Flask, engine) -> None:
     assert long_row.result == 3 and len(long_row.task_id) == 64 and long_id.startswith("TTTT")
     client = redis.Redis.from_url(app.config["REDIS_URL"])
     assert quarantine.count(client) == 0
+
+
+class LateWebhook:
+    """A webhook on a free port that refuses connections until ``start`` is called."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.received: list[dict] = []
+        self.server: HTTPServer | None = None
+
+    def start(self) -> None:
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                hook.received.append(
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def late_webhook() -> Iterator[LateWebhook]:
+    hook = LateWebhook()
+    yield hook
+    hook.stop()
+
+
+def outbox_env(url: str) -> dict[str, str]:
+    return {
+        "ALERT_WEBHOOK_URL": url,
+        "CRITICAL_TASK_NAMES": "bench.noop",
+        "ALERT_NOTIFY_GRACE_SECONDS": "1",
+        "ALERT_NOTIFY_RETRY_SECONDS": "1",
+        "WATCH_IN_RECORDER": "0",
+    }
+
+
+def alert_row(alert_id: int) -> Alert:
+    db.session.rollback()
+    db.session.expire_all()
+    return db.session.get(Alert, alert_id)
+
+
+def test_an_alert_is_notified_once_after_its_webhook_comes_back(
+    app: Flask, redis_client: redis.Redis, start_worker, start_recorder, late_webhook
+) -> None:
+    env = outbox_env(late_webhook.url)
+    start_worker(queues="monitoring", **env)
+    start_recorder(**env)
+    task_id = str(uuid.uuid4())
+    failing = story(task_id, time.time())
+    failing[2]["kind"], failing[2]["fields"] = ev.FAILED, {"error_message": "boom"}
+    push(redis_client, failing)
+    alert_id = wait_for(
+        lambda: (
+            db.session.scalar(select(Alert.id).where(Alert.task_id == task_id))
+            or db.session.rollback()
+        ),
+        timeout=60,
+        interval=0.3,
+    )
+    # the webhook refuses: the attempts fail and are retried later
+    wait_for(lambda: (alert_row(alert_id).notify_attempts or 0) >= 2, timeout=90, interval=0.5)
+    assert alert_row(alert_id).notified_at is None and alert_row(alert_id).notify_error
+    late_webhook.start()
+    wait_for(lambda: alert_row(alert_id).notified_at is not None, timeout=90, interval=0.5)
+    time.sleep(8)  # more outbox passes (every 5 s) find nothing left to send
+    assert [body["id"] for body in late_webhook.received] == [alert_id]
+    assert alert_row(alert_id).notify_claimed_at is None
+
+
+def test_an_alert_committed_without_dispatch_is_notified_by_the_outbox(
+    app: Flask, start_worker, start_recorder, webhook
+) -> None:
+    """What a crash between the alert's commit and its dispatch leaves behind."""
+    env = outbox_env(webhook.url)
+    alert = Alert(kind="critical_failure", severity="critical", title="Lost dispatch")
+    old = Alert(kind="critical_failure", title="Seen already", acknowledged_at=utcnow())
+    db.session.add_all([alert, old])
+    db.session.commit()
+    start_worker(queues="monitoring", **env)
+    start_recorder(**env)
+    wait_for(lambda: alert_row(alert.id).notified_at is not None, timeout=90, interval=0.5)
+    time.sleep(8)
+    assert [body["title"] for body in webhook.received] == ["Lost dispatch"]
+    assert alert_row(old.id).notified_at is None  # acknowledged: nobody needs telling
+
+
+def test_a_claimed_alert_is_not_sent_twice(app: Flask, webhook) -> None:
+    app.config["ALERT_WEBHOOK_URL"] = webhook.url
+    alert = Alert(kind="dead_letter", title="Once")
+    db.session.add(alert)
+    db.session.commit()
+    assert claim(alert.id) and not claim(alert.id)  # a live sender holds it
+    assert notify(alert.id)["skipped"] and webhook.received == []
+    db.session.execute(update(Alert).values(notify_claimed_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()  # that sender died: its claim is stale
+    assert notify(alert.id)["sent"] == ["webhook"]
+    assert notify(alert.id)["skipped"] and len(webhook.received) == 1

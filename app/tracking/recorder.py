@@ -49,6 +49,8 @@ class Recorder:
     # per event than many small ones; at rest it only bounds the latency of a row.
     min_interval: float = 0.25
     upkeep_interval: float = 30.0
+    # How often alerts that were committed but never notified are looked for (the outbox).
+    outbox_interval: float = 5.0
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     redis_outage: Outage = field(default_factory=lambda: Outage("recorder", "Redis", logger=log))
@@ -73,7 +75,7 @@ class Recorder:
         vanished (FLUSHDB, a restart without persistence) is created again.
         """
         self._stop = stop
-        last_claim = last_upkeep = last_batch = 0.0
+        last_claim = last_upkeep = last_batch = last_outbox = 0.0
         idle_since = time.monotonic()
         group_ready = False
         while not self._stopped():
@@ -84,6 +86,9 @@ class Recorder:
                 if time.monotonic() - last_upkeep > self.upkeep_interval:
                     last_upkeep = time.monotonic()
                     self.upkeep()
+                if time.monotonic() - last_outbox > self.outbox_interval:
+                    last_outbox = time.monotonic()
+                    self.send_outbox()
                 entries = self.read_own_pending()
                 if not entries and time.monotonic() - last_claim > min(self.claim_idle, 5.0):
                     entries = self.claim_abandoned()
@@ -143,6 +148,20 @@ class Recorder:
             if not is_outage(error):
                 raise
             log.warning("recorder: upkeep skipped, database unavailable")
+
+    def send_outbox(self) -> None:
+        """Queue again the notifications of alerts never notified (see app.tracking.alerts)."""
+        from app.tracking.alerts import dispatch_due
+
+        try:
+            with self.app.app_context():
+                self.stats["renotified"] += dispatch_due()
+        except SQLAlchemyError as error:
+            with self.app.app_context():
+                db.session.rollback()
+                db.session.remove()
+            if not is_outage(error):
+                log.exception("recorder: could not read the alert outbox")
 
     def read_own_pending(self) -> list[tuple[bytes, dict]]:
         """Events this consumer read but did not acknowledge (it crashed, or a commit failed)."""
