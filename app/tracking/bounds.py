@@ -55,57 +55,65 @@ def cut(value: str, limit: int, identifier: bool = False) -> str:
     return value[: limit - 1] + CUT_MARKER
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def clean(value: Any) -> Any:
     """``value`` with NUL characters removed from every string in it (keys included); the same
-    object when there is nothing to remove."""
+    object when there is nothing to remove (the common case costs no copy)."""
     kind = type(value)
     if kind is str:
         return value.replace("\x00", "") if "\x00" in value else value
-    if kind is dict:
-        cleaned, changed = {}, False
-        for key, item in value.items():
-            new_key, new_item = clean(key), clean(item)
-            changed = changed or new_key is not key or new_item is not item
-            cleaned[new_key] = new_item
-        return cleaned if changed else value
     if kind is list or kind is tuple:
-        items = [clean(item) for item in value]
-        return value if all(a is b for a, b in zip(value, items, strict=True)) else items
-    return value
-
-
-def _bounded_int(value: Any, low: int, high: int) -> Any:
-    if type(value) is int and not low <= value <= high:
-        return None
+        copy = None
+        for index, item in enumerate(value):
+            if type(item) in _PLAIN:
+                continue
+            new = clean(item)
+            if new is not item:
+                copy = copy if copy is not None else list(value)
+                copy[index] = new
+        return value if copy is None else copy
+    if kind is dict:
+        changed = False
+        for key, item in value.items():
+            if (type(key) is str and "\x00" in key) or (
+                type(item) not in _PLAIN and clean(item) is not item
+            ):
+                changed = True
+                break
+        if not changed:
+            return value
+        return {clean(key): clean(item) for key, item in value.items()}
     return value
 
 
 def bound_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` with every value within its column's bounds; the same dict when all were."""
-    changed: dict[str, Any] = {}
+    changed: dict[str, Any] | None = None
     for name, value in fields.items():
-        if value is None:
-            continue
         kind = type(value)
         if kind is str:
             limit = LENGTHS.get(name)
-            if limit is not None:
-                new = cut(value, limit, name in ID_COLUMNS)
-            elif "\x00" in value:
-                new = value.replace("\x00", "")
-            else:
+            if "\x00" not in value and (limit is None or len(value) <= limit):
                 continue
+            new = cut(value, limit, name in ID_COLUMNS) if limit else value.replace("\x00", "")
         elif kind is int:
             low_high = RANGES.get(name)
-            if low_high is None:
+            if low_high is None or low_high[0] <= value <= low_high[1]:
                 continue
-            new = _bounded_int(value, *low_high)
+            new = None  # out of its column's range: dropped, never a crash
         elif kind is dict or kind is list:  # stored as JSON: only NUL characters go
+            if not value:
+                continue
             new = clean(value)
+            if new is value:
+                continue
         else:
             continue
-        if new is not value:
-            changed[name] = new
+        if changed is None:
+            changed = {}
+        changed[name] = new
     return {**fields, **changed} if changed else fields
 
 

@@ -332,11 +332,12 @@ def on_postrun(
         "fields": fields,
         "run_id": run_id,
     }
+    event = bound_event(event)
     started = tracker.emitter.take(run_id)
     if started is not None:
-        event["before"] = started  # the start, not flushed yet, travels in the same entry
+        event["before"] = started  # the start (bounded already) travels in the same entry
     # Flushed now, before the task returns and its message is acknowledged.
-    tracker.emitter.emit(bound_event(event), flush=True)
+    tracker.emitter.emit(event, flush=True)
 
 
 def on_revoked(

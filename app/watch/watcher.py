@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
