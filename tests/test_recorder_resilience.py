@@ -350,3 +350,30 @@ def test_a_claimed_alert_is_not_sent_twice(app: Flask, webhook) -> None:
     db.session.commit()  # that sender died: its claim is stale
     assert notify(alert.id)["sent"] == ["webhook"]
     assert notify(alert.id)["skipped"] and len(webhook.received) == 1
+
+
+def test_events_of_any_shape_never_stop_the_recorder(app: Flask, redis_client: redis.Redis) -> None:
+    t0 = time.time()
+    good = [str(uuid.uuid4()) for _ in range(4)]
+    hostile = [
+        {"kind": ev.STARTED, "task_id": ["not", "a", "string"], "ts": t0},
+        {"kind": ev.STARTED, "task_id": str(uuid.uuid4()), "ts": t0, "fields": [1, 2]},
+        {**story(str(uuid.uuid4()), t0)[2], "before": 5},
+        {"kind": ev.SUCCEEDED, "task_id": str(uuid.uuid4()), "ts": 1e300, "attempt": "x"},
+        7,
+        {"kind": ev.PUBLISHED, "task_id": str(uuid.uuid4()), "ts": t0, "fields": {"args": "["}},
+    ]
+    deep: object = 1
+    for _ in range(900):
+        deep = [deep]
+    deep_story = story(str(uuid.uuid4()), t0)
+    deep_story[0]["fields"]["args"] = deep
+    redis_client.xadd(STREAM, {"e": json.dumps([*story(good[0], t0), *hostile])})
+    redis_client.xadd(STREAM, {"e": "[" * 100_000})
+    redis_client.xadd(STREAM, {"x": "no e field"})
+    redis_client.xadd(STREAM, {"e": json.dumps(deep_story)})
+    push(redis_client, [e for t in good[1:] for e in story(t, t0)])
+    recorder = drain(app, redis_client)
+    assert recorded(good) == 4
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+    assert recorder.stats["quarantined"] == quarantine.count(redis_client) >= 6

@@ -23,6 +23,7 @@ from app.tracking.emitter import STREAM
 QUARANTINE = "ewas:tracking:quarantine"
 MAX_ENTRIES = 10_000
 ERROR_MAX_CHARS = 500
+EVENT_MAX_CHARS = 256 * 1024  # a real event is far smaller (arguments and results are capped)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,14 @@ def put(
     """Quarantine ``event`` (read from tracking stream entry ``entry_id``); ``client`` may be a
     pipeline."""
     error_type, message = describe(error)
+    try:
+        text = json.dumps(event, default=str, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError):
+        text = '{"unencodable":"the event could not be written back as JSON"}'
     client.xadd(
         QUARANTINE,
         {
-            "event": json.dumps(event, default=str, separators=(",", ":")),
+            "event": text[:EVENT_MAX_CHARS],
             "error_type": error_type,
             "error": message,
             "at": repr(time.time()),

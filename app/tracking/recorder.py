@@ -230,14 +230,16 @@ class Recorder:
             for raw in payload if isinstance(payload, list) else (payload,):
                 try:
                     event = _checked(bound_event(raw) if isinstance(raw, dict) else raw)
+                    before = None
+                    if "before" in event:
+                        event = dict(event)  # the raw event keeps its own copy
+                        before = event.pop("before")
+                        before = _checked(before) if before else None
                 except (ValueError, TypeError, RecursionError) as error:
                     self._quarantine(entry_id, raw, error)
                     continue
-                if "before" in event:
-                    event = dict(event)  # the raw event keeps its own copy
-                    before = event.pop("before")
-                    if before:
-                        decoded.append(Decoded(entry_id, raw.get("before"), before))
+                if before is not None:
+                    decoded.append(Decoded(entry_id, raw.get("before"), before))
                 decoded.append(Decoded(entry_id, raw, event))
         return decoded
 
@@ -252,9 +254,9 @@ class Recorder:
             )  # fmt: skip
         except _Stopped:
             return None
-        by_task: dict[Any, list[Decoded]] = defaultdict(list)
+        by_task: dict[str, list[Decoded]] = defaultdict(list)
         for item in decoded:
-            by_task[item.event.get("task_id")].append(item)
+            by_task[str(item.event.get("task_id"))].append(item)
         alerts: list[int] = []
         try:
             for items in by_task.values():
@@ -326,9 +328,11 @@ class _Stopped(Exception):
 
 
 def _checked(event: Any) -> dict[str, Any]:
-    """``event`` if it has what the fold needs; ValueError otherwise."""
+    """``event`` if it has the shape the fold needs; ValueError otherwise."""
     if not isinstance(event, dict):
         raise ValueError("a tracking event must be a JSON object")
+    if not isinstance(event.get("task_id", ""), str):
+        raise ValueError("a tracking event's task_id must be a string")
     return event
 
 
