@@ -127,3 +127,4 @@ def test_health_and_metrics_count_the_quarantine(
     from app.monitoring.health import health as system_health
 
     assert system_health(redis_client)["checks"]["recorder"]["quarantined"] == 4
+    assert "4 events quarantined" in client.get("/tasks/dashboard/health").text
