@@ -32,6 +32,10 @@ def dialect_insert(table: Table) -> Any:
 
 
 OUTAGE_TEXTS = ("could not connect", "not accepting connections", "connection refused")
+# PostgreSQL error classes that say nothing about the statement: connection lost (08), a
+# transaction to retry (40), out of resources (53), a shutdown or restart (57), an I/O error
+# (58), and a read-only server (25006: a replica during a failover).
+OUTAGE_SQLSTATES = ("08", "40", "53", "57", "58", "25006")
 
 
 def is_outage(error: BaseException) -> bool:
@@ -39,10 +43,15 @@ def is_outage(error: BaseException) -> bool:
     as opposed to refusing this statement (integrity, data, a bug: retrying changes nothing)."""
     if isinstance(error, OperationalError | InterfaceError | DisconnectionError):
         return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(OUTAGE_SQLSTATES):
         return True
     text = str(error).lower()
-    return isinstance(error, DBAPIError) and any(part in text for part in OUTAGE_TEXTS)
+    return any(part in text for part in OUTAGE_TEXTS)
 
 
 def init_app(app: Flask) -> None:

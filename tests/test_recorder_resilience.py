@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, make_url, select, text, update
 
 from app.extensions import db
 from app.models import Alert, ExecutionHourly, TaskExecution, TaskStatus
@@ -377,3 +377,50 @@ def test_events_of_any_shape_never_stop_the_recorder(app: Flask, redis_client: r
     assert recorded(good) == 4
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
     assert recorder.stats["quarantined"] == quarantine.count(redis_client) >= 6
+
+
+def test_a_read_only_database_is_an_outage_not_poison(
+    app: Flask, redis_client: redis.Redis
+) -> None:
+    """A PostgreSQL replica during a failover refuses writes (SQLSTATE 25006): the events wait,
+    none is quarantined, and they are recorded once the database takes writes again."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("read-only transactions are PostgreSQL's")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def set_read_only(on: bool) -> None:
+        setting = (
+            "SET default_transaction_read_only = on"
+            if on
+            else "RESET default_transaction_read_only"
+        )
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{url.database}" {setting}'))
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": url.database},
+            )
+
+    recorder = Recorder(app=app, redis_client=redis_client)
+    stop = threading.Event()
+    task_ids = [str(uuid.uuid4()) for _ in range(10)]
+    db.session.remove()
+    set_read_only(True)
+    try:
+        push(redis_client, [e for t in task_ids for e in story(t, time.time())])
+        thread = threading.Thread(target=recorder.run, kwargs={"stop": stop}, daemon=True)
+        thread.start()
+        wait_for(lambda: recorder.db_outage.ongoing, timeout=30, interval=0.2)
+        time.sleep(2)
+        assert recorder.stats["events"] == 0 and quarantine.count(redis_client) == 0
+    finally:
+        set_read_only(False)
+    wait_for(lambda: recorded(task_ids) == 10, timeout=60, interval=0.5)
+    stop.set()
+    thread.join(10)
+    assert quarantine.count(redis_client) == 0
+    admin.dispose()
