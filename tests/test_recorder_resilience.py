@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 import uuid
@@ -63,6 +64,14 @@ def test_recorder_rides_out_a_redis_restart_and_a_flush(
     push(client, [e for t in third for e in story(t, time.time())])
     wait_for(lambda: recorded(third) == 5, timeout=60, interval=0.2)
 
+    # a server that stops answering (a hung host, a dropped route): reads time out
+    own_redis.process.send_signal(signal.SIGSTOP)
+    time.sleep(7)
+    own_redis.process.send_signal(signal.SIGCONT)
+    fourth = [str(uuid.uuid4()) for _ in range(5)]
+    push(client, [e for t in fourth for e in story(t, time.time())])
+    wait_for(lambda: recorded(fourth) == 5, timeout=60, interval=0.2)
+
     # FLUSHDB while events flow: what is pushed after the flush is recorded
     pushed: list[str] = []
     flowing = threading.Event()
@@ -90,9 +99,10 @@ def test_recorder_rides_out_a_redis_restart_and_a_flush(
 
     assert recorder.process.poll() is None, recorder.log()
     log = recorder.log()
-    # one line per outage (the restart, the read-only spell), no traceback storm
-    assert log.count("Redis unavailable") == 2 and "ReadOnlyError" in log, log
-    assert log.count("Redis back after") == 2, log
+    # one line per outage (the restart, the read-only spell, the hang), no traceback storm
+    assert log.count("Redis unavailable") == 3, log
+    assert "ReadOnlyError" in log and "TimeoutError" in log, log
+    assert log.count("Redis back after") == 3, log
     assert "Traceback" not in log, log
     print(log)
     client.close()
