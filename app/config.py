@@ -83,6 +83,11 @@ def settings_from_env() -> dict[str, Any]:
         "ALERT_WEBHOOK_URL": env.get("ALERT_WEBHOOK_URL", ""),
         "ALERT_EMAIL_TO": env.get("ALERT_EMAIL_TO", ""),
         "ALERT_EMAIL_FROM": env.get("ALERT_EMAIL_FROM", ""),
+        # The notification outbox: an alert not notified this many seconds after it was raised
+        # (its sender crashed, the notifier was down) is sent again, then after a delay that
+        # doubles from ALERT_NOTIFY_RETRY_SECONDS up to an hour, for at most a day.
+        "ALERT_NOTIFY_GRACE_SECONDS": _float("ALERT_NOTIFY_GRACE_SECONDS", 30.0),
+        "ALERT_NOTIFY_RETRY_SECONDS": _float("ALERT_NOTIFY_RETRY_SECONDS", 15.0),
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
         "SMTP_PORT": _int("SMTP_PORT", 25),
         # Scheduler (app/scheduler): lock TTL = failover time after a beat dies, in seconds.
