@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from app.extensions import db
 from app.tracking.apply import apply_batch
 from app.tracking.emitter import STREAM
+from app.tracking.stream import trim_acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,9 @@ class Recorder:
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.redis_client.pipeline(transaction=False)
         pipe.xack(STREAM, GROUP, *ids)
-        pipe.xdel(STREAM, *ids)
         pipe.set(LAG_KEY, time.time())
         pipe.execute()
+        trim_acknowledged(self.redis_client)  # only what every consumer group acknowledged
         self.stats["events"] += len(decoded)
         self.stats["batches"] += 1
         if alerts:
