@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ MAX_BUFFERED = 100_000
 # XADDs, acknowledgements and deletions for Redis, less per-entry work for the recorder.
 ENTRY_MAX_EVENTS = 32
 CLIENT_NAME = "ewas-tracking"
+# One write sends at most this many events (after an outage the buffer can hold far more).
+MAX_SEND_EVENTS = 256 * ENTRY_MAX_EVENTS
 
 
 _XADD_PREFIX = f"*5\r\n$4\r\nXADD\r\n${len(STREAM)}\r\n{STREAM}\r\n$1\r\n*\r\n$1\r\ne\r\n".encode()
@@ -118,10 +121,12 @@ class Emitter:
         (the unconfirmed events stay buffered for the background thread)."""
         self._ensure_fork_safe()
         deadline = time.monotonic() + (self.confirm_timeout if timeout is None else timeout)
+        first = True
         while True:
             remaining = deadline - time.monotonic()
-            wait = self._outage.retry_at - time.monotonic()
-            if wait > 0:  # backing off during an outage
+            wait = 0.0 if first else self._outage.retry_at - time.monotonic()
+            first = False
+            if wait > 0:  # backing off during an outage (a new flush tries once at once)
                 if wait >= remaining:
                     return False
                 time.sleep(wait)
@@ -130,27 +135,36 @@ class Emitter:
                 return False  # another thread's send is stuck on a hung Redis
             try:
                 # Any send that took our events before we got the lock has confirmed them or put
-                # them back: one send that confirms all it takes now covers them.
-                if self._send(max(remaining, 0.05)):
-                    return True
+                # them back: a send now that confirms all it takes (and all before it) covers them.
+                # The socket waits at most what is left, in steps of 0.1 s (set only on change).
+                confirmed, more = self._send(
+                    min(math.ceil(remaining * 10) / 10, self.confirm_timeout)
+                )
             finally:
                 self._send_lock.release()
+            if confirmed and not more:
+                return True
             if time.monotonic() >= deadline:
                 return False
 
-    def _send(self, timeout: float) -> bool:
-        """Send the whole buffer once (the send lock held); put back what Redis did not confirm.
-        True when everything taken was confirmed."""
+    def _send(self, timeout: float) -> tuple[bool, bool]:
+        """Send the buffer (up to ``MAX_SEND_EVENTS``) once, the send lock held; put back what
+        Redis did not confirm. Returns (all taken were confirmed, some were left for a next send:
+        events emitted meanwhile by other threads do not count)."""
         with self._lock:
-            pending, self._buffer = self._buffer, []
+            more = len(self._buffer) > MAX_SEND_EVENTS
+            if not more:
+                pending, self._buffer = self._buffer, []
+            else:
+                pending = self._buffer[:MAX_SEND_EVENTS]
+                del self._buffer[:MAX_SEND_EVENTS]
             self._keyed.clear()
             self._in_flight = len(pending)
-        if not pending:
-            return True
         try:
-            return self._write(pending, timeout)
+            confirmed = self._write(pending, timeout) if pending else True
         finally:
             self._in_flight = 0
+        return confirmed, more
 
     def _write(self, pending: list[dict[str, Any]], timeout: float) -> bool:
         chunks = [
@@ -206,10 +220,11 @@ class Emitter:
             self._client = connection
             self._dropped = 0
         # A final flush waits at most what is left of its bounded wait, also on a hung Redis.
-        self._client.socket_timeout = timeout
-        sock = getattr(self._client, "_sock", None)
-        if sock is not None:
-            sock.settimeout(timeout)
+        if self._client.socket_timeout != timeout:
+            self._client.socket_timeout = timeout
+            sock = getattr(self._client, "_sock", None)
+            if sock is not None:
+                sock.settimeout(timeout)
         return self._client
 
     def _drop_connection(self) -> None:
