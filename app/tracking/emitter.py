@@ -11,8 +11,8 @@ the write may arrive twice: the recorder folds idempotently.
 Events that end an attempt are flushed synchronously: the task returns (and its message is
 acknowledged) only once Redis confirmed them, or after ``confirm_timeout`` seconds of a Redis
 outage, after which they stay buffered and the background thread keeps retrying. So only a
-worker process that dies while Redis is down can lose a final event (the broker is usually the
-same Redis, so its message is redelivered and runs again).
+worker process that dies while Redis is down can lose a final event (and when the broker is that
+same Redis, the task's acknowledgement fails too, so its message is redelivered and runs again).
 """
 
 from __future__ import annotations
