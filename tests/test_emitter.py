@@ -182,3 +182,19 @@ def test_a_refused_final_event_is_still_sent_after_the_wait(
     assert emitter.buffered == 1 and numbers(own_client) == []
     own_client.config_set("maxmemory", 0)
     wait_for(lambda: numbers(own_client) == [0], timeout=30)
+
+
+def test_a_forked_child_writes_on_its_own_connection_and_not_the_parents_events(
+    own_client: redis.Redis, make_emitter: Callable[..., Emitter]
+) -> None:
+    emitter = make_emitter()
+    assert emitter.flush()  # the parent has a connection and a flush thread
+    emitter.emit({"n": 0})  # still buffered in the parent at the fork
+    child = os.fork()
+    if child == 0:  # a prefork pool process
+        emitter.emit({"n": 1})
+        os._exit(0 if emitter.flush() else 1)
+    _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert emitter.flush()
+    assert sorted(numbers(own_client)) == [0, 1]  # each once: the child did not resend the 0

@@ -24,6 +24,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 import redis
@@ -76,6 +77,17 @@ class Emitter:
         self._dropped = 0
         self._in_flight = 0  # taken by a send, not yet confirmed or put back
         self._closed = threading.Event()
+        emitter = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (e := emitter()) is not None and e._forked())
+
+    def _forked(self) -> None:
+        """In a forked child (a prefork pool process): the parent's locks may have been held by
+        its flush thread at the fork, its socket is not ours, and its buffered events are still
+        the parent's to send (copies here would only be duplicates)."""
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._client = None
+        self._buffer, self._keyed, self._in_flight = [], {}, 0
 
     def close(self) -> None:
         """Stop the background thread and the connection (buffered events stay unsent)."""
