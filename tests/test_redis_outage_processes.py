@@ -20,7 +20,6 @@ from tests.support import free_port, wait_for
 
 pytestmark = [
     pytest.mark.timeout(240),
-    pytest.mark.skip(reason="lands with the confirmed writes"),
 ]
 
 
