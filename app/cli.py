@@ -28,7 +28,7 @@ def rebuild_rollups_command(days: int) -> None:
     """Recount the hourly statistics from the stored executions (after a restore or a fix)."""
     from datetime import UTC, datetime, timedelta
 
-    from app.services.rollups import rebuild
+    from app.monitoring.rollups import rebuild
     from app.tracking.apply import RECORDER_LOCK
 
     counted = rebuild(datetime.now(UTC) - timedelta(days=days), lock=RECORDER_LOCK)

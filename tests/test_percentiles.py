@@ -8,7 +8,7 @@ import pytest
 
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
 from app.monitoring.percentiles import from_histogram, nearest_rank
-from app.services.rollups import bucket_of
+from app.monitoring.rollups import bucket_of
 
 
 @pytest.mark.parametrize("value", [0.025, 0.077, 0.03, 4.2, 7000.0])

@@ -31,8 +31,8 @@ from app.models import (
     Variable,
 )
 from app.models.types import utcnow
+from app.monitoring.rollups import add_counts, bucket_of
 from app.scheduler.service import create_schedule
-from app.services.rollups import add_counts, bucket_of
 from app.services.statistics import window_start
 from tests.conftest import PASSWORDS, PROJECT_DIR, SCREENSHOTS_DIR, screenshot
 from tests.idmc_server import IDU_RECORDS

@@ -28,8 +28,8 @@ from app.models import (
 )
 from app.models.types import utcnow
 from app.monitoring import failure_rates
+from app.monitoring.rollups import add_counts, bucket_of
 from app.scheduler.service import create_schedule
-from app.services.rollups import add_counts, bucket_of
 from app.services.statistics import window_start
 from app.tracking.apply import apply_batch
 from tests.conftest import csrf_token_in

@@ -15,7 +15,7 @@ from app.models import ExecutionHourly, TaskExecution, TaskStatus, TaskType
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
 from app.models.types import utcnow
 from app.monitoring.percentiles import from_histogram, nearest_rank
-from app.services.rollups import COUNTED
+from app.monitoring.rollups import COUNTED
 
 IN_FLIGHT = (TaskStatus.PENDING, TaskStatus.STARTED, TaskStatus.RETRY)
 H = ExecutionHourly

@@ -23,8 +23,8 @@ from app.database import dialect_insert
 from app.extensions import db
 from app.models import FINAL_STATUSES, DeadLetter, Source, TaskExecution, TaskType, Variable
 from app.models.types import UTCDateTime
+from app.monitoring.rollups import count_finals
 from app.runs.record import record_runs
-from app.services.rollups import count_finals
 from app.tracking import events as ev
 from app.tracking.alerts import alerts_for, run_alerts
 
