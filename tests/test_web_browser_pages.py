@@ -211,6 +211,33 @@ def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, u
         screenshot(page, f"rtl-dead-letter-{language}")
 
 
+CHAIN_EXAMPLE = '[{"task": "location.tasks.match_locations", "kwargs": {}}]'
+
+
+def test_schedule_form_code_reads_left_to_right_in_arabic(
+    live_server: str, page: Any, users: Any
+) -> None:
+    sign_in(page, live_server)
+    use_language(page, "ar")
+    page.goto(f"{live_server}/tasks/scheduled/new/")
+    reads_left_to_right(page, "small.hint code", "30 6 * * 1-5")  # the hints' examples
+    reads_left_to_right(page, "small.hint code", CHAIN_EXAMPLE)
+    code_inputs = ["crontab", "timezone", "args", "kwargs", "chain", "task"]
+    directions = page.evaluate(
+        "ids => ids.map(id => getComputedStyle(document.getElementById(id)).direction)",
+        code_inputs,
+    )
+    assert directions == ["ltr"] * len(code_inputs), dict(zip(code_inputs, directions, strict=True))
+    page.fill("#name", "rtl")
+    page.select_option("#kind", "crontab")
+    page.fill("#crontab", "61 * * * *")
+    page.locator("button.primary[type=submit]").first.click()
+    expect(page.locator("#crontab-errors li")).to_have_count(1)
+    page.problems.seen.clear()  # the browser logs the form's 422 answer: expected here
+    reads_left_to_right(page, "#crontab-errors bdi", "'61 * * * *'")  # the value in the error
+    screenshot(page, "schedule-form-error-ar")
+
+
 FINAL = "app.tracking.policies.TransientNetworkError: cannot reach example.org"
 
 
