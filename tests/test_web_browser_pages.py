@@ -211,6 +211,14 @@ def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, u
         screenshot(page, f"rtl-dead-letter-{language}")
 
 
+def typed_left_to_right(page: Any, ids: list[str]) -> None:
+    """The inputs ``ids`` (code: crontab, JSON, names) show their text left to right."""
+    directions = page.evaluate(
+        "ids => ids.map(id => getComputedStyle(document.getElementById(id)).direction)", ids
+    )
+    assert directions == ["ltr"] * len(ids), dict(zip(ids, directions, strict=True))
+
+
 CHAIN_EXAMPLE = '[{"task": "location.tasks.match_locations", "kwargs": {}}]'
 
 
@@ -222,12 +230,7 @@ def test_schedule_form_code_reads_left_to_right_in_arabic(
     page.goto(f"{live_server}/tasks/scheduled/new/")
     reads_left_to_right(page, "small.hint code", "30 6 * * 1-5")  # the hints' examples
     reads_left_to_right(page, "small.hint code", CHAIN_EXAMPLE)
-    code_inputs = ["crontab", "timezone", "args", "kwargs", "chain", "task"]
-    directions = page.evaluate(
-        "ids => ids.map(id => getComputedStyle(document.getElementById(id)).direction)",
-        code_inputs,
-    )
-    assert directions == ["ltr"] * len(code_inputs), dict(zip(code_inputs, directions, strict=True))
+    typed_left_to_right(page, ["crontab", "timezone", "args", "kwargs", "chain", "task"])
     page.fill("#name", "rtl")
     page.select_option("#kind", "crontab")
     page.fill("#crontab", "61 * * * *")
@@ -236,6 +239,10 @@ def test_schedule_form_code_reads_left_to_right_in_arabic(
     page.problems.seen.clear()  # the browser logs the form's 422 answer: expected here
     reads_left_to_right(page, "#crontab-errors bdi", "'61 * * * *'")  # the value in the error
     screenshot(page, "schedule-form-error-ar")
+    page.goto(f"{live_server}/tasks/executions/")
+    typed_left_to_right(page, ["task_name", "queue"])
+    page.goto(f"{live_server}/tasks/runs/")
+    typed_left_to_right(page, ["task_name"])
 
 
 FINAL = "app.tracking.policies.TransientNetworkError: cannot reach example.org"
