@@ -60,7 +60,10 @@ RUN_AXE = """async () => {
 
 @pytest.fixture
 def checkers() -> tuple[str, Path]:
-    """axe-core's script and the path of vnu.jar; skipped, saying why, where they cannot run."""
+    """axe-core's script and the path of vnu.jar (installed now if npm can); skipped, saying
+    why, only where npm or java is missing."""
+    if not (AXE.exists() and VNU.exists()):
+        subprocess.run([str(PROJECT_DIR / "scripts" / "ensure-a11y-tools")], check=True)
     missing = [str(path) for path in (AXE, VNU) if not path.exists()]
     if missing or not shutil.which("java"):
         pytest.skip(

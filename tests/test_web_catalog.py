@@ -226,7 +226,10 @@ SOURCE = {
 
 
 def test_operator_creates_lists_and_edits_a_source(client: FlaskClient, operator: str) -> None:
-    assert client.get("/tasks/sources/new/").status_code == 200
+    form = client.get("/tasks/sources/new/")
+    assert form.status_code == 200
+    for name in ("code", "base_url"):  # code and URLs are typed left to right, also in Arabic
+        assert 'dir="ltr"' in re.search(rf'<input[^>]*id="{name}"[^>]*>', form.text).group(0)
     response = client.post("/tasks/sources/new/", data={**SOURCE, "csrf_token": operator})
     assert response.status_code == 303
     source = db.session.scalar(select(Source).where(Source.code == "hazards"))

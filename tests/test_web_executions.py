@@ -781,6 +781,18 @@ def test_code_values_are_escaped_left_to_right_isolated(app: Flask) -> None:
         code("x", label="x")
 
 
+def test_quoted_values_in_a_message_are_isolated_left_to_right(app: Flask) -> None:
+    from app.web.formatting import isolate_quoted
+
+    assert str(isolate_quoted("'*/5 * * * *' is not <valid>")) == (
+        '<bdi class="ltr" dir="ltr">&#39;*/5 * * * *&#39;</bdi> is not &lt;valid&gt;'
+    )
+    assert str(isolate_quoted('Unknown task "a.b"; no quote')) == (
+        'Unknown task <bdi class="ltr" dir="ltr">&#34;a.b&#34;</bdi>; no quote'
+    )
+    assert str(isolate_quoted(None)) == ""
+
+
 @pytest.mark.parametrize(
     ("message", "shown"),
     [

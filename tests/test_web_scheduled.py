@@ -86,7 +86,10 @@ def form(csrf: str, **overrides: str | None) -> dict[str, str]:
 def field_errors(page: str, field_id: str) -> str:
     """The error text shown beside the field ``field_id`` ('' when none)."""
     found = re.search(rf'<ul class="field-errors" id="{field_id}-errors">(.*?)</ul>', page, re.S)
-    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))) if found else ""
+    if not found:
+        return ""
+    text = re.sub(r"<[^>]+>", "", found.group(1).replace("</li>", " "))  # a value's <bdi> too
+    return html.unescape(text)
 
 
 def add_run(

@@ -61,6 +61,7 @@ class SourceForm(DescriptionsForm):
         _l("Code"),
         validators=[DataRequired(), Length(max=64), no_nul, CODE_RULE],
         description=CODE_HINT,
+        render_kw={"dir": "ltr", "spellcheck": "false"},
     )
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200), no_nul])
     source_type = StringField(
@@ -77,7 +78,7 @@ class SourceForm(DescriptionsForm):
             no_nul,
             URL(require_tld=False, message=_l("Enter a valid http:// or https:// address.")),
         ],
-        render_kw={"type": "url", "inputmode": "url"},
+        render_kw={"type": "url", "inputmode": "url", "dir": "ltr"},
     )
     is_active = BooleanField(_l("Active"), default=True)
 
@@ -87,11 +88,13 @@ class VariableForm(DescriptionsForm):
         _l("Code"),
         validators=[DataRequired(), Length(max=64), no_nul, CODE_RULE],
         description=CODE_HINT,
+        render_kw={"dir": "ltr", "spellcheck": "false"},
     )
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200), no_nul])
     endpoint_path = StringField(
         _l("Endpoint path"),
         validators=[Optional(), Length(max=500), no_nul],
         description=_l("Appended to the source's base URL, e.g. /idus/last-180-days/."),
+        render_kw={"dir": "ltr", "spellcheck": "false"},
     )
     is_active = BooleanField(_l("Active"), default=True)

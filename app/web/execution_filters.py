@@ -36,6 +36,8 @@ FILTER_NAMES = (
     "q",
 )
 DATE_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+# Task and queue names are code: typed left to right, also on a right-to-left page.
+LTR_INPUT = {"dir": "ltr", "spellcheck": "false"}
 PRINTABLE = Regexp(r"^[^\x00-\x1f\x7f]*$", message=_l("Control characters are not allowed."))
 
 
@@ -75,8 +77,10 @@ class ExecutionFilterForm(Form):
         _l("Status"), choices=[SelectChoice(s.value, STATUS_LABELS[s.value]) for s in TaskStatus]
     )
     task_type = SelectField(_l("Task type"), default="")
-    task_name = StringField(_l("Task name"), [Optional(), Length(max=255), PRINTABLE])
-    queue = StringField(_l("Queue"), [Optional(), Length(max=100), PRINTABLE])
+    task_name = StringField(
+        _l("Task name"), [Optional(), Length(max=255), PRINTABLE], render_kw=LTR_INPUT
+    )
+    queue = StringField(_l("Queue"), [Optional(), Length(max=100), PRINTABLE], render_kw=LTR_INPUT)
     source = SelectField(_l("Source"), default="")
     variable = SelectField(_l("Variable"), default="")
     created_from = StringField(_l("Created from"), [Optional()])

@@ -167,6 +167,20 @@ def code(
     )
 
 
+QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def isolate_quoted(message: object) -> Markup:
+    """A message in prose that quotes code-like values (``'61 * * * *' is not a valid crontab``):
+    each quoted value is isolated left to right, the prose keeps the page's direction."""
+    text = "" if message is None else str(message)
+    parts, last = [], 0
+    for quoted in QUOTED.finditer(text):
+        parts += [escape(text[last : quoted.start()]), code(quoted.group(0), "bdi")]
+        last = quoted.end()
+    return Markup("").join([*parts, escape(text[last:])])
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["status_label"] = status_label
     app.jinja_env.filters.update(
@@ -179,4 +193,5 @@ def init_app(app: Flask) -> None:
         megabytes=megabytes,
         code=code,
         short_error=short_error,
+        isolate_quoted=isolate_quoted,
     )

@@ -18,7 +18,7 @@ from wtforms.validators import Length, Optional, ValidationError
 
 from app.extensions import db
 from app.models import RunStatus, ScheduledTask
-from app.web.execution_filters import PRINTABLE, local_moment
+from app.web.execution_filters import LTR_INPUT, PRINTABLE, local_moment
 from app.web.formatting import STATUS_LABELS
 
 SCHEDULES_LIMIT = 500  # schedules offered in the select
@@ -30,7 +30,9 @@ class RunFilterForm(Form):
     status = SelectMultipleField(
         _l("Status"), choices=[SelectChoice(s.value, STATUS_LABELS[s.value]) for s in RunStatus]
     )
-    task_name = StringField(_l("Task name"), [Optional(), Length(max=255), PRINTABLE])
+    task_name = StringField(
+        _l("Task name"), [Optional(), Length(max=255), PRINTABLE], render_kw=LTR_INPUT
+    )
     created_from = StringField(_l("Created from"), [Optional()])
     created_to = StringField(_l("Created before"), [Optional()])
     cursor = HiddenField(validators=[Optional(), Length(max=200)])

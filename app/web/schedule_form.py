@@ -65,6 +65,9 @@ TIMING_FIELDS = (
     "name", "kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone",
     "start_at", "expires_at",
 )  # fmt: skip
+# Inputs that hold code (crontab, JSON, a timezone name): typed and shown left to right, also in
+# a right-to-left page, where ``*/5 * * * *`` would otherwise read ``* * * * 5/*``.
+CODE_INPUT = {"dir": "ltr", "spellcheck": "false"}
 # Service field -> form field, where the names differ.
 FORM_FIELD_OF = {"descriptions": "description_en"}
 
@@ -88,24 +91,26 @@ def _number(label: Any, kind: type = IntegerField, **widget: Any) -> Any:
 class ScheduleForm(FlaskForm):
     name = StringField(_l("Name"), render_kw={"maxlength": 200})
     description_en = TextAreaField(LANGUAGE_LABELS["en"])
-    task = SelectField(_l("Task"), validate_choice=False)
+    task = SelectField(_l("Task"), validate_choice=False, render_kw={"dir": "ltr"})
     kind = SelectField(_l("Timing"), choices=KIND_CHOICES, validate_choice=False)
-    crontab = StringField(_l("Crontab expression"), render_kw={"spellcheck": "false"})
+    crontab = StringField(_l("Crontab expression"), render_kw=CODE_INPUT)
     interval_every = _number(_l("Every"), min=1)
     interval_unit = SelectField(
         _l("Unit"), choices=UNIT_CHOICES, default="minutes", validate_choice=False
     )
     run_at = _local_time(_l("Run at (your time)"))
-    timezone = StringField(_l("Timezone of the schedule"), default="UTC")
+    timezone = StringField(_l("Timezone of the schedule"), default="UTC", render_kw=CODE_INPUT)
     start_at = _local_time(_l("Not before (your time)"))
     expires_at = _local_time(_l("Not after (your time)"))
-    args = TextAreaField(_l("Arguments (JSON list)"), default="[]")
-    kwargs = TextAreaField(_l("Keyword arguments (JSON object)"), default="{}")
+    args = TextAreaField(_l("Arguments (JSON list)"), default="[]", render_kw=CODE_INPUT)
+    kwargs = TextAreaField(
+        _l("Keyword arguments (JSON object)"), default="{}", render_kw=CODE_INPUT
+    )
     queue = SelectField(_l("Queue"), validate_choice=False)
     priority = _number(_l("Priority (0-9)"), min=0, max=9)
     max_retries = _number(_l("Maximum retries"), min=0, max=100)
     retry_backoff_seconds = _number(_l("Retry backoff (seconds)"), FloatField, min=0, step="any")
-    chain = TextAreaField(_l("Then run (JSON list of steps)"), default="[]")
+    chain = TextAreaField(_l("Then run (JSON list of steps)"), default="[]", render_kw=CODE_INPUT)
     misfire_policy = SelectField(
         _l("Missed runs"), choices=MISFIRE_CHOICES, default="run_once", validate_choice=False
     )
