@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.api.common import MAX_INT_ID, VIEWER_RULE, UTCDateTime, existing_id
+from app.api.common import VIEWER_RULE, UTCDateTime, existing_id
 from app.extensions import db
 from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
 from app.scheduler import service
@@ -192,7 +192,7 @@ def blueprints() -> list[Blueprint]:
 
 
 def _get(schedule_id: int) -> ScheduledTask:
-    return service.get_schedule(existing_id(schedule_id, MAX_INT_ID))
+    return service.get_schedule(existing_id(schedule_id))
 
 
 def _audited(action: str, schedule: ScheduledTask | None, target: Any, **details: Any) -> None:

@@ -17,11 +17,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm.interfaces import ORMOption
 
+from app.bounds import MAX_BIGINT as MAX_ID
 from app.errors import DomainError
 from app.extensions import db
 from app.models import TaskExecution, TaskType
 
-MAX_ID = 2**62  # larger ids cannot exist; SQLite cannot even bind them
 BAD_CURSOR = _l("The cursor is not valid; start again from the first page.")
 NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
 OLDEST_FIRST = (TaskExecution.created_at.asc(), TaskExecution.id.asc())
