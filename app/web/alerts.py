@@ -19,7 +19,7 @@ from app.services import alerts as alert_service
 from app.web import bp, links  # noqa: F401  (links registers execution_url)
 from app.web.fragments import page_or_fragment
 from app.web.id_paging import id_page
-from app.web.inputs import back, choice_arg, form_ids, get_or_404, id_arg
+from app.web.inputs import back, choice_arg, form_ids, get_or_404, id_arg, ids_in
 
 PAGE_SIZE = 50
 SEVERITY_LABELS = {
@@ -67,7 +67,7 @@ def alerts() -> Response:
         filters=filters,
         query_args=query_args,
         live=before is None and after is None,
-        checked=set(request.args.getlist("id", type=int)),
+        checked=set(ids_in(request.args.getlist("id"))),
         severity_labels=translated(SEVERITY_LABELS),
         kind_labels=translated(KIND_LABELS),
         state_labels=translated(STATE_LABELS),

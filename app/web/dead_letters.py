@@ -58,7 +58,7 @@ def dead_letters() -> Response:
         query_args=query_args,
         task_names=[] if is_htmx() else letters.task_names(),  # the filter is not polled
         live=before is None and after is None,
-        checked=set(request.args.getlist("id", type=int)),
+        checked=set(ids_in(request.args.getlist("id"))),
         can_act=current_user.role.allows(Role.OPERATOR),
     )
 
