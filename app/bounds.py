@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
+from flask_babel import lazy_gettext as _l
 from werkzeug.routing import IntegerConverter, ValidationError
 
 MAX_BIGINT = 2**63 - 1  # BIGINT keys (executions, alerts, dead letters, runs)
@@ -22,6 +23,7 @@ ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
 # Moments: far enough from year 1 and 9999 that any UTC offset and any reader's timezone fit.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+OUT_OF_RANGE = _l("Use a date between the years 1970 and 9000.")
 MAX_INTERVAL = timedelta(days=3660)  # ten years: a longer interval is not a schedule
 MAX_DELAY_SECONDS = 7 * 86400  # retry backoff, grace, maximum duration
 MAX_JSON_DEPTH = 64
@@ -51,34 +53,39 @@ class IdConverter(IntegerConverter):
         return parsed
 
 
-def moment_in_range(moment: datetime) -> bool:
-    """Whether an aware ``moment`` lies in the supported range."""
-    return EARLIEST <= moment <= LATEST
+class OutOfRange(ValueError):
+    """A moment outside ``EARLIEST``..``LATEST`` (its message: :data:`OUT_OF_RANGE`)."""
 
 
-def parse_moment(text: str, zone: tzinfo | None = None) -> datetime:
-    """An ISO 8601 date and time, as an aware UTC datetime in the supported range.
+def utc_moment(value: datetime) -> datetime:
+    """The aware ``value`` in UTC, or :class:`OutOfRange` (checked on the wall clock first:
+    converting year 1 east of UTC, or 9999-12-31 west of it, would overflow)."""
+    wall = value.replace(tzinfo=UTC)
+    if not EARLIEST - timedelta(days=2) < wall < LATEST + timedelta(days=2):
+        raise OutOfRange(str(OUT_OF_RANGE))
+    moment = value.astimezone(UTC)
+    if not EARLIEST <= moment <= LATEST:
+        raise OutOfRange(str(OUT_OF_RANGE))
+    return moment
 
-    A naive value is read in ``zone`` (required then); ValueError says what is wrong.
-    """
+
+def parse_moment(text: str, zone: tzinfo) -> datetime:
+    """An ISO 8601 date (midnight) or date and time, a naive one read in ``zone``, as an aware
+    UTC datetime in the supported range; ValueError (or :class:`OutOfRange`) otherwise."""
     value = datetime.fromisoformat(text.strip())
-    if value.tzinfo is None:
-        if zone is None:
-            raise ValueError("a timezone offset is needed")
-        value = value.replace(tzinfo=zone)
-    if not EARLIEST - timedelta(days=2) < value.replace(tzinfo=None).replace(tzinfo=UTC) < LATEST:
-        raise ValueError("out of range")  # before converting: year 1 east of UTC overflows
-    value = value.astimezone(UTC)
-    if not moment_in_range(value):
-        raise ValueError("out of range")
-    return value
+    return utc_moment(value if value.tzinfo else value.replace(tzinfo=zone))
 
 
 def displayable(moment: datetime) -> datetime:
-    """``moment`` moved into the supported range, so any timezone can show it (a row written
-    before the range was enforced may hold 9999-12-31, which overflows east of UTC)."""
+    """``moment`` (naive: UTC) moved into the supported range, so any timezone can show it (a
+    row written before the range was enforced may hold 9999-12-31, which overflows east of
+    UTC)."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return min(max(aware, EARLIEST), LATEST)
+    if aware.replace(tzinfo=UTC) > LATEST:
+        return LATEST
+    if aware.replace(tzinfo=UTC) < EARLIEST:
+        return EARLIEST
+    return min(max(aware.astimezone(UTC), EARLIEST), LATEST)
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_smorest import abort
 
 from app.auth.access import requires
-from app.bounds import ASCII_DIGITS, MAX_INT
+from app.bounds import ASCII_DIGITS, MAX_INT, OUT_OF_RANGE, OutOfRange, utc_moment
 from app.models import Role
 
 # The cursors and the bulk helper live in the services the pages share; re-exported here.
@@ -22,10 +22,25 @@ MAX_PAGE_SIZE = 500
 VIEWER_RULE = [requires(Role.VIEWER)]
 
 
-class UTCDateTime(ma.fields.DateTime):
+class UTCDateTime(ma.fields.AwareDateTime):
     """A moment as ISO-8601 in UTC (``2026-12-02T13:00:00+00:00``), typed ``date-time`` in the
     OpenAPI document, whatever it is stored as: an aware or naive (UTC) datetime, an epoch
-    float (heartbeats, health) or an ISO string (the attempt timeline's JSON)."""
+    float (heartbeats, health) or an ISO string (the attempt timeline's JSON).
+
+    As input (filters, schedule times): ISO 8601, naive meaning UTC, within the supported range
+    (:func:`app.bounds.utc_moment`), so no later conversion overflows.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc_moment(moment)
+        except OutOfRange:
+            raise ma.ValidationError(str(OUT_OF_RANGE)) from None
+        return moment
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 
 from app.api.common import MAX_PAGE_SIZE, QueryInt, UTCDateTime
@@ -24,8 +22,8 @@ class PipelineRunFilterSchema(ma.Schema):
         metadata={"description": "one or several statuses (repeat the argument)"},
     )
     task_name = ma.fields.String(validate=ma.validate.Length(1, 255))
-    created_from = ma.fields.AwareDateTime(default_timezone=UTC)
-    created_to = ma.fields.AwareDateTime(default_timezone=UTC)
+    created_from = UTCDateTime()
+    created_to = UTCDateTime()
     cursor = ma.fields.String(validate=ma.validate.Length(1, 200))
     page_size = QueryInt(MAX_PAGE_SIZE, load_default=50)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 
 from app.api.common import MAX_PAGE_SIZE, QueryInt, UTCDateTime
@@ -28,10 +26,10 @@ class ExecutionFilterSchema(ma.Schema):
     source = QueryInt()
     variable = QueryInt()
     task_id_prefix = ma.fields.String(validate=ma.validate.Length(1, 64))
-    created_from = ma.fields.AwareDateTime(default_timezone=UTC)
-    created_to = ma.fields.AwareDateTime(default_timezone=UTC)
-    started_from = ma.fields.AwareDateTime(default_timezone=UTC)
-    started_to = ma.fields.AwareDateTime(default_timezone=UTC)
+    created_from = UTCDateTime()
+    created_to = UTCDateTime()
+    started_from = UTCDateTime()
+    started_to = UTCDateTime()
     cursor = ma.fields.String(validate=ma.validate.Length(1, 200))
     page_size = QueryInt(MAX_PAGE_SIZE, load_default=50)
 
