@@ -231,10 +231,19 @@ def dashboard_retry_failures() -> Response:
             ),
             "error",
         )
+    if report.unroutable:
+        flash(
+            ngettext(
+                "%(num)d was not sent: its queue is not configured.",
+                "%(num)d were not sent: their queue is not configured.",
+                report.unroutable,
+            ),
+            "error",
+        )
     if report.broker_error:
         flash(_("The broker stopped answering: %(error)s", error=report.broker_error), "error")
     elif report.more:
         flash(_("More failures remain: retry again to send the next %(n)s.", n=RETRY_LIMIT), "info")
-    if not (count or report.refused or report.broker_error):
+    if not (count or report.refused or report.unroutable or report.broker_error):
         flash(_("No failure of the last hour is waiting for a retry."), "info")
     return _back()
