@@ -210,7 +210,10 @@ def clean_timing(values: dict[str, Any], errors: Errors, name: str) -> dict[str,
             "interval_unit", choice, values.get("interval_unit"), IntervalUnit, "interval_unit"
         )
         if not whole_number(every, 1, MAX_INT):
-            errors.add("interval_every", _("The interval must be a whole number above 0."))
+            errors.add(
+                "interval_every",
+                _("The interval must be a whole number from 1 to %(high)d.", high=MAX_INT),
+            )
         elif unit is not None and every * timing.UNIT_SECONDS[unit.value] > MAX_INTERVAL_SECONDS:
             errors.add(
                 "interval_every",
