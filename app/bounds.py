@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import BigInteger
 from werkzeug.routing import IntegerConverter, ValidationError
 
 MAX_BIGINT = 2**63 - 1  # BIGINT keys (executions, alerts, dead letters, runs)
@@ -26,6 +27,7 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = _l("Use a date between the years 1970 and 9000.")
 MAX_INTERVAL = timedelta(days=3660)  # ten years: a longer interval is not a schedule
 MAX_DELAY_SECONDS = 7 * 86400  # retry backoff, grace, maximum duration
+MAX_RETRIES = 100
 MAX_JSON_DEPTH = 64
 MAX_JSON_CHARS = 256 * 1024  # one JSON form field (schedule arguments, variables)
 # Zones the zone database lists that are no place's clock, or that the renderer cannot load.
@@ -39,6 +41,13 @@ def parse_id(text: str | None, maximum: int = MAX_BIGINT) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= maximum else None
+
+
+def key_fits(model: Any, value: int) -> bool:
+    """Whether ``value`` can be the primary key of ``model``: an INTEGER key stops at 2^31-1
+    (PostgreSQL refuses a larger value even to compare), a BIGINT key at 2^63-1."""
+    column = next(iter(model.__table__.primary_key.columns))
+    return 0 < value <= (MAX_BIGINT if isinstance(column.type, BigInteger) else MAX_INT)
 
 
 class IdConverter(IntegerConverter):

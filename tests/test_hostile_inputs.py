@@ -92,8 +92,8 @@ URL_LIMIT = 4000
 URL_SAMPLE = 30  # values sent to all of a page's query parameters at once
 IN_URL = [value for value in ALL if len(_quote(value)) <= URL_LIMIT] + ["9" * 3000, "x" * 3000]
 # Path segments: one of each class (a long path costs every layer of routing a copy).
-PATH_VALUES = ["²", "١٢٣", "+1", "-1", "0", "9" * 5000, str(2**63), "inf", "a\x00b", "x" * 5000,
-               "<b>", "%00", "' OR 1=1 --"]  # fmt: skip
+PATH_VALUES = ["²", "١٢٣", "+1", "-1", "0", "9" * 5000, str(2**63), str(2**63 - 1), str(2**31),
+               "inf", "a\x00b", "x" * 5000, "<b>", "%00", "' OR 1=1 --"]  # fmt: skip
 # JSON-typed hostile values for API bodies.
 JSON_VALUES: list[Any] = [
     10**30, 2**63, 2**31, -1, 0, 1e300, float("inf"), float("nan"), -1.5, True, None, "",

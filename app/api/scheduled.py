@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from app.api.common import VIEWER_RULE, UTCDateTime, existing_id
-from app.bounds import MAX_DELAY_SECONDS, MAX_INT
+from app.bounds import MAX_DELAY_SECONDS, MAX_INT, MAX_RETRIES
 from app.extensions import db
 from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
 from app.scheduler import service
@@ -51,7 +51,7 @@ class ScheduleInputSchema(ma.Schema):
     queue = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
     priority = ma.fields.Integer(allow_none=True, strict=True, validate=ma.validate.Range(0, 9))
     max_retries = ma.fields.Integer(
-        allow_none=True, strict=True, validate=ma.validate.Range(0, 1000)
+        allow_none=True, strict=True, validate=ma.validate.Range(0, MAX_RETRIES)
     )
     retry_backoff_seconds = ma.fields.Float(
         allow_none=True, validate=ma.validate.Range(0, MAX_DELAY_SECONDS)

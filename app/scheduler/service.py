@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from app.bounds import MAX_BIGINT, parse_id
+from app.bounds import key_fits, parse_id
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
@@ -36,7 +36,7 @@ def get_schedule(name_or_id: str | int) -> ScheduledTask:
     """A schedule by id or by name, or NotFound."""
     schedule = None
     schedule_id = name_or_id if isinstance(name_or_id, int) else parse_id(str(name_or_id))
-    if schedule_id is not None and 0 < schedule_id <= MAX_BIGINT:
+    if schedule_id is not None and key_fits(ScheduledTask, schedule_id):
         schedule = db.session.get(ScheduledTask, schedule_id)
     if schedule is None:
         schedule = db.session.scalar(

@@ -15,6 +15,7 @@ from app.bounds import (
     MAX_INT,
     MAX_INTERVAL,
     MAX_JSON_CHARS,
+    MAX_RETRIES,
     OUT_OF_RANGE,
     OutOfRange,
     seconds,
@@ -148,7 +149,7 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
     if queue is not None and queue not in TASK_QUEUES:
         errors.add("queue", _("Unknown queue %(queue)r.", queue=queue))
     out["queue"] = queue
-    for field, low, high in (("priority", 0, 9), ("max_retries", 0, 100)):
+    for field, low, high in (("priority", 0, 9), ("max_retries", 0, MAX_RETRIES)):
         value = values.get(field)
         if value is not None and not whole_number(value, low, high):
             errors.add(

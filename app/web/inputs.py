@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.redirects import safe_next
 from app.auth.responses import error_response
-from app.bounds import MAX_BIGINT, parse_id
+from app.bounds import key_fits, parse_id
 from app.errors import DomainError
 from app.extensions import db
 
@@ -72,7 +72,7 @@ def form_ids(name: str = "id") -> list[int]:
 
 def get_or_404(model: type[T], row_id: int) -> T:
     """The row ``row_id`` of ``model``, or a 404 page."""
-    row = db.session.get(model, row_id) if 0 < row_id <= MAX_BIGINT else None
+    row = db.session.get(model, row_id) if key_fits(model, row_id) else None
     if row is None:
         not_found()
     return row
