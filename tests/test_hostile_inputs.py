@@ -84,6 +84,11 @@ CORPUS: dict[str, list[Any]] = {
         "*",
     ],
     "empty": ["", " "],
+    # Keyset cursors as the lists make them (base64 JSON), edited to years 1 and 9999.
+    "cursors": [
+        "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzE0OjAwIiwgMSwgIm5leHQiXQ==",
+        "WyI5OTk5LTEyLTMxVDIzOjU5OjAwLTE0OjAwIiwgMSwgInByZXYiXQ==",
+    ],
 }
 ALL = [value for values in CORPUS.values() for value in values]
 # Query strings: what a front server lets through (gunicorn refuses request lines over 4094
@@ -381,6 +386,8 @@ def _sample(key: str, size: int, pool: list[Any] = ALL) -> list[Any]:
     get their own class."""
     chosen = random.Random(key).sample(pool, min(size, len(pool)))
     lowered = key.rsplit(" ", 1)[-1].lower()
+    if "cursor" in lowered:
+        chosen += CORPUS["cursors"]
     if "zone" in lowered or lowered == "tz":
         chosen += CORPUS["timezones"]
     if any(word in lowered for word in ("_at", "from", "to", "date", "after", "before")):
