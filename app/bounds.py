@@ -90,11 +90,10 @@ def displayable(moment: datetime) -> datetime:
     row written before the range was enforced may hold 9999-12-31, which overflows east of
     UTC)."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if aware.replace(tzinfo=UTC) > LATEST:
-        return LATEST
-    if aware.replace(tzinfo=UTC) < EARLIEST:
-        return EARLIEST
-    return min(max(aware.astimezone(UTC), EARLIEST), LATEST)
+    try:
+        return min(max(aware.astimezone(UTC), EARLIEST), LATEST)
+    except OverflowError:  # year 1 with an offset east of UTC, or 9999 west of it
+        return EARLIEST if aware.year < EARLIEST.year else LATEST
 
 
 @lru_cache(maxsize=1)

@@ -579,3 +579,26 @@ def test_each_class_gets_a_clear_refusal(world: World) -> None:
         admin.post("/tasks/preferences", data={"csrf_token": csrf, "timezone": "Europe/Paris"})
         with admin.session_transaction() as session:
             assert session["timezone"] == "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("text", "zone", "accepted"),
+    [("2026-01-31T14:30", "Europe/Paris", True), ("1970-01-01T05:30", "Asia/Kolkata", True),
+     ("1970-01-01T00:00", "Asia/Kolkata", False), ("0001-01-01", "Pacific/Kiritimati", False),
+     ("9999-12-31T23:59", "Pacific/Pago_Pago", False), ("0001-01-01T00:00+14:00", "UTC", False),
+     ("9999-12-31T23:59-14:00", "UTC", False), ("8999-12-30T23:59-14:00", "UTC", True)],
+)  # fmt: skip
+def test_one_moment_range_before_any_conversion(text: str, zone: str, accepted: bool) -> None:
+    from zoneinfo import ZoneInfo
+
+    from app.bounds import OutOfRange, displayable, parse_moment
+
+    if accepted:
+        moment = parse_moment(text, ZoneInfo(zone))
+        assert moment.tzinfo is UTC and displayable(moment) == moment
+    else:
+        with pytest.raises(OutOfRange):
+            parse_moment(text, ZoneInfo(zone))
+    for stored in (datetime(9999, 12, 31, 23, 59), datetime(1, 1, 1, tzinfo=UTC)):
+        displayable(stored).astimezone(ZoneInfo("Pacific/Kiritimati"))  # no overflow
+        displayable(stored).astimezone(ZoneInfo("Pacific/Pago_Pago"))
