@@ -274,7 +274,7 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str]]:
     ids = {
         "alert_id": str(db.session.scalar(select(Alert.id).limit(1))),
         "letter_id": str(letter.id),
-        "task_id": good.task_id,
+        "task_id": lost.task_id,  # a retry of it must be refused, never a 500
         "run_id": str(run.id),
         "schedule_id": str(schedule.id),
         "source_id": str(source.id),
