@@ -60,6 +60,9 @@ broker_transport_options = {
     "unacked_restore_throttle": 1,
 }
 broker_connection_retry_on_startup = True
+# A worker waits out a Redis outage of any length (Celery's default gives up after 100 tries and
+# exits), with the broker's own backoff between attempts.
+broker_connection_max_retries = None
 
 # Results live in the engine's database (through the tracking recorder), not in Celery's backend.
 task_ignore_result = True

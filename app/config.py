@@ -85,6 +85,11 @@ def settings_from_env() -> dict[str, Any]:
         "ALERT_WEBHOOK_URL": env.get("ALERT_WEBHOOK_URL", ""),
         "ALERT_EMAIL_TO": env.get("ALERT_EMAIL_TO", ""),
         "ALERT_EMAIL_FROM": env.get("ALERT_EMAIL_FROM", ""),
+        # The notification outbox: an alert not notified this many seconds after it was raised
+        # (its sender crashed, the notifier was down) is sent again, then after a delay that
+        # doubles from ALERT_NOTIFY_RETRY_SECONDS up to an hour, for at most a day.
+        "ALERT_NOTIFY_GRACE_SECONDS": _float("ALERT_NOTIFY_GRACE_SECONDS", 30.0),
+        "ALERT_NOTIFY_RETRY_SECONDS": _float("ALERT_NOTIFY_RETRY_SECONDS", 15.0),
         "SMTP_HOST": env.get("SMTP_HOST", "localhost"),
         "SMTP_PORT": _int("SMTP_PORT", 25),
         # Scheduler (app/scheduler): lock TTL = failover time after a beat dies, in seconds.
@@ -111,6 +116,8 @@ def settings_from_env() -> dict[str, Any]:
         "STATS_EXACT_PERCENTILE_MAX": _int("STATS_EXACT_PERCENTILE_MAX", 5000),
         "QUEUE_DEPTH_THRESHOLD": _int("QUEUE_DEPTH_THRESHOLD", 1000),
         "RECORDER_MAX_LAG": _float("RECORDER_MAX_LAG", 300.0),
+        # A pending execution whose message no queue or worker holds for this long is lost.
+        "LOST_PENDING_AFTER_SECONDS": _float("LOST_PENDING_AFTER_SECONDS", 300.0),
         # The schedule watch (app/watch): seconds between two checks of every schedule.
         "WATCH_INTERVAL": _float("WATCH_INTERVAL", 15.0),
         "WATCH_IN_RECORDER": _bool(env.get("WATCH_IN_RECORDER"), True),

@@ -107,7 +107,7 @@ def load_queue_history(app) -> None:
 
     from app.extensions import db
     from app.models import QueueSnapshot
-    from app.services.queues import queue_names
+    from app.monitoring.queues import queue_names
     from app.tracking.heartbeats import beat_once
 
     end = datetime.now(UTC)

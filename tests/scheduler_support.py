@@ -108,11 +108,12 @@ def leader_among(client: redis.Redis, beats: list[BeatProcess]) -> BeatProcess:
 
 
 class RedisServer:
-    """A redis-server of a test's own (the bundled binary) without persistence, so a restart
-    brings it back empty: what a Redis restart without AOF or a failover to an empty replica do."""
+    """A redis-server of a test's own (the bundled binary). Without persistence a restart brings
+    it back empty (a Redis restart without AOF, a failover to an empty replica); with
+    ``append_only`` it comes back with every acknowledged write, as a production Redis does."""
 
-    def __init__(self, port: int, data_dir: Path) -> None:
-        self.port, self.data_dir = port, data_dir
+    def __init__(self, port: int, data_dir: Path, append_only: bool = False) -> None:
+        self.port, self.data_dir, self.append_only = port, data_dir, append_only
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen | None = None
 
@@ -122,7 +123,9 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [str(bundled_redis_server()), "--bind", "127.0.0.1", "--port", str(self.port),
-             "--dir", str(self.data_dir), "--save", "", "--appendonly", "no"],
+             "--dir", str(self.data_dir), "--save", "",
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.append_only
+               else ["--appendonly", "no"])],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for(lambda: redis_answers(self.url, timeout=0.2), timeout=10)

@@ -106,6 +106,7 @@ def test_token_is_shown_once_and_revoked(
     assert "&lt;b&gt;export&lt;/b&gt;" in response.text
     listing = client.get("/tasks/tokens/").text
     assert token.prefix in listing and plaintext not in listing
+    assert '<th><span class="visually-hidden">Actions</span></th>' in listing  # no empty header
 
     bearer = {"Authorization": f"Bearer {plaintext}"}
     assert client.application.test_client().get("/tasks/", headers=bearer).status_code == 200

@@ -43,7 +43,7 @@ def test_pages_expose_the_token_for_htmx(client: FlaskClient, login_as: Callable
     login_as(client, Role.VIEWER)
     page = client.get("/tasks/").text
     token = csrf_token_in(page)  # signed with a timestamp: equal within a page, not across pages
-    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page
+    assert f'data-hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page
     response = client.post("/tasks/logout/", headers={"HX-Request": "true", "X-CSRFToken": token})
     assert response.status_code == 303
 

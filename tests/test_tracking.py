@@ -120,7 +120,7 @@ def test_manual_retry_creates_a_linked_execution(app: Flask, engine) -> None:
     assert retried.retry_of == task_id and retried.args == ["once"]
     ok_id = send(app, "tests.add", 1, 1)
     wait_status(ok_id, "success")
-    with pytest.raises(Conflict, match="Only failed or revoked"):
+    with pytest.raises(Conflict, match="Only failed, revoked or lost"):
         retry_execution(ok_id)
 
 
@@ -321,6 +321,73 @@ def test_orphaned_execution_is_flagged(app: Flask, redis_client: redis.Redis) ->
     assert flag_orphans(redis_client) == 1
     db.session.commit()
     assert execution(lost.task_id).lost_suspect and not execution(fresh.task_id).lost_suspect
+
+
+def test_pending_execution_whose_message_is_gone_is_flagged_lost(
+    app: Flask, redis_client: redis.Redis, client, operator: str
+) -> None:
+    """A queued message deleted from Redis (a restart without persistence, a flush) leaves its
+    execution pending forever; two scans flag it lost (alerted, retryable), never one whose
+    message is still queued, and never while older tracking events wait to be recorded."""
+    from datetime import timedelta
+
+    from app.models.types import utcnow
+    from app.tracking.emitter import STREAM
+    from app.tracking.orphans import flag_lost_pending
+    from app.tracking.recorder import GROUP
+    from app.tracking.retry import is_retryable
+
+    celery = app.extensions["celery"]
+    queued, gone = str(uuid.uuid4()), str(uuid.uuid4())
+    celery.send_task("tests.add", args=[1, 2], task_id=queued, queue="default")
+    long_ago = utcnow() - timedelta(minutes=30)
+    for task_id in (queued, gone):
+        db.session.add(
+            TaskExecution(
+                task_id=task_id,
+                task_name="tests.add",
+                status=TaskStatus.PENDING,
+                queue="default",
+                args=[1, 2],
+                kwargs={},
+                created_at=long_ago,
+            )
+        )
+    db.session.commit()
+    redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    redis_client.xadd(STREAM, {"e": "{}"})  # an event no recorder has read yet
+
+    assert flag_lost_pending(redis_client, 60, GROUP) == []  # noted, not flagged: one scan
+    assert flag_lost_pending(redis_client, 60, GROUP) == []  # the recorders are behind
+
+    def record_everything() -> None:  # what a recorder does; the send's own event is there too
+        for _stream, entries in redis_client.xreadgroup(GROUP, "test", {STREAM: ">"}) or []:
+            redis_client.xack(STREAM, GROUP, *[entry_id for entry_id, _ in entries])
+
+    record_everything()
+    alerts = flag_lost_pending(redis_client, 60, GROUP)
+    db.session.commit()
+    assert len(alerts) == 1
+    alert = db.session.get(Alert, alerts[0])
+    assert alert.kind == "lost_execution" and alert.task_id == gone
+    lost = execution(gone)
+    assert lost.lost_suspect and lost.status == TaskStatus.PENDING and is_retryable(lost)
+    assert not execution(queued).lost_suspect
+    page = client.get(f"/tasks/executions/{gone}/").text
+    assert "lost: not in the broker" in page and ">Retry<" in page
+    listing = client.get("/tasks/executions/?status=pending").text
+    assert listing.count("lost: not in the broker") == 1
+
+    redis_client.delete("default")  # the other message is lost too
+    assert flag_lost_pending(redis_client, 60, GROUP) == []
+    record_everything()
+    assert len(flag_lost_pending(redis_client, 60, GROUP)) == 1
+    db.session.commit()
+    assert execution(queued).lost_suspect
+    assert flag_lost_pending(redis_client, 60, GROUP) == []  # flagged once, alerted once
+
+    new_id = retry_execution(gone)
+    assert new_id != gone and redis_client.llen("default") == 1
 
 
 def test_recorder_sigterm_stops_cleanly(app: Flask, start_recorder) -> None:

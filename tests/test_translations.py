@@ -65,6 +65,23 @@ def test_every_message_is_translated_with_its_placeholders(language: str) -> Non
     assert not problems, problems[:10]
 
 
+def test_arrows_point_the_reading_way_in_right_to_left_languages() -> None:
+    """Arrows "← Back" and "Next →" point against and with the reading direction: in a right-to-left
+    language that is → and ← (arrows are not mirrored by the bidi algorithm)."""
+    from app.config import RTL_LANGUAGES
+
+    swap = str.maketrans("←→", "→←")
+    for language in sorted(RTL_LANGUAGES):
+        for message in catalog(language):
+            if isinstance(message.id, str) and re.search("[←→]", message.id):
+                arrows = "".join(re.findall("[←→]", message.string))
+                assert arrows == "".join(re.findall("[←→]", message.id)).translate(swap), (
+                    language,
+                    message.id,
+                    message.string,
+                )
+
+
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_catalogs_are_compiled_by_the_install_step(language: str) -> None:
     compiled = TRANSLATIONS / language / "LC_MESSAGES" / "messages.mo"

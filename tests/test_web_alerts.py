@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -67,6 +67,15 @@ def test_open_alerts_newest_first_with_their_details(client: FlaskClient, viewer
     assert row_ids(client.get("/tasks/alerts/?severity=error").text) == [new.id]
 
 
+def test_alert_times_are_valid_html(client: FlaskClient, viewer: str) -> None:
+    alert = add_alert()
+    alert.created_at = datetime(2026, 12, 3, 14, 5, 6, 123456, tzinfo=UTC)
+    db.session.commit()
+    page = client.get("/tasks/alerts/").text
+    # HTML allows three fraction digits at most in <time datetime>; isoformat() writes six.
+    assert '<time datetime="2026-12-03T14:05:06.123Z">' in page
+
+
 def test_task_link_goes_to_the_execution_page_when_it_exists(
     app: Flask, client: FlaskClient, viewer: str
 ) -> None:
@@ -102,7 +111,7 @@ def test_keyset_pages_both_ways(client: FlaskClient, viewer: str) -> None:
     newer = re.search(r'rel="prev" href="([^"]+)"', second).group(1)
     assert row_ids(client.get(html.unescape(newer)).text) == newest_first[:50]
     # Later pages do not poll; the first does.
-    assert 'hx-trigger="every 30s"' in first and 'hx-trigger="every 30s"' not in second
+    assert 'data-hx-trigger="every 30s"' in first and 'data-hx-trigger="every 30s"' not in second
 
 
 def test_polled_fragment_answers_304_until_something_changes(
@@ -113,8 +122,8 @@ def test_polled_fragment_answers_304_until_something_changes(
     assert response.status_code == 200
     body = response.text
     assert "<html" not in body and body.startswith('<div id="alerts-table"')
-    assert 'hx-trigger="every 30s"' in body and "data-live" in body
-    assert 'hx-get="/tasks/alerts/?severity=critical"' in body
+    assert 'data-hx-trigger="every 30s"' in body and "data-live" in body
+    assert 'data-hx-get="/tasks/alerts/?severity=critical"' in body
     assert "HX-Request" in response.headers["Vary"]
     etag = response.headers["ETag"]
     again = client.get("/tasks/alerts/?severity=critical", headers={**HTMX, "If-None-Match": etag})

@@ -5,6 +5,7 @@ real web process, screenshots in tests/screenshots/).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,14 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Role, TaskExecution
 from tests.conftest import SCREENSHOTS_DIR, screenshot
-from tests.test_web_browser import Problems, sample_rows, sign_in
+from tests.test_web_browser import (
+    Problems,
+    assert_same_page,
+    mark_page,
+    sample_rows,
+    sign_in,
+    use_language,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -81,9 +89,103 @@ def reads_left_to_right(page: Any, selector: str, text: str) -> None:
     assert positions == sorted(positions), f"{selector} is not shown left to right: {xs}"
 
 
-def use_language(page: Any, language: str) -> None:
-    page.select_option("#language-select", language)
-    expect(page.locator("html")).to_have_attribute("lang", language)
+def focused_id(page: Any) -> str:
+    return page.evaluate("document.activeElement && document.activeElement.id")
+
+
+# The focused element's outline colour and the backgrounds it is drawn against: the element's
+# container (first ancestor with a background) and the page's body, as "rgb(r, g, b)" strings.
+FOCUS_COLOURS = """() => {
+  const focused = document.activeElement;
+  const backdrop = element => {
+    for (let e = element.parentElement; e; e = e.parentElement) {
+      const colour = getComputedStyle(e).backgroundColor;
+      if (colour !== "rgba(0, 0, 0, 0)" && colour !== "transparent") return colour;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  return {
+    outline: getComputedStyle(focused).outlineColor,
+    style: getComputedStyle(focused).outlineStyle,
+    around: backdrop(focused),
+    body: getComputedStyle(document.body).backgroundColor,
+  };
+}"""
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two "rgb(r, g, b)" colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_focus_ring_contrasts_with_the_page_and_the_top_bar(
+    live_server: str, page: Any, users: Any
+) -> None:
+    sign_in(page, live_server)
+    rows = sample_rows()
+    page.goto(f"{live_server}/tasks/executions/{rows['execution']}/")
+    seen: dict[str, float] = {}
+    for _ in range(80):  # the skip link, the top bar, then every control of the page
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.body"):
+            break  # past the last one
+        colours = page.evaluate(FOCUS_COLOURS)
+        name = page.evaluate(
+            "document.activeElement.id || document.activeElement.textContent.trim().slice(0, 30)"
+        )
+        assert colours["style"] != "none", (name, colours)
+        ratios = [contrast(colours["outline"], colours[key]) for key in ("around", "body")]
+        seen[name] = round(min(ratios), 2)
+        assert min(ratios) >= 3, f"focus ring of {name!r}: {ratios} against {colours}"
+    assert "language-select" in seen and len(seen) > 10, seen
+    screenshot(page, "focus-ring")
+
+
+def test_language_select_walks_with_the_keyboard_and_keeps_the_focus(
+    live_server: str, page: Any, users: Any, chromium: Any
+) -> None:
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/tasks/executions/")
+    mark_page(page)
+    select = page.locator("#language-select")
+    select.focus()
+    for _ in range(3):  # en -> fr -> es -> ar: each step is a change event, none submits
+        page.keyboard.press("ArrowDown")
+    expect(select).to_have_value("ar")
+    assert_same_page(page)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.keyboard.press("Enter")  # the explicit action
+    expect(page.locator("html")).to_have_attribute("lang", "ar")
+    assert page.url.endswith("/tasks/executions/") and focused_id(page) == "language-select"
+    screenshot(page, "language-keyboard-ar")
+
+    mark_page(page)
+    select.select_option("fr")  # a change with no pointer behind it: nothing happens yet
+    assert_same_page(page)
+    page.click("#language-apply")  # the button beside it, always shown
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    assert focused_id(page) == "language-apply"
+
+    select.dispatch_event("pointerdown")  # a pointer opened the list and picked an option
+    select.select_option("en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+    context = chromium.new_context(java_script_enabled=False, locale="en-GB")
+    try:
+        plain = context.new_page()
+        sign_in(plain, live_server)
+        plain.select_option("#language-select", "es")
+        plain.click("#language-apply")
+        expect(plain.locator("html")).to_have_attribute("lang", "es")
+    finally:
+        context.close()
 
 
 def test_code_values_read_left_to_right_in_arabic(live_server: str, page: Any, users: Any) -> None:

@@ -124,8 +124,8 @@ def test_viewer_sees_every_panel_but_no_action_form(viewer: FlaskClient) -> None
         polled = re.search(rf'<section[^>]*id="dashboard-{name}"[^>]*>', page.text)
         assert polled, name
         tag = polled.group(0)
-        assert f'hx-get="{url}"' in tag and 'hx-trigger="every 30s"' in tag
-        assert 'hx-swap="outerHTML"' in tag and "data-live" in tag
+        assert f'data-hx-get="{url}"' in tag and 'data-hx-trigger="every 30s"' in tag
+        assert 'data-hx-swap="outerHTML"' in tag and "data-live" in tag
     assert "<svg" in page.text and "Quick actions" not in page.text
     assert RUN_NOW not in page.text and RETRY not in page.text
     assert 'style="' not in page.text and "<script>" not in page.text

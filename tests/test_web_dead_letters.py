@@ -93,8 +93,8 @@ def test_polled_fragment_and_etag(client: FlaskClient, operator: str) -> None:
     response = client.get("/tasks/dead-letters/?q=refused", headers=HTMX)
     assert response.status_code == 200
     assert response.text.startswith('<div id="dead-letters-table"')
-    assert 'hx-trigger="every 30s"' in response.text and "data-live" in response.text
-    assert 'hx-get="/tasks/dead-letters/?q=refused"' in response.text
+    assert 'data-hx-trigger="every 30s"' in response.text and "data-live" in response.text
+    assert 'data-hx-get="/tasks/dead-letters/?q=refused"' in response.text
     etag = response.headers["ETag"]
     again = client.get("/tasks/dead-letters/?q=refused", headers={**HTMX, "If-None-Match": etag})
     assert again.status_code == 304

@@ -130,7 +130,7 @@ def test_list_shows_the_columns_newest_first(viewer: FlaskClient) -> None:
     assert "retrieval" in html and "idmc / new_displacements" in html
     assert "3.0 s" in html  # duration
     assert 'data-select-all="task_ids"' in html
-    assert 'hx-trigger="every 30s' in html and "data-live" in html
+    assert 'data-hx-trigger="every 30s' in html and "data-live" in html
     assert 'href="/tasks/executions/export?format=csv"' in html
 
 
@@ -241,7 +241,7 @@ def test_cursor_pages_keep_the_filters(viewer: FlaskClient) -> None:
     assert "queue=bulk" in older and "status=success" in older and "cursor=" in older
     second = viewer.get(older)
     assert len(ids_in(second.text)) == 50 and not ids_in(second.text) & ids_in(first.text)
-    assert 'hx-trigger="every 30s' not in second.text  # older pages are not polled
+    assert 'data-hx-trigger="every 30s' not in second.text  # older pages are not polled
     third_url = re.search(r'<a rel="next" href="([^"]+)"', second.text).group(1)
     third = viewer.get(third_url.replace("&amp;", "&"))
     assert len(ids_in(third.text)) == 20 and "Older →" not in third.text
@@ -249,7 +249,7 @@ def test_cursor_pages_keep_the_filters(viewer: FlaskClient) -> None:
     newest = viewer.get(back)
     assert ids_in(newest.text) == ids_in(first.text)
     assert "← Newer" not in newest.text
-    assert 'hx-trigger="every 30s' in newest.text  # back on the newest page: live again
+    assert 'data-hx-trigger="every 30s' in newest.text  # back on the newest page: live again
     total = db.session.scalar(select(func.count()).select_from(TaskExecution))
     assert total == 125
 
@@ -263,7 +263,7 @@ def test_fragment_for_htmx_with_etag_and_304(viewer: FlaskClient) -> None:
     assert "<html" not in fragment.text and fragment.text.lstrip().startswith(
         '<div id="executions-table"'
     )
-    assert f'hx-get="{LIST}?status=failure"' in fragment.text
+    assert f'data-hx-get="{LIST}?status=failure"' in fragment.text
     assert "HX-Request" in fragment.headers["Vary"]
     etag = fragment.headers["ETag"]
     again = viewer.get(f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": etag})
@@ -278,8 +278,8 @@ def test_polled_fragment_keeps_the_checked_rows(viewer: FlaskClient) -> None:
     fragment = viewer.get(f"{LIST}?task_ids={kept.task_id}", headers=HTMX).text
     assert re.search(rf'value="{kept.task_id}" id="select-\d+" checked', fragment)
     assert not re.search(rf'value="{other.task_id}" id="select-\d+" checked', fragment)
-    assert "hx-include=\"[name='task_ids']\"" in fragment
-    assert 'id="select-all-executions" data-select-all="task_ids" hx-preserve' in fragment
+    assert "data-hx-include=\"[name='task_ids']\"" in fragment
+    assert 'id="select-all-executions" data-select-all="task_ids" data-hx-preserve' in fragment
 
 
 # --- batch actions --------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_bulk_retry_says_what_happened_to_each(operator: tuple[FlaskClient, str]
     assert response.status_code == 200
     html = response.text
     assert "2 of 5 retried." in html
-    assert "Only failed or revoked executions can be retried; this one is success." in html
+    assert "Only failed, revoked or lost executions can be retried; this one is success." in html
     assert html.count("No execution with task id") == 2
     assert html.count(">retried<") == 2
     assert 'href="/tasks/executions/?status=failure"' in html
@@ -581,7 +581,9 @@ def test_detail_of_a_success(viewer: FlaskClient) -> None:
     assert "Attempt 1 started" in html and "Attempt 1 ended" in html and "celery@w1" in html
     assert "50.0 MB" in html and "1.5 s" in html and "3.0 s" in html
     assert "12 rows" in html and "pipeline" in html
-    assert "hx-trigger" not in html.split('id="execution-live"')[1].split(">")[0]
+    for label in ("Result", "args", "kwargs"):  # scrolling blocks are reachable by keyboard
+        assert f'tabindex="0" role="region" aria-label="{label}">' in html, label
+    assert "data-hx-trigger" not in html.split('id="execution-live"')[1].split(">")[0]
     assert "/cancel" not in html and "/retry" not in html  # final, and a viewer
 
 
@@ -612,7 +614,8 @@ def test_running_detail_polls_until_final(viewer: FlaskClient) -> None:
     running = make(status=TaskStatus.STARTED, started_at=BASE, worker="celery@w2")
     url = f"/tasks/executions/{running.task_id}/"
     page = viewer.get(url).text
-    assert f'hx-get="{url}" hx-trigger="every 3s" hx-swap="outerHTML" data-live' in page
+    polled = f'data-hx-get="{url}" data-hx-trigger="every 3s" data-hx-swap="outerHTML" data-live'
+    assert polled in page
     fragment = viewer.get(url, headers=HTMX)
     assert fragment.text.lstrip().startswith('<div id="execution-live"')
     assert "<html" not in fragment.text and "every 3s" in fragment.text
@@ -623,7 +626,7 @@ def test_running_detail_polls_until_final(viewer: FlaskClient) -> None:
     db.session.commit()
     final = viewer.get(url, headers={**HTMX, "If-None-Match": fragment.headers["ETag"]})
     assert final.status_code == 200
-    assert "hx-trigger" not in final.text and "data-live" not in final.text
+    assert "data-hx-trigger" not in final.text and "data-live" not in final.text
 
 
 def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClient, str]) -> None:
@@ -643,7 +646,7 @@ def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClien
     done = make(status=TaskStatus.SUCCESS)
     response = client.post(f"/tasks/executions/{done.task_id}/retry", data={"csrf_token": csrf})
     page = client.get(response.headers["Location"]).text
-    assert "Only failed or revoked executions can be retried" in page
+    assert "Only failed, revoked or lost executions can be retried" in page
     missing = client.post(f"/tasks/executions/{uuid.uuid4()}/retry", data={"csrf_token": csrf})
     assert missing.status_code == 404
 
@@ -769,6 +772,13 @@ def test_code_values_are_escaped_left_to_right_isolated(app: Flask) -> None:
     assert str(code(None, "bdi")) == '<bdi class="ltr" dir="ltr"></bdi>'
     with pytest.raises(ValueError, match="not 'script'"):
         code("x", "script")
+    # a scrolling block is a named region a keyboard can reach
+    assert str(code("{}", "pre", "json", label='"args"')) == (
+        '<pre class="json ltr" dir="ltr" tabindex="0" role="region" aria-label="&#34;args&#34;">'
+        "{}</pre>"
+    )
+    with pytest.raises(ValueError, match="only a pre scrolls"):
+        code("x", label="x")
 
 
 @pytest.mark.parametrize(

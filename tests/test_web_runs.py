@@ -160,7 +160,7 @@ def test_filters_by_status_schedule_task_name_and_dates(viewer: FlaskClient) -> 
     assert listed("status=revoked") == set()
     # the filters are kept in the URL the table polls
     html = viewer.get(f"{LIST}?status=success&task_name=pipe.by_hand").text
-    assert 'hx-get="/tasks/runs/?status=success&amp;task_name=pipe.by_hand"' in html
+    assert 'data-hx-get="/tasks/runs/?status=success&amp;task_name=pipe.by_hand"' in html
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_keyset_pages_forward_and_back(viewer: FlaskClient) -> None:
     older = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
     second = viewer.get(older).text
     assert run_links(second) == ids[50:]
-    assert 'rel="next"' not in second and 'id="runs-table" hx-get' not in second  # not polled
+    assert 'rel="next"' not in second and 'id="runs-table" data-hx-get' not in second  # not polled
     newer = re.search(r'rel="prev" href="([^"]+)"', second).group(1).replace("&amp;", "&")
     assert run_links(viewer.get(newer).text) == ids[:50]
 
@@ -203,7 +203,8 @@ def test_polled_table_is_the_fragment_with_an_etag(viewer: FlaskClient) -> None:
     response = viewer.get(f"{LIST}?status=failure", headers=HTMX)
     assert response.status_code == 200 and "<html" not in response.text
     assert response.text.lstrip().startswith('<div id="runs-table"')
-    assert 'hx-trigger="every 30s"' in response.text and "HX-Request" in response.headers["Vary"]
+    assert 'data-hx-trigger="every 30s"' in response.text
+    assert "HX-Request" in response.headers["Vary"]
     again = viewer.get(
         f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": response.headers["ETag"]}
     )
@@ -243,7 +244,7 @@ def test_failed_run_page_shows_steps_bars_reasons_and_the_traceback_end(
     assert "frame_19" in error and "frame_0\n" not in error
     assert "27 earlier lines are on the execution page" in error
     assert 'class="status status-failure"' in html
-    assert "hx-trigger" not in live_part(html)  # final: the page does not poll
+    assert "data-hx-trigger" not in live_part(html)  # final: the page does not poll
     assert "Resume from the failed step" not in html  # a viewer gets no buttons
 
 
@@ -253,7 +254,7 @@ def test_a_running_run_polls_itself_until_it_is_final(viewer: FlaskClient) -> No
     apply(events)
     run = run_of(ids[0])
     html = viewer.get(f"{LIST}{run.id}/").text
-    assert 'hx-trigger="every 3s"' in live_part(html)
+    assert 'data-hx-trigger="every 3s"' in live_part(html)
     assert re.findall(r'<tr class="step step-([a-z_]+)', html) == [
         "success", "retry", "waiting", "waiting"]  # fmt: skip
     assert html.count("not sent yet") == 2
@@ -262,7 +263,7 @@ def test_a_running_run_polls_itself_until_it_is_final(viewer: FlaskClient) -> No
     assert 'name="csrf_token"' not in fragment.text
     apply([event(ev.FAILED, ids[1], BASE.timestamp() + 9, attempt=1, error_message="gave up")])
     final = viewer.get(f"{LIST}{run.id}/", headers=HTMX).text
-    assert "hx-trigger" not in live_part(final) and "status-failure" in final
+    assert "data-hx-trigger" not in live_part(final) and "status-failure" in final
 
 
 def test_unknown_runs_are_404(viewer: FlaskClient) -> None:
@@ -342,10 +343,10 @@ def test_resume_sends_the_failed_step_and_the_rest_as_one_chain(
     assert "Resumed: 3 steps were sent again, starting with the failed one." in page
     # Still "failure" until the recorder adds the new step: the page polls meanwhile, and
     # offers no second resume.
-    assert 'hx-trigger="every 3s"' in live_part(page) and "Resume from" not in page
+    assert 'data-hx-trigger="every 3s"' in live_part(page) and "Resume from" not in page
     assert location.startswith(f"{LIST}{run.id}/?sent=") and f"sent={ids[1]}" not in location
     for bad in ("not-a-uuid", ids[1], ids[1].upper(), "%00"):
-        assert "hx-trigger" not in live_part(client.get(f"{LIST}{run.id}/?sent={bad}").text)
+        assert "data-hx-trigger" not in live_part(client.get(f"{LIST}{run.id}/?sent={bad}").text)
     assert queued_messages(redis_client) == 1  # the chain's first step; the rest ride in it
     audits = run_audits()
     assert [(a.action, a.outcome) for a in audits] == [("run.resume", "ok")]
@@ -403,7 +404,7 @@ def test_dashboard_panel_shows_each_enabled_schedules_latest_run(
     page = panel(viewer.get("/tasks/").text)
     fragment = viewer.get("/tasks/dashboard/runs", headers=HTMX)
     assert fragment.status_code == 200 and panel(fragment.text) == page  # one markup, two uses
-    assert 'hx-trigger="every 30s"' in page
+    assert 'data-hx-trigger="every 30s"' in page
     assert f'href="/tasks/scheduled/{off}/"' not in page
     failing = row(page, daily)
     assert 'class="status status-failure"' in failing and "status-success" not in failing

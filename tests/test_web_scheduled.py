@@ -39,6 +39,8 @@ NEW = "/tasks/scheduled/new/"
 PREVIEW = "/tasks/scheduled/preview/"
 HTMX = {"HX-Request": "true"}
 TIME_ATTR = re.compile(r'<time datetime="([^"]+)"')
+# What HTML accepts in <time datetime>: at most three fraction digits (here UTC, milliseconds).
+VALID_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def schedule(**values: object) -> ScheduledTask:
@@ -250,7 +252,8 @@ def test_list_is_paged_by_name(operator: tuple[FlaskClient, str]) -> None:
     assert names(second) == [f"s{n:03d}" for n in range(25, 50)]
     third = client.get(link(second, "next"))
     assert names(third) == ["s050", "s051", "s052"] and 'rel="next"' not in third.text
-    polled = html.unescape(re.search(r'<div id="schedules"[^>]* hx-get="([^"]+)"', third.text)[1])
+    polled_url = re.search(r'<div id="schedules"[^>]* data-hx-get="([^"]+)"', third.text)[1]
+    polled = html.unescape(polled_url)
     assert "after=s049" in polled and "q=s0" in polled  # polling keeps the page and filter
     assert "q=s0" in link(third, "prev")  # the filter is kept
     assert names(client.get(link(third, "prev"))) == names(second)
@@ -265,8 +268,8 @@ def test_list_fragment_for_htmx_and_304_when_unchanged(
     fragment = client.get(LIST + "?q=noon", headers=HTMX)
     assert fragment.status_code == 200
     assert fragment.text.lstrip().startswith('<div id="schedules"')
-    assert "<html" not in fragment.text and 'hx-trigger="every 30s"' in fragment.text
-    assert 'hx-get="/tasks/scheduled/?q=noon"' in fragment.text  # polling keeps the filter
+    assert "<html" not in fragment.text and 'data-hx-trigger="every 30s"' in fragment.text
+    assert 'data-hx-get="/tasks/scheduled/?q=noon"' in fragment.text  # polling keeps the filter
     assert "data-live" in fragment.text
     again = client.get(
         LIST + "?q=noon", headers={**HTMX, "If-None-Match": fragment.headers["ETag"]}
@@ -530,18 +533,20 @@ def test_edit_errors_keep_the_saved_schedule(operator: tuple[FlaskClient, str]) 
 
 
 def preview_times(page: str) -> list[datetime]:
-    return [datetime.fromisoformat(t) for t in TIME_ATTR.findall(page)]
+    values = TIME_ATTR.findall(page)
+    assert all(VALID_TIME.fullmatch(value) for value in values), values
+    return [datetime.fromisoformat(value) for value in values]
 
 
 def test_form_inputs_ask_for_a_preview_as_you_type(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
     page = client.get(NEW).text
     crontab_input = re.search(r'<input[^>]*id="crontab"[^>]*>', page).group(0)
-    assert 'hx-get="/tasks/scheduled/preview/"' in crontab_input
-    assert 'hx-trigger="input changed delay:400ms"' in crontab_input
-    assert 'hx-target="#schedule-preview"' in crontab_input
+    assert 'data-hx-get="/tasks/scheduled/preview/"' in crontab_input
+    assert 'data-hx-trigger="input changed delay:400ms"' in crontab_input
+    assert 'data-hx-target="#schedule-preview"' in crontab_input
     timezone_input = re.search(r'<input[^>]*id="timezone"[^>]*>', page).group(0)
-    assert "hx-get" in timezone_input and "#crontab" in html.unescape(timezone_input)
+    assert "data-hx-get" in timezone_input and "#crontab" in html.unescape(timezone_input)
     assert 'name="preview"' in page  # the no-JavaScript Preview button
 
 
@@ -608,13 +613,13 @@ def test_preview_replaces_the_timing_fields_error_lists(operator: tuple[FlaskCli
     client, _ = operator
     bad = client.get(PREVIEW, query_string={"kind": "crontab", "crontab": "61 * * * *"}).text
     crontab = re.search(
-        r'<ul class="field-errors" id="crontab-errors" hx-swap-oob="true">(.*?)</ul>', bad
+        r'<ul class="field-errors" id="crontab-errors" data-hx-swap-oob="true">(.*?)</ul>', bad
     )
     assert crontab and "field-error" in crontab.group(1)
     fixed = client.get(PREVIEW, query_string={"kind": "crontab", "crontab": "*/5 * * * *"}).text
     for name in ("kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone",
                  "start_at", "expires_at"):  # fmt: skip
-        assert f'<ul class="field-errors" id="{name}-errors" hx-swap-oob="true"></ul>' in fixed
+        assert f'<ul class="field-errors" id="{name}-errors" data-hx-swap-oob="true"></ul>' in fixed
     assert "<time" in fixed
 
 
@@ -681,7 +686,7 @@ def test_htmx_toggle_swaps_just_the_row(operator: tuple[FlaskClient, str]) -> No
     assert response.status_code == 200
     assert response.text.strip().startswith(f'<tr id="schedule-{noon.id}">')
     assert "status-disabled" in response.text and ">Enable<" in response.text
-    assert 'hx-target="closest tr"' in response.text
+    assert 'data-hx-target="closest tr"' in response.text
 
 
 def test_toggle_reports_a_schedule_that_cannot_be_enabled(
@@ -794,7 +799,7 @@ def test_detail_history_is_paged_and_polled(operator: tuple[FlaskClient, str]) -
     url = f"/tasks/scheduled/{noon.id}/"
     first = client.get(url, headers=HTMX)
     assert first.text.lstrip().startswith('<div id="history"') and "<html" not in first.text
-    assert 'hx-trigger="every 30s"' in first.text
+    assert 'data-hx-trigger="every 30s"' in first.text
     first_times = preview_times(first.text)
     assert len(first_times) == 25 and first_times == sorted(first_times, reverse=True)
     older = html.unescape(re.search(r'rel="next" href="([^"#]+)', first.text).group(1))

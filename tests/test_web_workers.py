@@ -199,7 +199,7 @@ def test_fragment_versus_page_and_conditional_get(
     assert page.status_code == 200 and "<html" in page.text and "Workers</h1>" in page.text
     fragment = client.get("/tasks/workers/", headers=HTMX)
     assert fragment.status_code == 200 and "<html" not in fragment.text
-    assert 'hx-trigger="every 10s"' in fragment.text and "data-live" in fragment.text
+    assert 'data-hx-trigger="every 10s"' in fragment.text and "data-live" in fragment.text
     assert "HX-Request" in fragment.headers["Vary"] and fragment.headers["ETag"]
     again = client.get(
         "/tasks/workers/", headers={**HTMX, "If-None-Match": fragment.headers["ETag"]}

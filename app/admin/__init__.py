@@ -1,4 +1,4 @@
-"""Admin pages under ``/tasks/``: users, API tokens and the audit log."""
+"""Admin pages under ``/tasks/``: users, API tokens, the audit log and the tracking quarantine."""
 
 from flask import Blueprint
 

@@ -21,10 +21,11 @@ from app.auth.access import public, requires
 from app.extensions import db
 from app.models import ExecutionHourly, Role, TaskExecution
 from app.models.statistics import DURATION_BOUNDS, HISTOGRAM_COLUMNS
+from app.monitoring.queues import queue_stats
 from app.scheduler.store import get_store, projection_state
-from app.services.queues import queue_stats
 from app.services.schedule_watch import all_watched
 from app.services.statistics import IN_FLIGHT
+from app.tracking import quarantine
 from app.tracking.heartbeats import live_workers
 from app.tracking.recorder import LAG_KEY
 from app.watch.health import late_schedules, stale_after, watcher_check
@@ -78,6 +79,7 @@ class WatchCheckSchema(CheckSchema):
 
 class RecorderCheckSchema(CheckSchema):
     lag_seconds = ma.fields.Float(allow_none=True)
+    quarantined = ma.fields.Integer(metadata={"description": "Events refused and quarantined."})
 
 
 class ChecksSchema(ma.Schema):
@@ -140,7 +142,10 @@ def _beat() -> dict[str, Any]:
 
 def _recorder() -> dict[str, Any]:
     last = redis_client().get(LAG_KEY)
-    return {"lag_seconds": round(time.time() - float(last), 3) if last else None}
+    return {
+        "lag_seconds": round(time.time() - float(last), 3) if last else None,
+        "quarantined": quarantine.count(redis_client()),
+    }
 
 
 def report() -> dict[str, Any]:
@@ -195,6 +200,19 @@ def _line(name: str, value: Any, **labels: Any) -> str:
         )
         return f"{name}{{{inner}}} {value}"
     return f"{name} {value}"
+
+
+def _quarantine_metrics() -> list[str]:
+    try:
+        quarantined = quarantine.count(redis_client())
+    except redis.RedisError:
+        return []
+    return [
+        "# HELP ewas_tracking_quarantined_events Tracking events the database refused, kept "
+        "for an admin.",
+        "# TYPE ewas_tracking_quarantined_events gauge",
+        _line("ewas_tracking_quarantined_events", quarantined),
+    ]
 
 
 def _schedule_metrics() -> list[str]:
@@ -333,6 +351,7 @@ def metrics() -> Response:
             "# TYPE ewas_workers gauge",
             _line("ewas_workers", len(workers)),
         ]
+    out += _quarantine_metrics()
     out += _schedule_metrics()
     body = "\n".join(out) + "\n"
     return Response(

@@ -22,10 +22,10 @@ from app.api.common import (
 from app.api.stats import QueueSchema, redis_client
 from app.extensions import db
 from app.models import DeadLetter
+from app.monitoring.queues import queue_stats
 from app.services import dead_letters as dead_letter_service
 from app.services import workers
 from app.services.dead_letters import letters_query
-from app.services.queues import queue_stats
 from app.tracking.heartbeats import live_workers
 
 workers_blp = Blueprint(

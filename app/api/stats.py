@@ -15,8 +15,8 @@ from sqlalchemy import select
 from app.api.common import VIEWER_RULE, QueryInt, UTCDateTime
 from app.extensions import db
 from app.models import TaskType
+from app.monitoring.queues import queue_stats
 from app.services import statistics
-from app.services.queues import queue_stats
 
 blp = Blueprint("api_stats", __name__, url_prefix="/tasks/api", description="Statistics")
 MAX_HOURS = 24 * 90

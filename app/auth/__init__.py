@@ -18,6 +18,12 @@ def init_app(app: Flask) -> None:
     identity.init_app(app)
     guard.init_app(app)  # before the limiter: refused requests never count as login attempts
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    # While Redis is down, sign-in is still limited, per process, instead of failing with a 500.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 2, "socket_connect_timeout": 2}
+    )
     limiter.init_app(app)
     responses.init_app(app)
     cli.init_app(app)

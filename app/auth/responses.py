@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import kombu.exceptions
+import redis
 from flask import (
     Flask,
     Response,
@@ -20,6 +24,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.auth.access import is_api_request
 from app.auth.redirects import safe_next
 from app.bounds import json_depth_ok
+
+log = logging.getLogger("app.web")
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -78,4 +84,18 @@ def init_app(app: Flask) -> None:
         message = _("Too many attempts; wait a minute and try again.")
         response = error_response(429, "rate_limited", message)
         response.headers["Retry-After"] = "60"
+        return response
+
+    @app.errorhandler(redis.RedisError)
+    @app.errorhandler(kombu.exceptions.OperationalError)  # a send to the broker gave up
+    def redis_unavailable(error: Exception) -> Response:
+        """Redis down, restarting or read-only (a failover): what needs it answers 503 with a
+        clear message, one log line per request and no traceback; the rest keeps working."""
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        log.warning(
+            "web: Redis unavailable for %s (%s: %s)", request.path, type(error).__name__, first_line
+        )
+        message = _("Redis is not answering; this needs it. Try again in a moment.")
+        response = error_response(503, "redis_unavailable", message)
+        response.headers["Retry-After"] = "5"
         return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, Text
+from sqlalchemy import JSON, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -55,9 +55,21 @@ def _shown(value: Any) -> Any:
 
 
 class Alert(db.Model):
-    """An escalation: a critical task failed, or a task was dead-lettered."""
+    """An escalation: a critical task failed, or a task was dead-lettered.
+
+    ``notified_at`` stays NULL until a notifier accepted it: such rows are the outbox.
+    """
 
     __tablename__ = "alerts"
+    __table_args__ = (
+        # The notification outbox: alerts not notified yet (a few, among many notified ones).
+        Index(
+            "ix_alerts_unnotified",
+            "created_at",
+            postgresql_where=text("notified_at IS NULL"),
+            sqlite_where=text("notified_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -69,5 +81,10 @@ class Alert(db.Model):
     task_name: Mapped[str | None] = mapped_column(String(255))
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notify_error: Mapped[str | None] = mapped_column(Text)
+    # The outbox (app.tracking.alerts): who is sending it now (since when), how many attempts
+    # failed, and when the next one is due.
+    notify_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notify_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    notify_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))

@@ -26,6 +26,7 @@ def _check_database() -> dict[str, Any]:
 def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     """Every check that reads Redis; raises RedisError when Redis does not answer."""
     from app.scheduler.store import get_store, projection_state
+    from app.tracking import quarantine
     from app.tracking.emitter import STREAM
     from app.tracking.heartbeats import live_workers
     from app.tracking.recorder import LAG_KEY
@@ -67,7 +68,13 @@ def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     lag = time.time() - float(last) if last else None
     # An idle recorder commits nothing: lag only matters while events are waiting.
     stale = backlog > 0 and (lag is None or lag > config["RECORDER_MAX_LAG"])
-    checks["recorder"] = {"ok": not stale, "backlog": backlog, "lag_seconds": lag}
+    checks["recorder"] = {
+        "ok": not stale,
+        "backlog": backlog,
+        "lag_seconds": lag,
+        # Refused events wait for an admin there; they do not hold up recording.
+        "quarantined": quarantine.count(client),
+    }
     return checks
 
 

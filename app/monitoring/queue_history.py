@@ -12,7 +12,7 @@ from sqlalchemy import Integer, cast, delete, func, select
 from app.extensions import db
 from app.models import QueueSnapshot
 from app.models.types import utcnow
-from app.services.queues import queue_stats
+from app.monitoring.queues import queue_stats
 
 HOUR = 3600
 

@@ -361,7 +361,7 @@ class RedisScheduler(Scheduler):
     def _already_published(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
             return set()
-        from app.services.queues import already_published
+        from app.monitoring.queues import already_published
 
         try:
             with self.flask_app.app_context():

@@ -15,8 +15,8 @@ from flask_babel import gettext as _
 from kombu.exceptions import OperationalError
 
 from app.errors import DomainError, InvalidInput, NotFound
+from app.monitoring.queues import queue_names
 from app.services.audit import record_audit
-from app.services.queues import queue_names
 from app.tracking.heartbeats import known_workers, live_workers
 
 CONTROL_TIMEOUT = 1.0

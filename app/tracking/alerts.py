@@ -2,6 +2,12 @@
 
 Notifications are sent by a task on the monitoring queue (``notify_alert``), never by the worker
 that failed or by the recorder inline: a slow or broken webhook cannot hold either up.
+
+The alerts table is the outbox: an alert is committed first, then notified. ``notify`` claims
+the row before sending (so two senders never both send it) and sets ``notified_at`` once a
+notifier accepted it; a failed attempt sets when the next one is due. ``dispatch_due`` (the
+recorder's upkeep) queues again every notification that is due: the alert's sender crashed
+between its commit and the dispatch, the queued task was lost, or the notifier was down.
 """
 
 from __future__ import annotations
@@ -10,11 +16,12 @@ import json
 import logging
 import smtplib
 import urllib.request
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert
+from sqlalchemy import and_, insert, or_, select, update
 
 from app.extensions import db
 from app.models import Alert
@@ -22,6 +29,10 @@ from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
 NOTIFY_TASK = "task_monitoring.tasks.notify_alert"
+# A claim older than this belongs to a sender that died (a send takes at most ~20 s).
+CLAIM_STALE = timedelta(minutes=5)
+MAX_RETRY_DELAY = timedelta(hours=1)
+MAX_AGE = timedelta(days=1)  # older alerts that were never notified are not sent any more
 
 
 def _setting_set(name: str) -> set[str]:
@@ -103,18 +114,84 @@ def run_alerts(runs: list[dict[str, Any]], type_ids: dict[str, int]) -> list[int
     return list(db.session.scalars(insert(Alert).returning(Alert.id), values))
 
 
+def notifiers_configured() -> bool:
+    config = current_app.config
+    return bool(config.get("ALERT_WEBHOOK_URL") or config.get("ALERT_EMAIL_TO"))
+
+
 def dispatch_notifications(alert_ids: list[int]) -> None:
-    """Queue one notification task per alert (after the alerts are committed)."""
-    if not alert_ids or not (
-        current_app.config.get("ALERT_WEBHOOK_URL") or current_app.config.get("ALERT_EMAIL_TO")
-    ):
+    """Queue one notification task per alert (after the alerts are committed). One that cannot
+    be queued is left to the outbox (``dispatch_due``)."""
+    if not alert_ids or not notifiers_configured():
         return
     celery = current_app.extensions["celery"]
     for alert_id in alert_ids:
         try:
             celery.send_task(NOTIFY_TASK, args=[alert_id])
-        except Exception:
-            log.exception("could not queue the notification of alert %s", alert_id)
+        except Exception as error:
+            log.warning("could not queue the notification of alert %s: %s", alert_id, error)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait before notification attempt ``attempts + 1``: doubling, up to an hour."""
+    base = float(current_app.config.get("ALERT_NOTIFY_RETRY_SECONDS", 15.0))
+    return min(MAX_RETRY_DELAY, timedelta(seconds=base * 2 ** min(attempts, 20)))
+
+
+def dispatch_due(limit: int = 100) -> int:
+    """Queue the notifications that are due again; returns how many. Commits.
+
+    Due: not notified, not acknowledged (someone saw it), raised within a day, not claimed by a
+    live sender, and either past its retry time or never tried and older than the grace period
+    its first dispatch had. Each is given a new due time first, so a pass finding it queued but
+    not run yet does not queue it again; two notifications of one alert are harmless anyway:
+    the second finds it claimed or notified.
+    """
+    if not notifiers_configured():
+        return 0
+    now = utcnow()
+    grace = timedelta(seconds=float(current_app.config.get("ALERT_NOTIFY_GRACE_SECONDS", 30.0)))
+    due = db.session.execute(
+        select(Alert.id, Alert.notify_attempts)
+        .where(
+            Alert.notified_at.is_(None),
+            Alert.acknowledged_at.is_(None),
+            Alert.created_at >= now - MAX_AGE,
+            or_(Alert.notify_claimed_at.is_(None), Alert.notify_claimed_at < now - CLAIM_STALE),
+            or_(
+                Alert.notify_due_at <= now,
+                and_(Alert.notify_due_at.is_(None), Alert.created_at <= now - grace),
+            ),
+        )
+        .order_by(Alert.created_at)
+        .limit(limit)
+    ).all()
+    for alert_id, attempts in due:
+        wait = max(grace, retry_delay(attempts or 0))
+        db.session.execute(
+            update(Alert).where(Alert.id == alert_id).values(notify_due_at=now + wait)
+        )
+    db.session.commit()
+    dispatch_notifications([alert_id for alert_id, _ in due])
+    return len(due)
+
+
+def claim(alert_id: int) -> bool:
+    """Take the right to send ``alert_id`` now (one conditional UPDATE: of two senders racing,
+    one gets the row); False when it is notified already or a live sender holds it. Commits."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.notified_at.is_(None),
+            or_(Alert.notify_claimed_at.is_(None), Alert.notify_claimed_at < now - CLAIM_STALE),
+        )
+        .values(notify_claimed_at=now)
+        .returning(Alert.id)
+    ).first()
+    db.session.commit()
+    return claimed is not None
 
 
 def payload(alert: Alert) -> dict[str, Any]:
@@ -154,10 +231,13 @@ def send_email(config: dict[str, Any], body: dict[str, Any]) -> None:
 
 
 def notify(alert_id: int) -> dict[str, Any]:
-    """Call every configured notifier for ``alert_id``; a failing one is logged, not raised."""
-    alert = db.session.get(Alert, alert_id)
-    if alert is None:
+    """Call every configured notifier for ``alert_id``, once: the row is claimed first. A
+    failing notifier is logged, not raised; when none succeeded the next attempt is due later."""
+    if db.session.get(Alert, alert_id) is None:
         return {"alert": alert_id, "sent": [], "errors": ["alert no longer exists"]}
+    if not claim(alert_id):
+        return {"alert": alert_id, "sent": [], "errors": [], "skipped": "notified or claimed"}
+    alert = db.session.get(Alert, alert_id)
     config = current_app.config
     body, sent, errors = payload(alert), [], []
     notifiers = (
@@ -177,7 +257,13 @@ def notify(alert_id: int) -> dict[str, Any]:
         except Exception as error:
             log.warning("alert %s: %s notifier failed: %s", alert_id, name, error)
             errors.append(f"{name}: {error}")
-    alert.notified_at = utcnow() if sent else alert.notified_at
+    now = utcnow()
+    if sent:
+        alert.notified_at, alert.notify_due_at = now, None
+    elif errors:
+        alert.notify_attempts = (alert.notify_attempts or 0) + 1
+        alert.notify_due_at = now + retry_delay(alert.notify_attempts - 1)
+    alert.notify_claimed_at = None
     alert.notify_error = "; ".join(errors) or None
     db.session.commit()
     return {"alert": alert_id, "sent": sent, "errors": errors}

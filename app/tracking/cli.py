@@ -31,7 +31,10 @@ def recorder_command(batch_size: int, claim_idle: float) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     recorder = Recorder(
         app=app,
-        redis_client=redis.Redis.from_url(app.config["REDIS_URL"]),
+        # Timeouts make a server that stopped answering an outage to ride out, not a hang.
+        redis_client=redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
+        ),
         batch_size=batch_size,
         claim_idle=claim_idle,
     )

@@ -20,6 +20,8 @@ from typing import Any
 import redis
 from celery import signals
 
+from app.outages import Outage
+
 log = logging.getLogger(__name__)
 
 KEY = "ewas:worker:{}"
@@ -86,12 +88,16 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     interval = _interval(consumer)
     _stop.clear()
 
+    outage = Outage("worker", "heartbeat (Redis)", logger=log, max_backoff=interval)
+
     def run() -> None:
         while True:
             try:
                 beat_once(client, _describe(consumer, interval))
             except Exception as error:  # a heartbeat failure must never stop the worker
-                log.warning("heartbeat failed: %s", error)
+                outage.failed(error)
+            else:
+                outage.ok()
             if _stop.wait(interval):
                 return
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.models import TaskExecution, TaskStatus
+from app.models import FINAL_STATUSES, TaskExecution, TaskStatus
 
 RETRYABLE = frozenset({TaskStatus.FAILURE, TaskStatus.REVOKED})
 
@@ -21,6 +21,14 @@ class Unroutable(Conflict):
     create it, and a retry there would wait forever)."""
 
     code = "unroutable"
+
+
+def is_retryable(execution: TaskExecution) -> bool:
+    """Failed and revoked executions can be sent again, and so can lost ones (their message or
+    their worker is gone: they will never end by themselves)."""
+    return execution.status in RETRYABLE or (
+        execution.lost_suspect and execution.status not in FINAL_STATUSES
+    )
 
 
 def send_linked(
@@ -58,14 +66,14 @@ def send_linked(
 
 
 def retry_execution(task_id: str) -> str:
-    """Retry a failed or revoked execution; return the new task id."""
+    """Retry a failed, revoked or lost execution; return the new task id."""
     execution = db.session.scalar(select(TaskExecution).where(TaskExecution.task_id == task_id))
     if execution is None:
         raise NotFound(_("No execution with task id %(task_id)s.", task_id=task_id))
-    if execution.status not in RETRYABLE:
+    if not is_retryable(execution):
         raise Conflict(
             _(
-                "Only failed or revoked executions can be retried; this one is %(status)s.",
+                "Only failed, revoked or lost executions can be retried; this one is %(status)s.",
                 status=execution.status.value,
             )
         )

@@ -17,6 +17,7 @@ from celery import signals
 from celery.exceptions import Retry
 
 from app.tracking import events
+from app.tracking.bounds import bound_event
 from app.tracking.capture import (
     AttemptLogs,
     AttemptResources,
@@ -116,7 +117,7 @@ def emit(
         event["run_id"] = run_id
     if before is not None:
         event["before"] = before  # an earlier event of the same task, sent in the same entry
-    tracker.emitter.emit(event, flush=flush, key=key)
+    tracker.emitter.emit(bound_event(event), flush=flush, key=key)
 
 
 def on_publish(
@@ -229,7 +230,7 @@ def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_
         "fields": fields,
         "run_id": run_id,
     }
-    tracker.emitter.emit(event, key=run_id)
+    tracker.emitter.emit(bound_event(event), key=run_id)
 
 
 def effective_max_retries(task: Any) -> int | None:
@@ -331,9 +332,10 @@ def on_postrun(
         "fields": fields,
         "run_id": run_id,
     }
+    event = bound_event(event)
     started = tracker.emitter.take(run_id)
     if started is not None:
-        event["before"] = started  # the start, not flushed yet, travels in the same entry
+        event["before"] = started  # the start (bounded already) travels in the same entry
     # Flushed now, before the task returns and its message is acknowledged.
     tracker.emitter.emit(event, flush=True)
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,7 +27,7 @@ from app.extensions import db
 from app.models import Alert, ScheduledTask, ScheduleWatch
 from app.models.types import utcnow
 from app.outages import Outage
-from app.tracking.alerts import is_critical, notify
+from app.tracking.alerts import is_critical, notifiers_configured, notify
 from app.watch.facts import Watched, watch
 from app.watch.states import ALERTING, Assessment, WatchState
 
@@ -210,8 +210,10 @@ class ScheduleWatcher:
         return alert_ids
 
     def _notify(self, alert_ids: list[int]) -> None:
-        config = current_app.config
-        if not alert_ids or not (config.get("ALERT_WEBHOOK_URL") or config.get("ALERT_EMAIL_TO")):
+        """Notify the committed alerts now, through the outbox's claim (``notify``): one this
+        process could not send, or did not live to send, is sent again by the recorder's
+        outbox pass (``dispatch_due``)."""
+        if not alert_ids or not notifiers_configured():
             return
         for alert_id in alert_ids:
             try:

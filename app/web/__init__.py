@@ -20,7 +20,7 @@ def _setup(state) -> None:  # type: ignore[no-untyped-def]
 
 
 def live_poll_seconds() -> int:
-    """Seconds between two polls of a live fragment: ``hx-trigger="every {{ ... }}s"``.
+    """Seconds between two polls of a live fragment: ``data-hx-trigger="every {{ ... }}s"``.
 
     A global function rather than a context variable, so macros imported without context see it.
     """

@@ -19,7 +19,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.models import FINAL_STATUSES, Role, ScheduledTask, TaskExecution, TaskStatus
 from app.services import execution_actions, executions, runs
-from app.tracking.retry import RETRYABLE
+from app.tracking.retry import is_retryable
 from app.web import bp
 from app.web.fragments import is_htmx, page_or_fragment
 
@@ -173,7 +173,7 @@ def execution_detail(task_id: str) -> Response:
         links_limit=LINKS_LIMIT,
         schedule=schedule_link(execution.schedule_id),
         run=runs.run_of_execution(execution.task_id),
-        can_retry=operator and execution.status in RETRYABLE,
+        can_retry=operator and is_retryable(execution),
         cancel_requested=execution.cancel_requested_at is not None
         and execution.status not in FINAL_STATUSES,
         can_cancel=operator

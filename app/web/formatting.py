@@ -75,6 +75,13 @@ def when(moment: datetime | None, style: str = "medium") -> str:
     ).replace("{1}", date_pattern.apply(local.date(), locale))
 
 
+def iso_time(moment: datetime) -> str:
+    """A moment as a ``<time datetime>`` value: UTC, ISO-8601, milliseconds at most (the HTML
+    standard allows up to three fraction digits; Python's ``isoformat`` writes six)."""
+    text = _aware(moment).astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
     """'3 minutes ago' or 'in 2 hours', localized."""
     if moment is None:
@@ -135,7 +142,11 @@ def short_error(message: str | None) -> str:
 
 
 def code(
-    value: object, tag: str = "code", css: str | None = None, title: str | None = None
+    value: object,
+    tag: str = "code",
+    css: str | None = None,
+    title: str | None = None,
+    label: str | None = None,
 ) -> Markup:
     """A code-like value (crontab, JSON, id, task or queue name, error, traceback, URL) as
     left-to-right text isolated from the page, so a right-to-left page shows ``0 6 * * *`` and
@@ -143,11 +154,17 @@ def code(
 
     The one way templates show such values: ``{{ schedule.crontab|code }}``,
     ``{{ execution.traceback|code('pre', 'traceback') }}``, ``{{ message|code('bdi') }}``.
+    A ``pre`` that scrolls (a block of its own, at most 28rem high) takes a ``label``: it becomes
+    a named region in the tab order, so a keyboard user can scroll it too.
     """
     if tag not in CODE_TAGS:
         raise ValueError(f"code values are shown in one of {sorted(CODE_TAGS)}, not {tag!r}")
+    if label is not None and tag != "pre":
+        raise ValueError("only a pre scrolls: a label is for code('pre', ...)")
     classes = f"{css} ltr" if css else "ltr"
-    hint = Markup(' title="{}"').format(title) if title else ""
+    hint = Markup(' title="{}"').format(title) if title else Markup("")
+    if label is not None:
+        hint += Markup(' tabindex="0" role="region" aria-label="{}"').format(label)
     return Markup('<{0} class="{1}" dir="ltr"{2}>{3}</{0}>').format(
         Markup(tag), classes, hint, escape("" if value is None else value)
     )
@@ -158,6 +175,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         when=when,
         ago=ago,
+        iso_time=iso_time,
         duration=duration,
         number=number,
         percent=percent,

@@ -33,6 +33,7 @@ NAVIGATION = (
     NavEntry("admin.users", _l("Users"), Role.ADMIN),
     NavEntry("admin.tokens", _l("API tokens"), Role.ADMIN),
     NavEntry("admin.audit", _l("Audit log"), Role.ADMIN),
+    NavEntry("admin.quarantine", _l("Quarantine"), Role.ADMIN),
 )
 
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from app.api.stats import redis_client
 from app.auth.access import requires
 from app.models import Role
-from app.services.queues import queue_names, queue_stats
+from app.monitoring.queues import queue_names, queue_stats
 from app.tracking.heartbeats import live_workers
 from app.web import bp, live_poll_seconds
 from app.web.fragments import conditional, is_htmx

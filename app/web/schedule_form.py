@@ -133,11 +133,11 @@ class ScheduleForm(FlaskForm):
             typed = isinstance(self[name], StringField | IntegerField)
             self[name].render_kw = {
                 **(self[name].render_kw or {}),
-                "hx-get": url,
-                "hx-trigger": "input changed delay:400ms" if typed else "change",
-                "hx-target": "#schedule-preview",
-                "hx-include": include,
-                "hx-sync": "closest form:replace",
+                "data-hx-get": url,
+                "data-hx-trigger": "input changed delay:400ms" if typed else "change",
+                "data-hx-target": "#schedule-preview",
+                "data-hx-include": include,
+                "data-hx-sync": "closest form:replace",
             }
 
     def description_fields(self) -> list[Any]:

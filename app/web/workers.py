@@ -21,8 +21,8 @@ from app.auth.access import requires
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Role
+from app.monitoring.queues import queue_names
 from app.services import workers as service
-from app.services.queues import queue_names
 from app.tracking.heartbeats import INTERVAL, STALE_BEATS, TTL_BEATS
 from app.web import bp
 from app.web.fragments import conditional, is_htmx
@@ -58,7 +58,7 @@ class ShutdownForm(FlaskForm):
 
 
 def _slug(hostname: str) -> str:
-    """A stable HTML id for a worker's controls (kept across polls by ``hx-preserve``)."""
+    """A stable HTML id for a worker's controls (kept across polls by ``data-hx-preserve``)."""
     return "w-" + hashlib.blake2b(hostname.encode(), digest_size=6).hexdigest()
 
 
