@@ -74,6 +74,13 @@ def settings_from_env() -> dict[str, Any]:
         "BABEL_DEFAULT_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
         "LANGUAGES": LANGUAGES,
         "TRACKING_ENABLED": _bool(env.get("TRACKING_ENABLED"), True),
+        # Seconds a task's final event waits for Redis to confirm it during an outage before the
+        # task returns anyway (the event stays buffered and is sent when Redis is back).
+        "TRACKING_CONFIRM_TIMEOUT": _float("TRACKING_CONFIRM_TIMEOUT", 5.0),
+        # Past either, the recorder is not healthy: stream entries not yet acknowledged by every
+        # consumer group (an entry holds up to 32 events), and the age of the oldest of them.
+        "TRACKING_BACKLOG_ALERT_ENTRIES": _int("TRACKING_BACKLOG_ALERT_ENTRIES", 100_000),
+        "TRACKING_BACKLOG_ALERT_SECONDS": _float("TRACKING_BACKLOG_ALERT_SECONDS", 600.0),
         "CELERY_RESULT_BACKEND": env.get("CELERY_RESULT_BACKEND", ""),
         "CRITICAL_TASK_NAMES": env.get(
             "CRITICAL_TASK_NAMES",

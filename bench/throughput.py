@@ -104,8 +104,11 @@ def worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     return start(argv, env, log, lambda: client.exists(heartbeat_key(hostname)))
 
 
-def run_mode(name: str, n: int, env: dict[str, str], done, logs: Path, recorder: bool) -> float:
-    """Send n tasks with the mode's settings; return tasks per second."""
+def run_mode(
+    name: str, n: int, env: dict[str, str], done, logs: Path, recorder: bool
+) -> tuple[float, dict[str, float]]:
+    """Send n tasks with the mode's settings; return tasks per second and the CPU seconds each
+    process kind used."""
     os.environ.update(env)
     from app import create_app
 
@@ -151,10 +154,10 @@ def run_mode(name: str, n: int, env: dict[str, str], done, logs: Path, recorder:
             stop(process)
     rate = n / elapsed
     detail = f"(sent in {sent:.2f} s" + (f", all run in {acked:.2f} s" if acked else "")
-    detail += "; cpu " + ", ".join(f"{label} {seconds:.1f} s" for label, seconds in used.items())
+    detail += "; cpu " + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in used.items())
     detail += ")"
     print(f"{name:<10} {n} tasks in {elapsed:6.2f} s = {rate:8.1f} tasks/s {detail}", flush=True)
-    return rate
+    return rate, used
 
 
 def main() -> None:
@@ -213,6 +216,7 @@ def main() -> None:
                     return False
 
         ratios, untracked_rates = [], []
+        added_cpu: dict[str, list[float]] = {"worker": [], "sender": []}
         for _round in range(options.repeat):
             with engine.begin() as connection:
                 connection.execute(text("DELETE FROM task_executions"))
@@ -227,15 +231,18 @@ def main() -> None:
                                             all_recorded, logs, recorder=True),
             }  # fmt: skip
             order = ["untracked", "tracked"] if _round % 2 == 0 else ["tracked", "untracked"]
-            rates = {name: modes[name]() for name in order}
-            untracked, tracked = rates["untracked"], rates["tracked"]
+            results = {name: modes[name]() for name in order}
+            untracked, tracked = results["untracked"][0], results["tracked"][0]
+            for kind in ("worker", "sender"):
+                added = results["tracked"][1][kind] - results["untracked"][1][kind]
+                added_cpu[kind].append(added / options.n * 1e6)
             with engine.connect() as connection:
                 count = connection.scalar(text("SELECT count(*) FROM task_executions"))
             if count != options.n:
                 raise SystemExit(f"FAIL: {options.n - count} executions missing")
             ratios.append(tracked / untracked)
             untracked_rates.append(untracked)
-        anchor = run_mode(
+        anchor, _used = run_mode(
             "celery-db", options.n,
             {**base, "TRACKING_ENABLED": "false", "CELERY_RESULT_BACKEND": f"db+{url}"},
             all_stored, logs, recorder=False,
@@ -245,6 +252,10 @@ def main() -> None:
         if len(ratios) > 1:
             each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
             print(f"tracked/untracked ratio of each round: {each} (median below)")
+        for kind, added in added_cpu.items():
+            each = ", ".join(f"{value:.0f}" for value in added)
+            print(f"{kind} CPU added per task by tracking: {statistics.median(added):.0f} µs "
+                  f"(rounds: {each})")  # fmt: skip
         print(f"tracked/untracked throughput ratio: {statistics.median(ratios):.2f}")
     finally:
         engine.dispose()

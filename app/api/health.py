@@ -27,7 +27,7 @@ from app.services.schedule_watch import all_watched
 from app.services.statistics import IN_FLIGHT
 from app.tracking import quarantine
 from app.tracking.heartbeats import live_workers
-from app.tracking.recorder import LAG_KEY
+from app.tracking.stream import backlog, recorder_check
 from app.watch.health import late_schedules, stale_after, watcher_check
 from app.watch.states import WatchState
 from app.watch.watcher import heartbeat_age
@@ -78,8 +78,21 @@ class WatchCheckSchema(CheckSchema):
 
 
 class RecorderCheckSchema(CheckSchema):
-    lag_seconds = ma.fields.Float(allow_none=True)
-    quarantined = ma.fields.Integer(metadata={"description": "Events refused and quarantined."})
+    """Not ok when the recorder stopped committing while events wait, or when the backlog passes
+    ``TRACKING_BACKLOG_ALERT_ENTRIES`` entries or ``TRACKING_BACKLOG_ALERT_SECONDS`` of age."""
+
+    lag_seconds = ma.fields.Float(
+        allow_none=True, metadata={"description": "seconds since a recorder last committed"}
+    )
+    stream_length = ma.fields.Integer(metadata={"description": "entries in the tracking stream"})
+    backlog = ma.fields.Integer(
+        metadata={"description": "entries some consumer group has not acknowledged"}
+    )
+    oldest_unacknowledged_seconds = ma.fields.Float(
+        allow_none=True, metadata={"description": "age of the oldest of them"}
+    )
+    over_threshold = ma.fields.Boolean()
+    quarantined = ma.fields.Integer(metadata={"description": "events refused and quarantined"})
 
 
 class ChecksSchema(ma.Schema):
@@ -141,11 +154,9 @@ def _beat() -> dict[str, Any]:
 
 
 def _recorder() -> dict[str, Any]:
-    last = redis_client().get(LAG_KEY)
-    return {
-        "lag_seconds": round(time.time() - float(last), 3) if last else None,
-        "quarantined": quarantine.count(redis_client()),
-    }
+    check = recorder_check(redis_client())
+    del check["unacknowledged"]  # the same figure as backlog
+    return check
 
 
 def report() -> dict[str, Any]:
@@ -268,6 +279,31 @@ def _schedule_metrics() -> list[str]:
     return out
 
 
+def _stream_metrics() -> list[str]:
+    """The tracking stream: its length and what the recorders have not acknowledged yet."""
+    try:
+        found = backlog(redis_client())
+    except redis.RedisError:
+        return []
+    out = [
+        "# HELP ewas_tracking_stream_entries Entries in the tracking stream.",
+        "# TYPE ewas_tracking_stream_entries gauge",
+        _line("ewas_tracking_stream_entries", found["stream_length"]),
+        "# HELP ewas_tracking_unacknowledged_entries Stream entries a consumer group has not "
+        "acknowledged (pending or not yet delivered).",
+        "# TYPE ewas_tracking_unacknowledged_entries gauge",
+        _line("ewas_tracking_unacknowledged_entries", found["unacknowledged"]),
+        "# HELP ewas_tracking_oldest_unacknowledged_age_seconds Age of the oldest of them "
+        "(0: none).",
+        "# TYPE ewas_tracking_oldest_unacknowledged_age_seconds gauge",
+        _line(
+            "ewas_tracking_oldest_unacknowledged_age_seconds",
+            found["oldest_unacknowledged_seconds"] or 0,
+        ),
+    ]
+    return out
+
+
 @requires(Role.VIEWER)
 def metrics() -> Response:
     """Prometheus text: executions by status and type, queues, workers, a duration histogram."""
@@ -352,6 +388,7 @@ def metrics() -> Response:
             _line("ewas_workers", len(workers)),
         ]
     out += _quarantine_metrics()
+    out += _stream_metrics()
     out += _schedule_metrics()
     body = "\n".join(out) + "\n"
     return Response(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
@@ -26,10 +25,8 @@ def _check_database() -> dict[str, Any]:
 def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     """Every check that reads Redis; raises RedisError when Redis does not answer."""
     from app.scheduler.store import get_store, projection_state
-    from app.tracking import quarantine
-    from app.tracking.emitter import STREAM
     from app.tracking.heartbeats import live_workers
-    from app.tracking.recorder import LAG_KEY
+    from app.tracking.stream import recorder_check
     from app.watch.health import late_schedules, watcher_check
 
     config = current_app.config
@@ -63,18 +60,7 @@ def _check_redis_parts(client: redis.Redis) -> dict[str, Any]:
     }
     checks["watch"] = watcher_check(client)
 
-    backlog = client.xlen(STREAM)
-    last = client.get(LAG_KEY)
-    lag = time.time() - float(last) if last else None
-    # An idle recorder commits nothing: lag only matters while events are waiting.
-    stale = backlog > 0 and (lag is None or lag > config["RECORDER_MAX_LAG"])
-    checks["recorder"] = {
-        "ok": not stale,
-        "backlog": backlog,
-        "lag_seconds": lag,
-        # Refused events wait for an admin there; they do not hold up recording.
-        "quarantined": quarantine.count(client),
-    }
+    checks["recorder"] = recorder_check(client)
     return checks
 
 

@@ -29,7 +29,10 @@ def init_app(app: Flask) -> None:
     from app.tracking.emitter import Emitter
 
     tracker = signals.Tracker(
-        emitter=Emitter(app.config["REDIS_URL"]), enabled=app.config["TRACKING_ENABLED"]
+        emitter=Emitter(
+            app.config["REDIS_URL"], confirm_timeout=app.config["TRACKING_CONFIRM_TIMEOUT"]
+        ),
+        enabled=app.config["TRACKING_ENABLED"],
     )
     signals.activate(tracker)
     heartbeats.connect()

@@ -31,6 +31,7 @@ from app.tracking.apply import apply_batch
 from app.tracking.bounds import bound_event
 from app.tracking.emitter import STREAM
 from app.tracking.quarantine import describe
+from app.tracking.stream import trim_acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +211,9 @@ class Recorder:
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.redis_client.pipeline(transaction=False)
         pipe.xack(STREAM, GROUP, *ids)
-        pipe.xdel(STREAM, *ids)
         pipe.set(LAG_KEY, time.time())
         pipe.execute()
+        trim_acknowledged(self.redis_client)  # only what every consumer group acknowledged
         self.stats["events"] += len(decoded)
         self.stats["batches"] += 1
         if alerts:

@@ -336,7 +336,8 @@ def on_postrun(
     started = tracker.emitter.take(run_id)
     if started is not None:
         event["before"] = started  # the start (bounded already) travels in the same entry
-    # Flushed now, before the task returns and its message is acknowledged.
+    # Confirmed by Redis before the task returns and its message is acknowledged (or kept
+    # buffered after TRACKING_CONFIRM_TIMEOUT during a Redis outage).
     tracker.emitter.emit(event, flush=True)
 
 
