@@ -169,17 +169,16 @@ class FormReader(HTMLParser):
                 a.get("action") or self.page_url, (a.get("method") or "get").lower()
             )
             self.forms.append(self.current)
-        if "hx-post" in a:
-            self.forms.append(
-                Form(a["hx-post"], "post", list(self.current.fields) if self.current else [])
-            )
+        # A button's formaction, or an hx-post, sends its form's fields (the same list: the
+        # checkboxes that follow the buttons are added to it) to another action.
+        targets = {a[k] for k in ("formaction", "hx-post", "data-hx-post") if a.get(k)}
+        for target in sorted(targets):
+            self.forms.append(Form(target, "post", self.current.fields if self.current else []))
         if self.current is None or not a.get("name"):
             return
         if tag == "input":
             kind = a.get("type", "text")
-            if kind in ("checkbox", "radio") and "checked" not in a:
-                self.current.fields.append((a["name"], ""))
-            elif kind not in ("submit", "button", "file"):
+            if kind not in ("submit", "button", "file"):  # every box checked
                 self.current.fields.append((a["name"], a.get("value", "")))
         elif tag == "select":
             self.select = a["name"]
@@ -225,7 +224,9 @@ class World:
     openapi: dict[str, Any]
 
 
-def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str]]:
+def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The rows the walk reads (their ids by path parameter), an admin token, and the pages of
+    rows in other states whose forms the walk also fills (cancel, reactivate)."""
     from app.monitoring.alerting import raise_alert
     from app.scheduler.service import create_schedule
     from app.services import catalog
@@ -264,8 +265,17 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str]]:
         task_id=str(uuid.uuid4()), task_name="data_pipeline.tasks.retrieve_source",
         queue="data_retrieval", args=[1], kwargs={}, headers={}, error_message="boom",
     )  # fmt: skip
+    pending = TaskExecution(
+        task_id=str(uuid.uuid4()), task_name="x", status=TaskStatus.PENDING, queue="default",
+        created_at=now, args=[], kwargs={},
+    )  # fmt: skip
     run = PipelineRun(root_task_id=str(uuid.uuid4()), task_name="x", status=RunStatus.FAILURE)
-    db.session.add_all([good, lost, far, letter, run])
+    db.session.add_all([good, lost, far, pending, letter, run])
+    retired = catalog.create_source(
+        {"code": "retired", "name": "Retired", "source_type": "api", "base_url": "https://y.org/"}
+    )
+    retired_variable = catalog.create_variable(retired, {"code": "v2", "name": "Variable two"})
+    retired.is_active = retired_variable.is_active = False
     raise_alert("hostile", "Hostile alert", "An alert to acknowledge")
     db.session.flush()
     token = create_token(users[Role.ADMIN], name="hostile walk").plaintext
@@ -286,7 +296,12 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str]]:
         "filename": "nothing.css",
     }
     db.session.commit()
-    return ids, {"admin": token}
+    others = [
+        f"/tasks/executions/{pending.task_id}/",
+        f"/tasks/sources/{retired.id}/",
+        f"/tasks/sources/{retired.id}/variables/{retired_variable.id}/edit/",
+    ]
+    return ids, {"admin": token}, others
 
 
 @pytest.fixture(scope="module")
@@ -297,16 +312,18 @@ def world(migrated: dict[str, Any], redis_url: str) -> Iterator[World]:
     redis.Redis.from_url(redis_url).flushdb()
     app = create_app({**migrated, "RATELIMIT_ENABLED": False})
     with app.app_context():
-        ids, tokens = _seed(app)
+        ids, tokens, others = _seed(app)
         world = World(app, ids, tokens, {}, {}, {})
         client = app.test_client()
         _login(client, "admin")
         world.openapi = client.get("/tasks/api/openapi.json").json
         adapter = app.url_map.bind("localhost")
-        for rule, method in RULES:
-            if method != "GET" or rule.startswith("/tasks/api") or "<path:" in rule:
-                continue
-            url = _fill(rule, ids)
+        pages = [
+            _fill(rule, ids)
+            for rule, method in RULES
+            if method == "GET" and not rule.startswith("/tasks/api") and "<path:" not in rule
+        ]
+        for url in pages + others:
             response = client.get(url)
             if response.status_code != 200 or "html" not in response.content_type:
                 continue
