@@ -52,9 +52,12 @@ def register_blueprints(app: Flask) -> None:
 
     from app.admin import bp as admin_bp
     from app.auth.access import requires
+    from app.bounds import IdConverter
     from app.models import Role
     from app.web import bp as web_bp
 
+    # Every <int:...> of every route is an id: ASCII digits that fit a BIGINT, else a 404.
+    app.url_map.converters["int"] = IdConverter
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
     from app import api

@@ -66,6 +66,8 @@ def settings_from_env() -> dict[str, Any]:
         # Seconds between two refreshes of the pages' live fragments (a running execution's
         # detail page keeps its own 3 s).
         "LIVE_POLL_SECONDS": _int("LIVE_POLL_SECONDS", 30),
+        # The largest request body, form or JSON (413 beyond it): 1 MB by default.
+        "MAX_CONTENT_LENGTH": _int("MAX_REQUEST_BYTES", 1024 * 1024),
         # werkzeug's method for new password hashes; the test suite picks a cheap one.
         "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         "BABEL_DEFAULT_LOCALE": "en",

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_datetime, get_locale
 
+from app.bounds import valid_zone
 from app.config import RTL_LANGUAGES
 from app.extensions import babel
 
@@ -24,9 +25,14 @@ def select_locale() -> str | None:
 
 
 def select_timezone() -> str:
-    if not has_request_context():
-        return current_app.config["DISPLAY_TIMEZONE"]
-    return session.get("timezone") or current_app.config["DISPLAY_TIMEZONE"]
+    """The reader's zone; a session holding one the app cannot render (saved before the
+    preference was validated) reads in the display default, else UTC, rather than failing."""
+    default = current_app.config["DISPLAY_TIMEZONE"]
+    chosen = session.get("timezone") if has_request_context() else None
+    for name in (chosen, default):
+        if valid_zone(name):
+            return name
+    return "UTC"
 
 
 def text_direction(language: str) -> str:

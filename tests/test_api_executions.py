@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -236,3 +237,18 @@ def test_nul_characters_are_refused_not_500(client: FlaskClient, viewer: dict) -
     assert response.status_code in (404, 422) and "error" in response.json
     response = client.get("/tasks/api/executions/?task_name=a%00b", headers=viewer)
     assert response.status_code in (200, 422)
+
+
+def test_a_retry_to_an_unconfigured_queue_is_refused_and_audited(
+    client: FlaskClient, operator: dict, redis_client: redis.Redis
+) -> None:
+    (stray,) = add(1, status=TaskStatus.FAILURE, queue="no_such_queue")
+    for _ in range(2):
+        response = client.post(f"/tasks/api/executions/{stray.task_id}/retry/", headers=operator)
+        assert response.status_code == 409 and response.json["error"]["code"] == "unroutable"
+        assert "no_such_queue is not configured" in response.json["error"]["message"]
+    assert not redis_client.exists("no_such_queue")
+    outcomes = db.session.scalars(
+        select(AuditEntry.outcome).where(AuditEntry.action == "execution.retry")
+    ).all()
+    assert outcomes == ["unroutable", "unroutable"]

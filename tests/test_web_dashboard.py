@@ -547,3 +547,21 @@ def test_retry_stops_with_a_message_when_the_broker_is_down(
         assert "The broker stopped answering" in client.get("/tasks/").text
         audits = select(AuditEntry).where(AuditEntry.action == RETRY_ACTION)
         assert db.session.scalar(audits) is None
+
+
+def test_retry_refuses_an_unroutable_queue_and_never_resends(
+    operator: tuple[FlaskClient, str], redis_client: redis.Redis
+) -> None:
+    client, csrf = operator
+    stray = failed(5, queue="no_such_queue")
+    good = failed(6)
+    assert client.post(RETRY, data={"csrf_token": csrf}).status_code == 303
+    assert "1 was not sent: its queue is not configured." in text_of(client.get("/tasks/").text)
+    for _ in range(2):  # later clicks send neither again
+        assert client.post(RETRY, data={"csrf_token": csrf}).status_code == 303
+    assert redis_client.llen("data_retrieval") == 1
+    assert not redis_client.exists("no_such_queue")
+    audits = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "execution.retry"))
+    assert sorted((a.target_id, a.outcome) for a in audits) == sorted(
+        [(stray.task_id, "unroutable"), (good.task_id, "ok")]
+    )

@@ -18,7 +18,10 @@ from app.models import Role, TaskExecution, TaskStatus
 from tests.scheduler_support import RedisServer
 
 # Pages and answers that cannot be made without Redis; all others must answer 2xx/3xx.
-NEEDS_REDIS = {"/tasks/queues/", "/tasks/workers/", "/tasks/api/workers/", "/tasks/api/queues/"}
+NEEDS_REDIS = {
+    "/tasks/queues/", "/tasks/workers/", "/tasks/api/workers/", "/tasks/api/queues/",
+    "/tasks/quarantine/",  # the quarantine is a Redis stream
+}  # fmt: skip
 # A hung Redis costs each call its socket timeout: these pages stand for the rest.
 HUNG_WALK = ["/tasks/", "/tasks/executions/", "/tasks/queues/", "/tasks/api/health/",
              "/tasks/api/workers/", "/tasks/scheduled/"]  # fmt: skip

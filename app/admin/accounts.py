@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import ApiToken, Role, User
 from app.services import tokens as token_service
 from app.services import users as user_service
+from app.web.inputs import get_or_404
 
 Page = tuple[str, int] | tuple[str, int, dict[str, str]] | str
 
@@ -72,7 +73,7 @@ def create_user() -> Page | Response:
 @requires(Role.ADMIN)
 def set_role(user_id: int) -> Page | Response:
     """Change a user's role (the last admin cannot be demoted)."""
-    user = db.get_or_404(User, user_id)
+    user = get_or_404(User, user_id)
     form = RoleForm()
     if form.validate_on_submit():
         try:
@@ -102,7 +103,7 @@ def create_token() -> Page:
     """Issue a token and show it on this answer only (it is not stored in clear anywhere)."""
     form = _token_form()
     if form.validate_on_submit():
-        owner = db.get_or_404(User, form.user_id.data)
+        owner = get_or_404(User, form.user_id.data)
         try:
             issued = token_service.create_token(owner, form.name.data or "")
         except DomainError as error:
@@ -119,6 +120,6 @@ def create_token() -> Page:
 @requires(Role.ADMIN)
 def revoke_token(token_id: int) -> Response:
     """Revoke a token; requests bearing it are refused from now on."""
-    token_service.revoke_token(db.get_or_404(ApiToken, token_id))
+    token_service.revoke_token(get_or_404(ApiToken, token_id))
     db.session.commit()
     return redirect(url_for("admin.tokens"), code=303)

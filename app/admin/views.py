@@ -18,7 +18,7 @@ from app.extensions import db
 from app.models import AuditEntry, Role
 from app.services import quarantine as quarantine_service
 from app.services.audit import audit_query
-from app.web.inputs import refused, saved
+from app.web.inputs import id_arg, refused, saved, text_arg
 
 AUDIT_PAGE_SIZE = 50
 FILTER_MAX_LENGTH = 128
@@ -26,8 +26,7 @@ FILTER_MAX_LENGTH = 128
 
 def _filter_arg(name: str) -> str | None:
     """A text filter from the query string; NUL (which PostgreSQL refuses) is dropped."""
-    value = request.args.get(name, "").replace("\x00", "").strip()[:FILTER_MAX_LENGTH]
-    return value or None
+    return text_arg(name)[:FILTER_MAX_LENGTH] or None
 
 
 @bp.get("/audit/")
@@ -35,7 +34,7 @@ def _filter_arg(name: str) -> str | None:
 def audit() -> str:
     """The audit log, newest first, filtered by action and user, paged by id."""
     action, username = _filter_arg("action"), _filter_arg("user")
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     rows = db.session.scalars(
         audit_query(action, username, before).limit(AUDIT_PAGE_SIZE + 1)
     ).all()

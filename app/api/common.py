@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_smorest import abort
 
 from app.auth.access import requires
+from app.bounds import ASCII_DIGITS, MAX_INT, OUT_OF_RANGE, OutOfRange, utc_moment
 from app.models import Role
 
 # The cursors and the bulk helper live in the services the pages share; re-exported here.
@@ -17,15 +18,29 @@ from app.services.bulk import answer_each  # noqa: F401
 from app.services.executions import MAX_ID, decode_cursor, encode_cursor  # noqa: F401
 
 MAX_PAGE_SIZE = 500
-MAX_INT_ID = 2**31 - 1  # ids of 32-bit INTEGER keys (schedules, sources, variables)
 # MethodView resources: reads need a viewer, writes (POST/PUT/PATCH/DELETE) an operator.
 VIEWER_RULE = [requires(Role.VIEWER)]
 
 
-class UTCDateTime(ma.fields.DateTime):
+class UTCDateTime(ma.fields.AwareDateTime):
     """A moment as ISO-8601 in UTC (``2026-12-02T13:00:00+00:00``), typed ``date-time`` in the
     OpenAPI document, whatever it is stored as: an aware or naive (UTC) datetime, an epoch
-    float (heartbeats, health) or an ISO string (the attempt timeline's JSON)."""
+    float (heartbeats, health) or an ISO string (the attempt timeline's JSON).
+
+    As input (filters, schedule times): ISO 8601, naive meaning UTC, within the supported range
+    (:func:`app.bounds.utc_moment`), so no later conversion overflows.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc_moment(moment)
+        except OutOfRange:
+            raise ma.ValidationError(str(OUT_OF_RANGE)) from None
+        return moment
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
@@ -37,6 +52,19 @@ class UTCDateTime(ma.fields.DateTime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat()
+
+
+class QueryInt(ma.fields.Integer):
+    """A whole number in a query string: ASCII digits only (``int()`` also takes ``١٢``,
+    `` 1`` and ``1_000``), from 1 to ``maximum`` (an INTEGER column by default)."""
+
+    def __init__(self, maximum: int = MAX_INT, **kwargs: Any) -> None:
+        super().__init__(strict=False, validate=ma.validate.Range(1, maximum), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and not ASCII_DIGITS.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class ErrorDetailSchema(ma.Schema):
@@ -73,7 +101,7 @@ class BulkIntIdsSchema(ma.Schema):
         unknown = ma.RAISE
 
     ids = ma.fields.List(
-        ma.fields.Integer(strict=True, validate=ma.validate.Range(1, 2**62)),
+        ma.fields.Integer(strict=True, validate=ma.validate.Range(1, MAX_ID)),
         required=True,
         validate=ma.validate.Length(1, MAX_PAGE_SIZE),
     )

@@ -9,10 +9,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.api.common import (
+    MAX_ID,
     MAX_PAGE_SIZE,
     VIEWER_RULE,
     BulkIntIdsSchema,
     BulkResultSchema,
+    QueryInt,
     UTCDateTime,
     answer_each,
     existing_id,
@@ -83,8 +85,8 @@ class DeadLetterArgsSchema(ma.Schema):
         load_default="open", validate=ma.validate.OneOf(["open", "requeued", "discarded", "all"])
     )
     task_name = ma.fields.String(validate=ma.validate.Length(1, 255))
-    before_id = ma.fields.Integer(validate=ma.validate.Range(1, 2**62))
-    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_PAGE_SIZE))
+    before_id = QueryInt(MAX_ID)
+    page_size = QueryInt(MAX_PAGE_SIZE, load_default=50)
 
 
 class DeadLetterSchema(ma.Schema):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 
-from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE, UTCDateTime
+from app.api.common import MAX_PAGE_SIZE, QueryInt, UTCDateTime
 from app.models import RunStatus
 
 RUN_STATUSES = [s.value for s in RunStatus]
@@ -18,16 +16,16 @@ class PipelineRunFilterSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    schedule = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, MAX_INT_ID))
+    schedule = QueryInt()
     status = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(RUN_STATUSES)),
         metadata={"description": "one or several statuses (repeat the argument)"},
     )
     task_name = ma.fields.String(validate=ma.validate.Length(1, 255))
-    created_from = ma.fields.AwareDateTime(default_timezone=UTC)
-    created_to = ma.fields.AwareDateTime(default_timezone=UTC)
+    created_from = UTCDateTime()
+    created_to = UTCDateTime()
     cursor = ma.fields.String(validate=ma.validate.Length(1, 200))
-    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_PAGE_SIZE))
+    page_size = QueryInt(MAX_PAGE_SIZE, load_default=50)
 
 
 class PipelineRunSchema(ma.Schema):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
@@ -10,7 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.api.common import MAX_INT_ID, VIEWER_RULE, UTCDateTime, existing_id
+from app.api.common import VIEWER_RULE, UTCDateTime, existing_id
+from app.bounds import MAX_DELAY_SECONDS, MAX_INT, MAX_RETRIES
 from app.extensions import db
 from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
 from app.scheduler import service
@@ -24,7 +24,6 @@ from app.watch.states import MAX_SECONDS
 blp = Blueprint(
     "api_scheduled", __name__, url_prefix="/tasks/api/scheduled", description="Scheduled tasks"
 )
-Date = ma.fields.AwareDateTime
 
 
 def _choices(enum: Any) -> ma.validate.OneOf:
@@ -42,20 +41,20 @@ class ScheduleInputSchema(ma.Schema):
     kind = ma.fields.String(required=True, validate=_choices(ScheduleKind))
     crontab = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     interval_every = ma.fields.Integer(
-        allow_none=True, strict=True, validate=ma.validate.Range(1, 10**9)
+        allow_none=True, strict=True, validate=ma.validate.Range(1, MAX_INT)
     )
     interval_unit = ma.fields.String(allow_none=True, validate=_choices(IntervalUnit))
-    run_at = Date(allow_none=True, default_timezone=UTC)
+    run_at = UTCDateTime(allow_none=True)
     timezone = ma.fields.String(load_default="UTC", validate=ma.validate.Length(1, 64))
     args = ma.fields.List(ma.fields.Raw(), load_default=list)
     kwargs = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
     queue = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
     priority = ma.fields.Integer(allow_none=True, strict=True, validate=ma.validate.Range(0, 9))
     max_retries = ma.fields.Integer(
-        allow_none=True, strict=True, validate=ma.validate.Range(0, 1000)
+        allow_none=True, strict=True, validate=ma.validate.Range(0, MAX_RETRIES)
     )
     retry_backoff_seconds = ma.fields.Float(
-        allow_none=True, validate=ma.validate.Range(0, 86400 * 7)
+        allow_none=True, validate=ma.validate.Range(0, MAX_DELAY_SECONDS)
     )
     chain = ma.fields.List(ma.fields.Dict(keys=ma.fields.String()), load_default=list)
     misfire_policy = ma.fields.String(load_default="run_once", validate=_choices(MisfirePolicy))
@@ -73,8 +72,8 @@ class ScheduleInputSchema(ma.Schema):
         metadata={"description": "A run still running after this long is overrunning"},
     )
     enabled = ma.fields.Boolean(load_default=True)
-    start_at = Date(allow_none=True, default_timezone=UTC)
-    expires_at = Date(allow_none=True, default_timezone=UTC)
+    start_at = UTCDateTime(allow_none=True)
+    expires_at = UTCDateTime(allow_none=True)
     descriptions = ma.fields.Dict(
         keys=ma.fields.String(validate=ma.validate.OneOf(["en", "fr", "es", "ar"])),
         values=ma.fields.String(allow_none=True),
@@ -161,8 +160,10 @@ class WatchSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "late: not_sent (no beat sent it) or not_started (no worker)"},
     )
-    occurrence = Date(allow_none=True, metadata={"description": "the occurrence it is about"})
-    expected = Date(allow_none=True, metadata={"description": "the next occurrence awaited"})
+    occurrence = UTCDateTime(
+        allow_none=True, metadata={"description": "the occurrence it is about"}
+    )
+    expected = UTCDateTime(allow_none=True, metadata={"description": "the next occurrence awaited"})
     overdue_seconds = ma.fields.Float(
         metadata={"description": "late: since the due time; overrunning: past the maximum"}
     )
@@ -192,7 +193,7 @@ def blueprints() -> list[Blueprint]:
 
 
 def _get(schedule_id: int) -> ScheduledTask:
-    return service.get_schedule(existing_id(schedule_id, MAX_INT_ID))
+    return service.get_schedule(existing_id(schedule_id))
 
 
 def _audited(action: str, schedule: ScheduledTask | None, target: Any, **details: Any) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 
-from app.api.common import MAX_INT_ID, MAX_PAGE_SIZE, UTCDateTime
+from app.api.common import MAX_PAGE_SIZE, QueryInt, UTCDateTime
 from app.models import TaskStatus
 
 STATUSES = [s.value for s in TaskStatus]
@@ -25,15 +23,15 @@ class ExecutionFilterSchema(ma.Schema):
     task_type = ma.fields.String(validate=ma.validate.Length(1, 64))
     task_name = ma.fields.String(validate=ma.validate.Length(1, 255))
     queue = ma.fields.String(validate=ma.validate.Length(1, 100))
-    source = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, MAX_INT_ID))
-    variable = ma.fields.Integer(strict=False, validate=ma.validate.Range(1, MAX_INT_ID))
+    source = QueryInt()
+    variable = QueryInt()
     task_id_prefix = ma.fields.String(validate=ma.validate.Length(1, 64))
-    created_from = ma.fields.AwareDateTime(default_timezone=UTC)
-    created_to = ma.fields.AwareDateTime(default_timezone=UTC)
-    started_from = ma.fields.AwareDateTime(default_timezone=UTC)
-    started_to = ma.fields.AwareDateTime(default_timezone=UTC)
+    created_from = UTCDateTime()
+    created_to = UTCDateTime()
+    started_from = UTCDateTime()
+    started_to = UTCDateTime()
     cursor = ma.fields.String(validate=ma.validate.Length(1, 200))
-    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_PAGE_SIZE))
+    page_size = QueryInt(MAX_PAGE_SIZE, load_default=50)
 
 
 class ExecutionSchema(ma.Schema):

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from app.api.common import VIEWER_RULE, UTCDateTime
+from app.api.common import VIEWER_RULE, QueryInt, UTCDateTime
 from app.extensions import db
 from app.models import TaskType
 from app.monitoring.queues import queue_stats
@@ -26,11 +26,11 @@ class WindowSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    window_hours = ma.fields.Integer(load_default=24, validate=ma.validate.Range(1, MAX_HOURS))
+    window_hours = QueryInt(MAX_HOURS, load_default=24)
 
 
 class SeriesArgsSchema(WindowSchema):
-    window_hours = ma.fields.Integer(load_default=48, validate=ma.validate.Range(1, MAX_HOURS))
+    window_hours = QueryInt(MAX_HOURS, load_default=48)
     bucket = ma.fields.String(load_default="hour", validate=ma.validate.OneOf(["hour", "day"]))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Request, current_app, g, request
 
+from app.bounds import parse_id
 from app.extensions import db, login_manager
 from app.models import User
 from app.services.tokens import authenticate_token
@@ -44,9 +45,10 @@ def load_session_user(user_id: str) -> User | None:
     if bearer_token(request) is not None:
         return None
     raw_id, _sep, session_key = user_id.partition(":")
-    if not raw_id.isdigit():
+    user_pk = parse_id(raw_id)
+    if user_pk is None:
         return None
-    user = db.session.get(User, int(raw_id))
+    user = db.session.get(User, user_pk)
     if user is None or not user.is_active or user.session_key != session_key:
         return None
     return user

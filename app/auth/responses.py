@@ -19,9 +19,11 @@ from flask import (
 from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth.access import is_api_request
 from app.auth.redirects import safe_next
+from app.bounds import json_depth_ok
 
 log = logging.getLogger("app.web")
 
@@ -58,6 +60,24 @@ def init_app(app: Flask) -> None:
     def csrf_failed(error: CSRFError) -> Response:
         message = _("The form expired or was not sent by this site; reload the page and retry.")
         return error_response(400, "csrf_failed", message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> Response:
+        limit = app.config["MAX_CONTENT_LENGTH"] or 0
+        message = _(
+            "The request is larger than %(size)s kB, the most this site accepts.",
+            size=limit // 1024,
+        )
+        return error_response(413, "too_large", message)
+
+    @app.before_request
+    def refuse_deep_json() -> Response | None:
+        """A JSON body nested deeper than any input needs is refused before any parser reads
+        it (100,000 levels would exhaust the recursion of Python's JSON decoder)."""
+        if request.is_json and not json_depth_ok(request.get_data(cache=True)):
+            message = _("The JSON body is nested too deeply.")
+            return error_response(400, "malformed_json", message)
+        return None
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(error: RateLimitExceeded) -> Response:

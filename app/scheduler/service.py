@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from app.bounds import key_fits, parse_id
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
@@ -34,8 +35,9 @@ EXPECTED = "scheduler_expected"  # session.info: enabled schedules once this com
 def get_schedule(name_or_id: str | int) -> ScheduledTask:
     """A schedule by id or by name, or NotFound."""
     schedule = None
-    if isinstance(name_or_id, int) or str(name_or_id).isdigit():
-        schedule = db.session.get(ScheduledTask, int(name_or_id))
+    schedule_id = name_or_id if isinstance(name_or_id, int) else parse_id(str(name_or_id))
+    if schedule_id is not None and key_fits(ScheduledTask, schedule_id):
+        schedule = db.session.get(ScheduledTask, schedule_id)
     if schedule is None:
         schedule = db.session.scalar(
             select(ScheduledTask).where(ScheduledTask.name == str(name_or_id))

@@ -9,6 +9,19 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 
+from app import bounds
+from app.bounds import (
+    MAX_DELAY_SECONDS,
+    MAX_INT,
+    MAX_INTERVAL,
+    MAX_JSON_CHARS,
+    MAX_RETRIES,
+    OUT_OF_RANGE,
+    OutOfRange,
+    seconds,
+    utc_moment,
+    whole_number,
+)
 from app.config import LANGUAGES
 from app.errors import InvalidInput
 from app.models import IntervalUnit, MisfirePolicy, ScheduleKind
@@ -22,6 +35,7 @@ FIELDS = (
     "misfire_policy", "enabled", "start_at", "expires_at", "descriptions", "grace_seconds",
     "max_duration_seconds",
 )  # fmt: skip
+MAX_INTERVAL_SECONDS = MAX_INTERVAL.total_seconds()
 TIMING_FIELDS = frozenset(
     {"kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone", "start_at",
      "expires_at"}
@@ -61,7 +75,7 @@ def json_value(value: Any, field: str, kind: type) -> Any:
     """Accept a JSON string or an already-decoded value of type ``kind`` (list or dict)."""
     if isinstance(value, str):
         try:
-            value = json.loads(value) if value.strip() else kind()
+            value = bounds.loads(value, MAX_JSON_CHARS) if value.strip() else kind()
         except ValueError as exc:
             message = _("%(field)s is not valid JSON: %(error)s", field=field, error=exc)
             raise InvalidInput(message, {field: [message]}) from None
@@ -91,6 +105,11 @@ def aware(value: Any, field: str) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         message = _("%(field)s needs a timezone offset (for example +00:00).", field=field)
         raise InvalidInput(message, {field: [message]})
+    try:
+        utc_moment(value)
+    except OutOfRange:
+        message = f"{field}: {OUT_OF_RANGE}"
+        raise InvalidInput(message, {field: [message]}) from None
     # Occurrences are kept to the millisecond (Redis scores); store times the same way.
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
@@ -130,17 +149,15 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
     if queue is not None and queue not in TASK_QUEUES:
         errors.add("queue", _("Unknown queue %(queue)r.", queue=queue))
     out["queue"] = queue
-    for field, low, high in (("priority", 0, 9), ("max_retries", 0, 100)):
+    for field, low, high in (("priority", 0, 9), ("max_retries", 0, MAX_RETRIES)):
         value = values.get(field)
-        if value is not None and (not isinstance(value, int) or not low <= value <= high):
+        if value is not None and not whole_number(value, low, high):
             errors.add(
                 field, _("Must be a whole number from %(low)d to %(high)d.", low=low, high=high)
             )
     for field in ("grace_seconds", "max_duration_seconds"):
         value = values.get(field)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SECONDS
-        ):
+        if value is not None and not whole_number(value, 1, MAX_SECONDS):
             errors.add(
                 field,
                 _(
@@ -149,9 +166,13 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
                 ),
             )
     backoff = values.get("retry_backoff_seconds")
-    if backoff is not None and (not isinstance(backoff, int | float) or backoff < 0):
+    if backoff is not None and not seconds(backoff, 0, MAX_DELAY_SECONDS):
         errors.add(
-            "retry_backoff_seconds", _("The backoff must be a number of seconds, 0 or more.")
+            "retry_backoff_seconds",
+            _(
+                "The backoff must be a number of seconds from 0 to %(high)d (7 days).",
+                high=MAX_DELAY_SECONDS,
+            ),
         )
     out["misfire_policy"] = errors.check(
         "misfire_policy", choice, values.get("misfire_policy") or "run_once", MisfirePolicy,
@@ -186,12 +207,20 @@ def clean_timing(values: dict[str, Any], errors: Errors, name: str) -> dict[str,
         out["crontab"] = None
     if kind == ScheduleKind.INTERVAL:
         every = values.get("interval_every")
-        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
-            errors.add("interval_every", _("The interval must be a whole number above 0."))
-        out["interval_every"] = every
-        out["interval_unit"] = errors.check(
+        out["interval_unit"] = unit = errors.check(
             "interval_unit", choice, values.get("interval_unit"), IntervalUnit, "interval_unit"
         )
+        if not whole_number(every, 1, MAX_INT):
+            errors.add(
+                "interval_every",
+                _("The interval must be a whole number from 1 to %(high)d.", high=MAX_INT),
+            )
+        elif unit is not None and every * timing.UNIT_SECONDS[unit.value] > MAX_INTERVAL_SECONDS:
+            errors.add(
+                "interval_every",
+                _("The interval must be at most %(days)d days.", days=MAX_INTERVAL.days),
+            )
+        out["interval_every"] = every
     else:
         out["interval_every"] = out["interval_unit"] = None
     if kind == ScheduleKind.ONE_TIME and out["run_at"] is None and "run_at" not in errors.fields:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select, update
 
+from app.bounds import MAX_BIGINT as MAX_ID
 from app.extensions import db
 from app.models import Alert, User
 from app.models.types import utcnow
@@ -14,7 +15,6 @@ from app.services.audit import record_audit
 
 STATES = ("open", "acknowledged", "all")
 SEVERITIES = ("critical", "error", "warning", "info")
-MAX_ID = 2**62
 
 
 def alerts_query(state: str = "open", severity: str | None = None) -> Select[tuple[Alert]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select
 
+from app.bounds import MAX_BIGINT as MAX_ID
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.models import DeadLetter
@@ -19,7 +20,6 @@ from app.services.audit import record_audit
 from app.tracking import deadletters
 
 STATES = ("open", "requeued", "discarded", "all")
-MAX_ID = 2**62  # no stored id is larger; SQLite could not even bind it
 
 
 def letters_query(

@@ -17,11 +17,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm.interfaces import ORMOption
 
+from app.bounds import MAX_BIGINT as MAX_ID
+from app.bounds import utc_moment
 from app.errors import DomainError
 from app.extensions import db
 from app.models import TaskExecution, TaskType
 
-MAX_ID = 2**62  # larger ids cannot exist; SQLite cannot even bind them
 BAD_CURSOR = _l("The cursor is not valid; start again from the first page.")
 NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
 OLDEST_FIRST = (TaskExecution.created_at.asc(), TaskExecution.id.asc())
@@ -51,6 +52,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int, str]:
         moment = datetime.fromisoformat(created)
         if moment.tzinfo is None or direction not in ("next", "prev"):
             raise ValueError(cursor)
+        utc_moment(moment)  # an edited cursor's year 1 or 9999 must not reach the database
         if not isinstance(row_id, int) or isinstance(row_id, bool) or abs(row_id) > MAX_ID:
             raise ValueError(cursor)
         return moment, row_id, direction

@@ -1,5 +1,6 @@
 """Operator actions offered on the dashboard (and the API): run a schedule now, retry the
-failures of the last hour. Each is audited; the caller commits."""
+failures of the last hour. Each is audited; the caller commits (the retries commit each of
+their audit entries themselves, see :func:`retry_recent_failures`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from app.models import AuditEntry, ScheduledTask, ScheduleRun, TaskExecution, Ta
 from app.models.types import utcnow
 from app.scheduler import service
 from app.services.audit import record_audit
-from app.tracking.retry import retry_execution
+from app.tracking.retry import Unroutable, retry_execution
 
 RETRY_LIMIT = 500
 RETRY_ACTION = "execution.retry"
@@ -41,6 +42,7 @@ def run_schedule_now(schedule: ScheduledTask) -> ScheduleRun:
 class RetryReport:
     new_task_ids: list[str] = field(default_factory=list)
     refused: int = 0  # not re-runnable exactly (arguments cut, redacted or not recorded)
+    unroutable: int = 0  # their queue is not configured any more
     more: bool = False  # more failures than one round retries
     broker_error: str | None = None  # the broker stopped answering: the rest were not sent
 
@@ -84,7 +86,12 @@ def recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> tuple[list[str]
 
 def retry_recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> RetryReport:
     """Retry each failure of the last ``hours`` not retried yet, exactly as it ran; each retry
-    (or refusal) is audited like a retry from the API."""
+    (or refusal) is audited like a retry from the API.
+
+    Each audit entry is committed as soon as its message is sent (or refused): the entry is
+    what keeps the next click from sending that failure again, before the retry's own row is
+    recorded, so it must outlive anything that fails later in the round.
+    """
     task_ids, more = recent_failures(hours, limit)
     report = RetryReport(more=more)
     for task_id in task_ids:
@@ -94,7 +101,10 @@ def retry_recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> RetryRepo
             report.broker_error = f"{type(error).__name__}: {error}"
             break
         except DomainError as error:
-            report.refused += 1
+            if isinstance(error, Unroutable):
+                report.unroutable += 1
+            else:
+                report.refused += 1
             record_audit(
                 RETRY_ACTION,
                 "execution",
@@ -102,7 +112,8 @@ def retry_recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> RetryRepo
                 outcome=error.code,
                 details={"message": error.message},
             )
-            continue
-        report.new_task_ids.append(new_id)
-        record_audit(RETRY_ACTION, "execution", task_id, details={"new_task_id": new_id})
+        else:
+            report.new_task_ids.append(new_id)
+            record_audit(RETRY_ACTION, "execution", task_id, details={"new_task_id": new_id})
+        db.session.commit()
     return report

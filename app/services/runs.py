@@ -16,6 +16,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import Select, literal, select, tuple_
 
+from app.bounds import key_fits
 from app.errors import DomainError, NotFound, Unavailable
 from app.extensions import db
 from app.models import PipelineRun, RunStep, ScheduledTask, TaskExecution
@@ -75,7 +76,7 @@ def page(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_run(run_id: int) -> PipelineRun:
-    run = db.session.get(PipelineRun, run_id) if 0 < run_id < 2**62 else None
+    run = db.session.get(PipelineRun, run_id) if key_fits(PipelineRun, run_id) else None
     if run is None:
         raise NotFound(_("No run with id %(id)s.", id=run_id))
     return run

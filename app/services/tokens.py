@@ -10,6 +10,7 @@ from datetime import timedelta
 from flask_babel import gettext as _
 from sqlalchemy import Select, or_, select
 
+from app.bounds import parse_id
 from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.models import ApiToken, User
@@ -58,8 +59,9 @@ def find_token(id_or_prefix: str) -> ApiToken:
     """A token by its numeric id or its prefix."""
     value = id_or_prefix.strip().replace("\x00", "")
     conditions = [ApiToken.prefix == value]
-    if value.isdigit():
-        conditions.append(ApiToken.id == int(value))
+    token_id = parse_id(value)
+    if token_id is not None:
+        conditions.append(ApiToken.id == token_id)
     token = db.session.scalar(select(ApiToken).where(or_(*conditions)))
     if token is None:
         message = _("No API token with id or prefix %(value)s.", value=value)

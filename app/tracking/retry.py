@@ -16,6 +16,13 @@ from app.models import FINAL_STATUSES, TaskExecution, TaskStatus
 RETRYABLE = frozenset({TaskStatus.FAILURE, TaskStatus.REVOKED})
 
 
+class Unroutable(Conflict):
+    """The message would go to a queue no worker is configured to read (Celery refuses to
+    create it, and a retry there would wait forever)."""
+
+    code = "unroutable"
+
+
 def is_retryable(execution: TaskExecution) -> bool:
     """Failed and revoked executions can be sent again, and so can lost ones (their message or
     their worker is gone: they will never end by themselves)."""
@@ -32,7 +39,20 @@ def send_linked(
     queue: str | None = None,
     headers: dict[str, Any] | None = None,
 ) -> str:
-    """Send ``task_name`` with a new id whose execution records ``retry_of=original_task_id``."""
+    """Send ``task_name`` with a new id whose execution records ``retry_of=original_task_id``.
+
+    A ``queue`` that is not configured is refused (:class:`Unroutable`) before anything is sent.
+    """
+    from celeryconfig import TASK_QUEUES
+
+    if queue and queue not in TASK_QUEUES:
+        raise Unroutable(
+            _(
+                "The queue %(queue)s is not configured, so nothing would run this; send it "
+                "again from its source.",
+                queue=queue[:100],
+            )
+        )
     celery = current_app.extensions["celery"]
     new_id = str(uuid.uuid4())
     options: dict[str, Any] = {

@@ -13,13 +13,14 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.bounds import MAX_DELAY_SECONDS
 from app.scheduler.timing import Timing, next_run, to_ms
 
 MIN_DEFAULT_GRACE = timedelta(minutes=1)
 MAX_DEFAULT_GRACE = timedelta(minutes=30)
 ONE_TIME_GRACE = timedelta(minutes=10)
 GRACE_SHARE = 0.1  # of the time between two occurrences
-MAX_SECONDS = 7 * 86400  # the largest grace or maximum duration an operator may set
+MAX_SECONDS = MAX_DELAY_SECONDS  # the largest grace or maximum duration an operator may set
 
 ENDED = frozenset({"success", "failure", "revoked", "error", "missed"})
 FAILED = frozenset({"failure", "error"})

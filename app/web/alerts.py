@@ -19,7 +19,7 @@ from app.services import alerts as alert_service
 from app.web import bp, links  # noqa: F401  (links registers execution_url)
 from app.web.fragments import page_or_fragment
 from app.web.id_paging import id_page
-from app.web.inputs import MAX_BIG_ID, back, choice_arg, form_ids, get_or_404, id_arg
+from app.web.inputs import back, choice_arg, form_ids, get_or_404, id_arg, ids_in
 
 PAGE_SIZE = 50
 SEVERITY_LABELS = {
@@ -72,7 +72,7 @@ def alerts() -> Response:
         filters=filters,
         query_args=query_args,
         live=before is None and after is None,
-        checked=set(request.args.getlist("id", type=int)),
+        checked=set(ids_in(request.args.getlist("id"))),
         severity_labels=translated(SEVERITY_LABELS),
         kind_labels=translated(KIND_LABELS),
         state_labels=translated(STATE_LABELS),
@@ -112,7 +112,7 @@ def _acknowledge(ids: list[int]) -> Response:
 @requires(Role.OPERATOR)
 def acknowledge_alert(alert_id: int) -> Response:
     """Acknowledge one alert, in the signed-in user's name."""
-    return _acknowledge([get_or_404(Alert, alert_id, MAX_BIG_ID).id])
+    return _acknowledge([get_or_404(Alert, alert_id).id])
 
 
 @bp.post("/alerts/acknowledge/")

@@ -14,6 +14,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.auth.access import requires
+from app.bounds import parse_id
 from app.errors import NotFound
 from app.extensions import db
 from app.models import Role
@@ -165,12 +166,12 @@ def _back() -> Response:
 @requires(Role.OPERATOR)
 def dashboard_run_now() -> Response:
     """Send the chosen schedule's task now (audited), then come back with a message."""
-    chosen = request.form.get("schedule_id", "").strip()
-    if not chosen.isdigit() or len(chosen) > 9:
+    chosen = parse_id(request.form.get("schedule_id", "").strip())
+    if chosen is None:
         flash(_("Choose a schedule to run."), "error")
         return _back()
     try:
-        schedule = get_schedule(int(chosen))
+        schedule = get_schedule(chosen)
     except NotFound:
         flash(_("No schedule %(id)s: it may have been deleted.", id=chosen), "error")
         return _back()
@@ -230,10 +231,19 @@ def dashboard_retry_failures() -> Response:
             ),
             "error",
         )
+    if report.unroutable:
+        flash(
+            ngettext(
+                "%(num)d was not sent: its queue is not configured.",
+                "%(num)d were not sent: their queue is not configured.",
+                report.unroutable,
+            ),
+            "error",
+        )
     if report.broker_error:
         flash(_("The broker stopped answering: %(error)s", error=report.broker_error), "error")
     elif report.more:
         flash(_("More failures remain: retry again to send the next %(n)s.", n=RETRY_LIMIT), "info")
-    if not (count or report.refused or report.broker_error):
+    if not (count or report.refused or report.unroutable or report.broker_error):
         flash(_("No failure of the last hour is waiting for a retry."), "info")
     return _back()

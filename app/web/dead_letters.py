@@ -20,7 +20,7 @@ from app.services import dead_letters as letters
 from app.web import bp, links  # noqa: F401  (links registers execution_url)
 from app.web.fragments import is_htmx, page_or_fragment
 from app.web.id_paging import id_page
-from app.web.inputs import MAX_BIG_ID, back, choice_arg, form_ids, get_or_404, id_arg, text_arg
+from app.web.inputs import back, choice_arg, form_ids, get_or_404, id_arg, ids_in, text_arg
 
 PAGE_SIZE = 50
 MAX_ALL = 1000  # letters handled by one "all matching" request; the rest by running it again
@@ -40,7 +40,7 @@ def _filters(source: Any) -> dict[str, str]:
 @requires(Role.VIEWER)
 def dead_letters() -> Response:
     """Dead letters newest first, by state, task name and text; HTMX gets the table only."""
-    only = [i for i in request.args.getlist("only", type=int) if 0 < i <= MAX_BIG_ID][:PAGE_SIZE]
+    only = ids_in(request.args.getlist("only"))[:PAGE_SIZE]
     state = "all" if only else choice_arg("state", letters.STATES, "open")
     filters = {"state": state, "task": text_arg("task")[:255], "q": text_arg("q")}
     before, after = id_arg("before"), id_arg("after")
@@ -58,7 +58,7 @@ def dead_letters() -> Response:
         query_args=query_args,
         task_names=[] if is_htmx() else letters.task_names(),  # the filter is not polled
         live=before is None and after is None,
-        checked=set(request.args.getlist("id", type=int)),
+        checked=set(ids_in(request.args.getlist("id"))),
         can_act=current_user.role.allows(Role.OPERATOR),
     )
 
@@ -67,7 +67,7 @@ def dead_letters() -> Response:
 @requires(Role.VIEWER)
 def dead_letter_detail(letter_id: int) -> str:
     """One dead letter in full: args, kwargs, headers, error, and what became of it."""
-    letter = get_or_404(DeadLetter, letter_id, MAX_BIG_ID)
+    letter = get_or_404(DeadLetter, letter_id)
     return render_template("tasks/dead_letters/detail.html", letter=letter)
 
 
@@ -97,7 +97,7 @@ def _flash_outcomes(action: str, outcomes: Iterable[letters.Outcome]) -> list[in
 
 
 def _one(letter_id: int, action: str) -> Response:
-    get_or_404(DeadLetter, letter_id, MAX_BIG_ID)
+    get_or_404(DeadLetter, letter_id)
     target = back("web.dead_letter_detail", letter_id=letter_id)
     try:
         new_task_id = ACTIONS[action](letter_id)

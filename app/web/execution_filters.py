@@ -6,8 +6,9 @@ beside its field (and a 400), never a 500.
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from wtforms import Form, HiddenField, SelectField, SelectMultipleField, StringF
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, Regexp, ValidationError
 
+from app.bounds import OUT_OF_RANGE, OutOfRange, parse_moment
 from app.extensions import db
 from app.models import Source, TaskStatus, TaskType, Variable
 from app.web.formatting import STATUS_LABELS
@@ -35,7 +37,8 @@ FILTER_NAMES = (
     "created_to",
     "q",
 )
-DATE_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+# A date, or a date and a time to the minute or the second (ISO 8601, ``T`` or a space).
+DATE_OR_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?)?")
 # Task and queue names are code: typed left to right, also on a right-to-left page.
 LTR_INPUT = {"dir": "ltr", "spellcheck": "false"}
 PRINTABLE = Regexp(r"^[^\x00-\x1f\x7f]*$", message=_l("Control characters are not allowed."))
@@ -46,30 +49,18 @@ def local_moment(text: str, end_of_day: bool) -> datetime:
 
     A bare date means the start of that day; as the end of a range, the whole day is included.
     """
-    zone = ZoneInfo(str(get_timezone()))
     text = text.strip()
+    if not DATE_OR_MOMENT.fullmatch(text):
+        raise ValidationError(_l("Use a date like 2026-01-31 or 2026-01-31T14:30."))
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    if day is not None:
-        try:
-            local = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time())
-        except OverflowError:  # the day after 9999-12-31
-            raise ValidationError(_l("Use a date between the years 2 and 9998.")) from None
-    else:
-        for pattern in DATE_FORMATS:
-            try:
-                local = datetime.strptime(text, pattern)
-                break
-            except ValueError:
-                continue
-        else:
-            raise ValidationError(_l("Use a date like 2026-01-31 or 2026-01-31T14:30."))
-    try:
-        return local.replace(tzinfo=zone).astimezone(UTC)
-    except OverflowError:  # year 1 east of UTC, year 9999 west of it
-        raise ValidationError(_l("Use a date between the years 2 and 9998.")) from None
+        moment = parse_moment(text, ZoneInfo(str(get_timezone())))
+    except OutOfRange:
+        raise ValidationError(OUT_OF_RANGE) from None
+    except ValueError:  # February 30th
+        raise ValidationError(_l("Use a date like 2026-01-31 or 2026-01-31T14:30.")) from None
+    if end_of_day and len(text) == len("2026-01-31"):
+        moment += timedelta(days=1)
+    return moment
 
 
 class ExecutionFilterForm(Form):

@@ -21,6 +21,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from app.bounds import displayable
+
 STATUS_LABELS = {
     "pending": _l("pending"),
     "started": _l("started"),
@@ -37,7 +39,8 @@ STATUS_LABELS = {
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """Aware, and within the range any reader's timezone can show."""
+    return displayable(moment)
 
 
 NAMED_STYLES = frozenset({"short", "medium", "long", "full"})

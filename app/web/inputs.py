@@ -16,11 +16,10 @@ from werkzeug.wrappers import Response
 
 from app.auth.redirects import safe_next
 from app.auth.responses import error_response
+from app.bounds import key_fits, parse_id
 from app.errors import DomainError
 from app.extensions import db
 
-MAX_BIG_ID = 2**62  # BIGINT keys (alerts, dead letters)
-MAX_INT_ID = 2**31 - 1  # INTEGER keys (task types, sources, variables)
 MAX_TEXT = 200
 T = TypeVar("T")
 
@@ -50,25 +49,30 @@ def text_arg(name: str) -> str:
     return request.args.get(name, "").replace("\x00", "").strip()[:MAX_TEXT]
 
 
-def id_arg(name: str, maximum: int = MAX_BIG_ID) -> int | None:
+def id_arg(name: str) -> int | None:
     """A keyset cursor: a positive id, or None when absent; anything else is a 400."""
-    value = request.args.get(name, "").strip()
+    value = request.args.get(name, "")
     if not value:
         return None
-    if not value.isdigit() or not 0 < int(value) <= maximum:
+    parsed = parse_id(value)
+    if parsed is None:
         bad_request(_("The page cursor is not valid; start again from the first page."))
-    return int(value)
+    return parsed
 
 
-def form_ids(name: str = "id", maximum: int = MAX_BIG_ID) -> list[int]:
+def ids_in(values: Iterable[str]) -> list[int]:
+    """The values that are ids (see :func:`app.bounds.parse_id`); others are left out."""
+    return [i for i in map(parse_id, values) if i is not None]
+
+
+def form_ids(name: str = "id") -> list[int]:
     """The checked ids of a bulk form; values that cannot be ids are left out."""
-    values = request.form.getlist(name)
-    return [int(v) for v in values if v.isdigit() and 0 < int(v) <= maximum]
+    return ids_in(request.form.getlist(name))
 
 
-def get_or_404(model: type[T], row_id: int, maximum: int = MAX_INT_ID) -> T:
+def get_or_404(model: type[T], row_id: int) -> T:
     """The row ``row_id`` of ``model``, or a 404 page."""
-    row = db.session.get(model, row_id) if 0 < row_id <= maximum else None
+    row = db.session.get(model, row_id) if key_fits(model, row_id) else None
     if row is None:
         not_found()
     return row

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask import current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh
 from werkzeug.wrappers import Response
 
 from app.auth.access import requires
+from app.bounds import valid_zone
 from app.models import Role
 from app.web import bp
 
@@ -32,12 +31,12 @@ def preferences() -> Response:
     timezone = request.form.get("timezone")
     if language is not None:
         if language not in current_app.config["LANGUAGES"]:
-            flash(_("Unknown language: %(value)s", value=language), "error")
+            flash(_("Unknown language: %(value)s", value=language[:64]), "error")
             return redirect(_back(), 303)
         session["language"] = language
     if timezone is not None:
-        if timezone not in available_timezones():
-            flash(_("Unknown timezone: %(value)s", value=timezone), "error")
+        if not valid_zone(timezone):
+            flash(_("Unknown timezone: %(value)s", value=timezone[:64]), "error")
             return redirect(_back(), 303)
         session["timezone"] = timezone
     refresh()

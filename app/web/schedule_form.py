@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from flask_babel import get_locale
@@ -30,6 +30,7 @@ from wtforms import (
 from wtforms.validators import Optional
 from wtforms.widgets import NumberInput
 
+from app.bounds import displayable
 from app.config import LANGUAGES
 from app.errors import DomainError, InvalidInput
 from app.i18n import select_timezone
@@ -74,10 +75,7 @@ FORM_FIELD_OF = {"descriptions": "description_en"}
 
 def user_zone() -> tzinfo:
     """The reader's timezone (session preference, else the display default)."""
-    try:
-        return ZoneInfo(select_timezone())
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    return ZoneInfo(select_timezone())
 
 
 def _local_time(label: Any) -> DateTimeLocalField:
@@ -187,7 +185,9 @@ def _service_value(form_field: Any) -> Any:
 
 def in_zone(moment: datetime, zone: str) -> str:
     """``moment`` as local time in ``zone`` (the schedule's), in the reader's language."""
-    return format_datetime(moment, "medium", tzinfo=ZoneInfo(zone), locale=get_locale())
+    return format_datetime(
+        displayable(moment), "medium", tzinfo=ZoneInfo(zone), locale=get_locale()
+    )
 
 
 def initial_data(schedule: ScheduledTask) -> dict[str, Any]:
@@ -199,10 +199,10 @@ def initial_data(schedule: ScheduledTask) -> dict[str, Any]:
         "crontab": schedule.crontab or "",
         "interval_every": schedule.interval_every,
         "interval_unit": str(schedule.interval_unit or "minutes"),
-        "run_at": schedule.run_at,
+        "run_at": schedule.run_at and displayable(schedule.run_at),
         "timezone": schedule.timezone,
-        "start_at": schedule.start_at,
-        "expires_at": schedule.expires_at,
+        "start_at": schedule.start_at and displayable(schedule.start_at),
+        "expires_at": schedule.expires_at and displayable(schedule.expires_at),
         "args": json.dumps(schedule.args or [], indent=1),
         "kwargs": json.dumps(schedule.kwargs or {}, indent=1),
         "queue": schedule.queue or "",

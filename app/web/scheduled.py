@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -29,8 +29,8 @@ from app.services.schedule_listing import rows_for, schedules_page, schedules_qu
 from app.web import bp
 from app.web.formatting import status_label
 from app.web.fragments import conditional, is_htmx, page_or_fragment
+from app.web.inputs import get_or_404
 
-MAX_SCHEDULE_ID = 2**31 - 1  # a 32-bit key: larger ids cannot exist (and must not reach SQL)
 TEXT_ARG_MAX = 200
 ENABLED_FILTERS = {"": None, "yes": True, "no": False}
 # The execution detail page, whichever endpoint name it has when present.
@@ -48,9 +48,7 @@ def run_outcome_label(outcome: str) -> str:
 
 
 def get_schedule_or_404(schedule_id: int) -> ScheduledTask:
-    if not 0 < schedule_id <= MAX_SCHEDULE_ID:
-        abort(404)
-    return db.get_or_404(ScheduledTask, schedule_id)
+    return get_or_404(ScheduledTask, schedule_id)
 
 
 def _text_arg(name: str) -> str | None:
