@@ -452,3 +452,23 @@ def test_the_largest_allowed_attempt_fits_the_state_rank_column() -> None:
     # ranks order attempts first, then phases
     ranks = [ev.rank_of((attempt, phase, 0.0)) for attempt in range(3) for phase in range(top + 1)]
     assert ranks == sorted(set(ranks))
+
+
+def test_no_timestamp_is_no_time() -> None:
+    assert ev.to_datetime(None) is None
+    assert ev.to_datetime(T0) == at(0)
+
+
+def test_an_event_that_saw_whole_arguments_leaves_the_row_replayable() -> None:
+    assert fold([event(ev.PUBLISHED, replayable=True)])["replayable"] is True
+
+
+def test_a_new_attempt_after_a_failure_is_no_longer_complete() -> None:
+    row = fold([event(ev.FAILED, dt=2, error_message="WorkerLostError")])
+    row = ev.fold(row, [event(ev.STARTED, attempt=1, dt=6)])
+    assert row["status"] == "started" and row["completed_at"] is None
+    assert row["error_message"] is None and row["retry_count"] == 1
+
+
+def test_a_start_of_a_later_attempt_counts_its_retries() -> None:
+    assert fold([event(ev.STARTED, attempt=2, dt=9)])["retry_count"] == 2
