@@ -269,8 +269,14 @@ def test_the_next_interval_run_from_between_two_occurrences_is_the_following_one
 @pytest.mark.parametrize("seconds", [0, -5, None])
 def test_an_interval_must_be_positive(seconds) -> None:
     timing = Timing("interval", interval_seconds=seconds, anchor=datetime(2026, 5, 1, tzinfo=UTC))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="interval must be positive"):
         next_run(timing, datetime(2026, 5, 2, tzinfo=UTC))
+
+
+def test_a_one_second_interval_is_allowed() -> None:
+    anchor = datetime(2026, 5, 1, tzinfo=UTC)
+    every_second = Timing("interval", interval_seconds=1, anchor=anchor)
+    assert next_run(every_second, anchor) == anchor + timedelta(seconds=1)
 
 
 @pytest.mark.parametrize(
@@ -339,3 +345,43 @@ def test_milliseconds_round_trip() -> None:
     assert from_ms(to_ms(moment)) == moment
     assert from_ms("1777629600123") == moment
     assert from_ms(1_777_629_600_123.9) == moment
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [
+        (
+            "0 0 * *",
+            "A crontab needs exactly 5 fields: minute hour day-of-month month day-of-week.",
+        ),
+        ("@yearly * * * *", "A crontab needs exactly 5 fields"),
+        (
+            "R 0 * * *",
+            "Random crontab fields (R) are not allowed: each beat would pick other times.",
+        ),
+        ("61 * * * *", "'61 * * * *' is not a valid crontab expression (or never matches)."),
+        ("  61   *  * * * ", "'61 * * * *' is not a valid crontab expression"),
+    ],
+)
+def test_a_refused_crontab_says_why(expression: str, says: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate_crontab(expression, "a name")
+    assert caught.value.message.startswith(says)
+    assert caught.value.fields == {"crontab": [caught.value.message]}
+
+
+def test_an_unknown_timezone_is_named_in_the_refusal() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        zone("Mars/Olympus")
+    expected = "Unknown timezone 'Mars/Olympus': use an IANA name such as Europe/Berlin."
+    assert caught.value.message == expected
+    assert caught.value.fields == {"timezone": [expected]}
+
+
+def test_a_utc_crontab_ignores_the_hosts_own_dst_gap() -> None:
+    """Under America/St_Johns, 02:30 local does not exist on 2026-03-08; in UTC it does."""
+    timing = Timing("crontab", crontab="30 2 * * *", timezone="UTC")
+    after = datetime(2026, 3, 8, tzinfo=UTC)
+    assert next_run(timing, after) == datetime(2026, 3, 8, 2, 30, tzinfo=UTC)
+    berlin = Timing("crontab", crontab="30 2 * * *", timezone="Europe/Berlin")
+    assert next_run(berlin, after) == datetime(2026, 3, 8, 1, 30, tzinfo=UTC)
