@@ -117,33 +117,31 @@ def test_the_first_step_not_run_is_where_an_incomplete_run_stopped() -> None:
     steps = [
         done("a", "failure", 0, 1),
         done("a2", replaces="a", start=2, end=3),
-        planned("c", after="a"),
-        planned("d", after="c"),
+        planned("z", after="a"),
+        planned("c", after="z"),
     ]
     found = summarize(steps)
-    assert (found.states["c"], found.states["d"]) == (NOT_RUN, NOT_RUN)
+    assert (found.states["z"], found.states["c"]) == (NOT_RUN, NOT_RUN)
     assert found.status == "failure" and found.not_run == 2
-    assert found.failed_step.task_id == "c"
+    assert found.failed_step.task_id == "z"
     assert found.finished_at == at(3)
 
 
 def test_the_first_failure_is_the_one_that_ended_first() -> None:
+    # ids sort in another order than the ends, so only the ends can decide
     steps = [
-        done("late", "failure", 0, 9),
-        done("early", "failure", 0, 2),
-        StepState("unended", status="failure"),
-        StepState("only-started", status="failure", started_at=at(5)),
+        done("a", "failure", 0, 9),
+        done("d", "failure", 1, 2),
+        StepState("b", status="failure"),  # no time known: last
+        StepState("c", status="failure", started_at=at(5)),  # not ended: its start counts
     ]
     for order in itertools.permutations(steps):
-        assert summarize(list(order)).failed_step.task_id == "early"
+        assert summarize(list(order)).failed_step.task_id == "d"
+    assert summarize([steps[0], steps[2], steps[3]]).failed_step.task_id == "c"
     tie = [done("b", "failure", 0, 2), done("a", "failure", 0, 2)]
     assert summarize(tie).failed_step.task_id == "a"
-    assert (
-        summarize(
-            [StepState("b", status="failure"), StepState("a", status="failure")]
-        ).failed_step.task_id
-        == "a"
-    )
+    unknown = [StepState("b", status="failure"), StepState("a", status="failure")]
+    assert summarize(unknown).failed_step.task_id == "a"
 
 
 def test_a_finish_never_before_the_start_when_clocks_disagree() -> None:
@@ -167,3 +165,28 @@ def test_every_order_of_the_steps_gives_the_same_summary() -> None:
     expected = summarize(steps)
     for order in itertools.permutations(steps):
         assert summarize(list(order)) == expected
+
+
+def test_a_lone_planned_step_is_waiting_to_be_sent() -> None:
+    found = summarize([planned("a")])
+    assert (found.status, found.states, found.running) == ("running", {"a": WAITING}, 1)
+
+
+def test_a_step_planned_after_one_outside_the_run_is_waiting() -> None:
+    found = summarize([done("a"), planned("b", after="elsewhere")])
+    assert found.states["b"] == WAITING and found.status == "running"
+
+
+def test_every_running_step_is_counted() -> None:
+    steps = [StepState(name, status="started", started_at=at(0)) for name in "abc"]
+    assert summarize(steps).running == 3
+
+
+def test_replacements_that_loop_still_give_every_step_a_state() -> None:
+    steps = [
+        planned("a", replaces="b"),
+        StepState("b", status="failure", replaces="c"),
+        StepState("c", status="failure", replaces="b"),
+    ]
+    found = summarize(steps)
+    assert found.states == {"a": WAITING, "b": "replaced", "c": "replaced"}

@@ -269,7 +269,7 @@ def test_the_next_interval_run_from_between_two_occurrences_is_the_following_one
 @pytest.mark.parametrize("seconds", [0, -5, None])
 def test_an_interval_must_be_positive(seconds) -> None:
     timing = Timing("interval", interval_seconds=seconds, anchor=datetime(2026, 5, 1, tzinfo=UTC))
-    with pytest.raises(ValueError, match="interval must be positive"):
+    with pytest.raises(ValueError, match=r"^interval must be positive$"):
         next_run(timing, datetime(2026, 5, 2, tzinfo=UTC))
 
 
@@ -385,3 +385,15 @@ def test_a_utc_crontab_ignores_the_hosts_own_dst_gap() -> None:
     assert next_run(timing, after) == datetime(2026, 3, 8, 2, 30, tzinfo=UTC)
     berlin = Timing("crontab", crontab="30 2 * * *", timezone="Europe/Berlin")
     assert next_run(berlin, after) == datetime(2026, 3, 8, 1, 30, tzinfo=UTC)
+
+
+def test_no_interval_occurrence_before_start_at_even_by_a_microsecond() -> None:
+    start_at = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    just_before = Timing(
+        "interval",
+        interval_seconds=60,
+        anchor=start_at - timedelta(microseconds=1),
+        start_at=start_at,
+    )
+    first = next_run(just_before, start_at - timedelta(hours=1))
+    assert first == start_at + timedelta(seconds=60, microseconds=-1)
