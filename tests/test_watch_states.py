@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.scheduler.timing import Timing
-from app.watch.states import Facts, LatestSend, WatchState, assess, default_grace
+from app.watch.states import Assessment, Facts, LatestSend, WatchState, assess, default_grace
 
 T0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 DAILY_6 = Timing(kind="crontab", crontab="0 6 * * *", timezone="UTC")
@@ -242,3 +242,14 @@ def test_only_alerting_states_with_an_occurrence_have_an_alert_key():
     assert assess(facts(enabled=False), T0).alert_key is None
     assert default_grace(DAILY_6, T0) == timedelta(minutes=30)
     assert assess(facts(since=T0 - timedelta(hours=1)), T0 - timedelta(minutes=5)).alert_key is None
+
+
+def test_on_time_is_about_the_latest_sent_occurrence():
+    found = assess(facts(last=T0, send=sent(T0)), T0 + timedelta(hours=3))
+    assert (found.state, found.occurrence, found.latest_send) == (WatchState.ON_TIME, T0, sent(T0))
+
+
+def test_a_disabled_schedule_keeps_showing_its_latest_send_and_waits_for_nothing():
+    found = assess(facts(enabled=False, last=T0, send=sent(T0)), T0 + timedelta(days=3))
+    assert found == Assessment(WatchState.DISABLED, timedelta(0), latest_send=sent(T0))
+    assert (found.expected, found.occurrence, found.alert_key) == (None, None, None)
