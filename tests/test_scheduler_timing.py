@@ -16,7 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.errors import InvalidInput
-from app.scheduler.timing import Timing, next_run, validate_crontab, zone
+from app.scheduler.timing import (
+    Timing,
+    from_ms,
+    instants,
+    next_run,
+    occurrences_between,
+    to_ms,
+    validate_crontab,
+    zone,
+)
 
 MINUTE = timedelta(minutes=1)
 
@@ -97,11 +106,8 @@ def reference(expression: str, tz: ZoneInfo, start: datetime, end: datetime) -> 
 
 
 def ours(timing: Timing, start: datetime, end: datetime) -> list[datetime]:
-    found, current = [], start
-    while (following := next_run(timing, current)) is not None and following <= end:
-        found.append(following)
-        current = following
-    return found
+    """The module's own occurrences in (start, end], with a limit no test window reaches."""
+    return occurrences_between(timing, start, end, limit=100_000)
 
 
 @cache
@@ -221,7 +227,14 @@ def test_hashed_fields_are_stable_per_name() -> None:
     first = validate_crontab("H H * * *", "nightly export")
     timing = Timing("crontab", crontab=first, hash_id="nightly export")
     after = datetime(2026, 1, 1, tzinfo=UTC)
-    assert next_run(timing, after) == next_run(timing, after)
+    again = validate_crontab("H H * * *", "nightly export")
+    assert again == first
+    first_run = next_run(timing, after)
+    # the same wall time every day, whatever the time asked from
+    assert next_run(timing, first_run) == first_run + timedelta(days=1)
+    assert next_run(timing, first_run - timedelta(hours=5)) == first_run
+    other = Timing("crontab", crontab="H H * * *", hash_id="weekly report")
+    assert next_run(other, after) != first_run
     assert validate_crontab("0 0 * * MON-FRI", "x") == "0 0 * * MON-FRI"
 
 
@@ -230,3 +243,157 @@ def test_unknown_timezones_are_refused(name: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         zone(name)
     assert "timezone" in caught.value.fields
+
+
+def test_occurrences_between_keeps_the_earliest_up_to_the_limit() -> None:
+    timing = Timing("crontab", crontab="*/10 * * * *")
+    start = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    every = occurrences_between(timing, start, start + timedelta(hours=1), limit=100)
+    assert every == [start + timedelta(minutes=10 * k) for k in range(1, 7)]  # (start, end]
+    assert occurrences_between(timing, start, start + timedelta(hours=1), limit=2) == every[:2]
+    assert occurrences_between(timing, start, start + timedelta(minutes=9), limit=5) == []
+
+
+def test_the_next_interval_run_from_between_two_occurrences_is_the_following_one() -> None:
+    anchor = datetime(2026, 5, 1, 10, 0, 7, tzinfo=UTC)
+    every_90 = Timing("interval", interval_seconds=90, anchor=anchor)
+    assert next_run(every_90, anchor + timedelta(seconds=100)) == anchor + timedelta(seconds=180)
+    assert next_run(every_90, anchor + timedelta(seconds=179)) == anchor + timedelta(seconds=180)
+    assert next_run(every_90, anchor + timedelta(seconds=180)) == anchor + timedelta(seconds=270)
+    assert next_run(every_90, anchor - timedelta(days=3)) == anchor
+    # without an anchor the interval counts from the time asked
+    loose = Timing("interval", interval_seconds=60)
+    assert next_run(loose, anchor) == anchor + timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("seconds", [0, -5, None])
+def test_an_interval_must_be_positive(seconds) -> None:
+    timing = Timing("interval", interval_seconds=seconds, anchor=datetime(2026, 5, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match=r"^interval must be positive$"):
+        next_run(timing, datetime(2026, 5, 2, tzinfo=UTC))
+
+
+def test_a_one_second_interval_is_allowed() -> None:
+    anchor = datetime(2026, 5, 1, tzinfo=UTC)
+    every_second = Timing("interval", interval_seconds=1, anchor=anchor)
+    assert next_run(every_second, anchor) == anchor + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        Timing("crontab", crontab="* * * * *"),
+        Timing("interval", interval_seconds=60, anchor=datetime(2026, 5, 1, tzinfo=UTC)),
+    ],
+    ids=["crontab", "interval"],
+)
+def test_a_start_on_an_occurrence_fires_there_once(timing: Timing) -> None:
+    start_at = datetime(2026, 5, 1, 10, 1, tzinfo=UTC)
+    bounded = Timing(**{**timing.__dict__, "start_at": start_at})
+    got = ours(
+        bounded, datetime(2026, 5, 1, 9, tzinfo=UTC), datetime(2026, 5, 1, 10, 3, tzinfo=UTC)
+    )
+    assert got == [start_at, start_at + MINUTE, start_at + 2 * MINUTE]
+    assert next_run(bounded, start_at) == start_at + MINUTE
+
+
+def test_expiry_on_an_occurrence_still_fires_there() -> None:
+    expires_at = datetime(2026, 5, 1, 10, 2, tzinfo=UTC)
+    timing = Timing("crontab", crontab="* * * * *", expires_at=expires_at)
+    assert next_run(timing, expires_at - MINUTE) == expires_at
+    assert next_run(timing, expires_at) is None
+
+
+def test_a_one_time_entry_fires_only_after_the_time_asked() -> None:
+    run_at = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    once = Timing("one_time", run_at=run_at)
+    assert next_run(once, run_at - timedelta(microseconds=1)) == run_at
+    assert next_run(once, run_at) is None
+    assert next_run(Timing("one_time"), run_at) is None
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "day", "gap_start", "gap_minutes", "first_valid"),
+    [
+        ("Europe/Berlin", datetime(2026, 3, 29), (2, 0), 60, datetime(2026, 3, 29, 1, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 3, 8), (2, 0), 60, datetime(2026, 3, 8, 7, tzinfo=UTC)),
+        (
+            "Australia/Lord_Howe",
+            datetime(2026, 10, 4),
+            (2, 0),
+            30,
+            datetime(2026, 10, 3, 15, 30, tzinfo=UTC),
+        ),
+    ],
+)
+def test_every_local_time_inside_a_spring_forward_gap_fires_at_the_gaps_end(
+    zone_name: str, day: datetime, gap_start: tuple[int, int], gap_minutes: int, first_valid
+) -> None:
+    tz = zone(zone_name)
+    for minute in range(gap_minutes):
+        hour, minute_of_hour = divmod(gap_start[0] * 60 + gap_start[1] + minute, 60)
+        for second in (0, 17, 59):
+            wall = day.replace(hour=hour, minute=minute_of_hour, second=second)
+            assert instants(wall, tz, both_folds=False) == [first_valid], wall
+        timing = Timing("crontab", crontab=f"{minute_of_hour} {hour} * * *", timezone=zone_name)
+        assert next_run(timing, first_valid - timedelta(hours=12)) == first_valid
+
+
+def test_milliseconds_round_trip() -> None:
+    moment = datetime(2026, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert to_ms(moment) == 1_777_629_600_123
+    assert from_ms(to_ms(moment)) == moment
+    assert from_ms("1777629600123") == moment
+    assert from_ms(1_777_629_600_123.9) == moment
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [
+        (
+            "0 0 * *",
+            "A crontab needs exactly 5 fields: minute hour day-of-month month day-of-week.",
+        ),
+        ("@yearly * * * *", "A crontab needs exactly 5 fields"),
+        (
+            "R 0 * * *",
+            "Random crontab fields (R) are not allowed: each beat would pick other times.",
+        ),
+        ("61 * * * *", "'61 * * * *' is not a valid crontab expression (or never matches)."),
+        ("  61   *  * * * ", "'61 * * * *' is not a valid crontab expression"),
+    ],
+)
+def test_a_refused_crontab_says_why(expression: str, says: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate_crontab(expression, "a name")
+    assert caught.value.message.startswith(says)
+    assert caught.value.fields == {"crontab": [caught.value.message]}
+
+
+def test_an_unknown_timezone_is_named_in_the_refusal() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        zone("Mars/Olympus")
+    expected = "Unknown timezone 'Mars/Olympus': use an IANA name such as Europe/Berlin."
+    assert caught.value.message == expected
+    assert caught.value.fields == {"timezone": [expected]}
+
+
+def test_a_utc_crontab_ignores_the_hosts_own_dst_gap() -> None:
+    """Under America/St_Johns, 02:30 local does not exist on 2026-03-08; in UTC it does."""
+    timing = Timing("crontab", crontab="30 2 * * *", timezone="UTC")
+    after = datetime(2026, 3, 8, tzinfo=UTC)
+    assert next_run(timing, after) == datetime(2026, 3, 8, 2, 30, tzinfo=UTC)
+    berlin = Timing("crontab", crontab="30 2 * * *", timezone="Europe/Berlin")
+    assert next_run(berlin, after) == datetime(2026, 3, 8, 1, 30, tzinfo=UTC)
+
+
+def test_no_interval_occurrence_before_start_at_even_by_a_microsecond() -> None:
+    start_at = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    just_before = Timing(
+        "interval",
+        interval_seconds=60,
+        anchor=start_at - timedelta(microseconds=1),
+        start_at=start_at,
+    )
+    first = next_run(just_before, start_at - timedelta(hours=1))
+    assert first == start_at + timedelta(seconds=60, microseconds=-1)

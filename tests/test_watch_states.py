@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.scheduler.timing import Timing
-from app.watch.states import Facts, LatestSend, WatchState, assess, default_grace
+from app.watch.states import Assessment, Facts, LatestSend, WatchState, assess, default_grace
 
 T0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 DAILY_6 = Timing(kind="crontab", crontab="0 6 * * *", timezone="UTC")
@@ -138,3 +138,118 @@ def test_alert_key_names_state_and_occurrence():
     found = assess(facts(last=yesterday, send=sent(yesterday)), T0 + timedelta(hours=1))
     assert found.alert_key == f"late:{int(T0.timestamp() * 1000)}"
     assert assess(facts(last=T0, send=sent(T0)), T0).alert_key is None
+
+
+def test_late_only_once_past_the_due_time_plus_grace():
+    yesterday = T0 - timedelta(days=1)
+    history = facts(last=yesterday, send=sent(yesterday), grace=120)
+    assert assess(history, T0 + timedelta(seconds=120)).state == WatchState.ON_TIME
+    found = assess(history, T0 + timedelta(seconds=121))
+    assert (found.state, found.overdue_seconds, found.grace) == (
+        WatchState.LATE,
+        121,
+        timedelta(seconds=120),
+    )
+    assert found.expected == T0 and found.latest_send == sent(yesterday)
+
+
+def test_a_send_not_started_is_late_counted_from_when_it_was_sent():
+    waiting = sent(T0, status="pending", started=False, finished=False)  # sent at T0 + 1 s
+    history = facts(last=T0, send=waiting, grace=60)
+    assert assess(history, T0 + timedelta(seconds=61)).state == WatchState.ON_TIME
+    found = assess(history, T0 + timedelta(seconds=62))
+    assert (found.state, found.cause, found.occurrence) == (WatchState.LATE, "not_started", T0)
+    assert found.overdue_seconds == 61
+    # never marked as sent: counted from its occurrence
+    unsent = LatestSend(T0, None, None, None, None, None)
+    found = assess(facts(last=T0, send=unsent, grace=60), T0 + timedelta(seconds=61))
+    assert (found.state, found.overdue_seconds) == (WatchState.LATE, 61)
+
+
+def test_overrunning_is_counted_from_the_start_past_the_maximum():
+    running = sent(T0, status="started", finished=False)  # started at T0 + 2 s
+    history = facts(last=T0, send=running, maximum=600)
+    assert assess(history, T0 + timedelta(seconds=602)).state == WatchState.ON_TIME
+    found = assess(history, T0 + timedelta(seconds=610))
+    assert (found.state, found.occurrence, found.overdue_seconds) == (
+        WatchState.OVERRUNNING,
+        T0,
+        8,
+    )
+    assert found.alert_key == f"overrunning:{int(T0.timestamp() * 1000)}"
+    finished = sent(T0, status="success")
+    assert assess(facts(last=T0, send=finished, maximum=600), T0 + timedelta(hours=2)).state == (
+        WatchState.ON_TIME
+    )
+
+
+def test_a_finished_run_is_started_even_without_a_start_time():
+    for status in ("success", "failure", "revoked", "missed"):
+        ended = sent(T0, status=status, started=False)
+        assert ended.started and not ended.running, status
+    assert sent(T0, status=None, started=False).outcome == "sent"
+    assert sent(T0, status="success", send_error="broker down").outcome == "error"
+    assert not sent(T0, status="pending", started=False).started
+
+
+def test_a_revoked_latest_run_is_not_failing():
+    revoked = sent(T0, status="revoked")
+    assert assess(facts(last=T0, send=revoked), T0 + timedelta(hours=1)).state == "on_time"
+
+
+def test_an_expired_schedule_still_running_its_last_run_is_on_time_not_paused():
+    expired = Timing(kind="crontab", crontab="0 6 * * *", expires_at=T0 + timedelta(minutes=1))
+    running = sent(T0, status="started", finished=False)
+    found = assess(facts(timing=expired, last=T0, send=running), T0 + timedelta(hours=1))
+    assert (found.state, found.expected) == (WatchState.ON_TIME, None)
+    done = sent(T0)
+    found = assess(facts(timing=expired, last=T0, send=done), T0 + timedelta(hours=1))
+    assert (found.state, found.alert_key) == (WatchState.PAUSED, None)
+
+
+def test_a_retimed_schedule_expects_its_first_occurrence_after_the_change():
+    yesterday = T0 - timedelta(days=1)
+    retimed = T0 + timedelta(hours=1)  # after today's 06:00 went by unsent
+    found = assess(
+        facts(last=yesterday, send=sent(yesterday), since=retimed), T0 + timedelta(hours=2)
+    )
+    assert (found.state, found.expected) == (WatchState.ON_TIME, T0 + timedelta(days=1))
+
+
+def test_the_default_grace_of_a_crontab_is_taken_at_its_expected_occurrence():
+    hourly_by_day = Timing(kind="crontab", crontab="0 6,7 * * *", timezone="UTC")
+    # after 06:00 the next is 07:00 (1 h: 6 min grace), after 07:00 it is 06:00 (23 h: 30 min)
+    assert default_grace(hourly_by_day, T0) == timedelta(minutes=6)
+    assert default_grace(hourly_by_day, T0 + timedelta(hours=1)) == timedelta(minutes=30)
+    assert default_grace(hourly_by_day, None) == timedelta(minutes=10)
+    ended = Timing(kind="crontab", crontab="0 6 * * *", expires_at=T0)
+    assert default_grace(ended, T0) == timedelta(minutes=10)
+    assert default_grace(Timing(kind="interval", interval_seconds=None), T0) == timedelta(
+        minutes=10
+    )
+    yesterday = T0 - timedelta(days=1)
+    found = assess(
+        facts(timing=hourly_by_day, last=yesterday + timedelta(hours=1), send=sent(yesterday)),
+        T0,
+    )
+    assert (found.expected, found.grace) == (T0, timedelta(minutes=6))
+
+
+def test_only_alerting_states_with_an_occurrence_have_an_alert_key():
+    failed = sent(T0, status="failure")
+    found = assess(facts(last=T0, send=failed), T0 + timedelta(hours=1))
+    assert found.alert_key == f"failing:{int(T0.timestamp() * 1000)}"
+    assert assess(facts(enabled=False), T0).alert_key is None
+    assert default_grace(DAILY_6, T0) == timedelta(minutes=30)
+    assert assess(facts(since=T0 - timedelta(hours=1)), T0 - timedelta(minutes=5)).alert_key is None
+
+
+def test_on_time_is_about_the_latest_sent_occurrence():
+    found = assess(facts(last=T0, send=sent(T0)), T0 + timedelta(hours=3))
+    assert (found.state, found.occurrence, found.latest_send) == (WatchState.ON_TIME, T0, sent(T0))
+
+
+def test_a_disabled_schedule_keeps_showing_its_latest_send_and_waits_for_nothing():
+    found = assess(facts(enabled=False, last=T0, send=sent(T0)), T0 + timedelta(days=3))
+    assert found == Assessment(WatchState.DISABLED, timedelta(0), latest_send=sent(T0))
+    assert (found.expected, found.occurrence, found.alert_key) == (None, None, None)
