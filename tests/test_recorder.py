@@ -60,6 +60,14 @@ def push(client: redis.Redis, batch: list[dict]) -> None:
     pipe.execute()
 
 
+def pending_events(client: redis.Redis) -> int:
+    """Events read by a recorder and not acknowledged (0 before any recorder made its group)."""
+    try:
+        return client.xpending(STREAM, GROUP)["pending"]
+    except redis.ResponseError:  # NOGROUP
+        return 0
+
+
 def counts() -> dict[str, int]:
     db.session.rollback()
     rows = db.session.execute(
@@ -174,8 +182,16 @@ def test_database_outage_only_delays_rows(app: Flask, redis_client: redis.Redis)
     db.session.remove()
     with database_outage(app.config["SQLALCHEMY_DATABASE_URI"]):
         push(redis_client, [e for n, t in enumerate(ids) for e in story(t, time.time() + n)])
-        # Real errors (SQLite's busy timeout, PostgreSQL's refused connections), retried.
-        wait_for(lambda: recorder.db_outage.failures >= 2, timeout=120)
+        # The recorder read the events and cannot commit them: on SQLite it waits on the lock
+        # (busy timeout 10 s), PostgreSQL refuses it outright (a real error, retried).
+        refused = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "sqlite"
+        wait_for(
+            lambda: (
+                pending_events(redis_client) >= 1
+                and (recorder.db_outage.failures >= 1 or not refused)
+            ),
+            timeout=120,
+        )
         # the recorder holds what it read, unacknowledged, and keeps retrying it
         assert redis_client.xpending(STREAM, GROUP)["pending"] >= 1
         assert redis_client.xlen(STREAM) == 150

@@ -78,7 +78,7 @@ def test_one_time_fires_once_then_is_disabled(app: Flask, redis_client: redis.Re
     scheduler = beat(app)
     scheduler.tick()
     assert scheduled_headers(redis_client) == []  # not due yet
-    time.sleep(max(0.0, (run_at - utcnow()).total_seconds()) + 0.2)
+    time.sleep(max(0.0, (run_at - utcnow()).total_seconds()) + 0.2)  # the clock, not a process
     scheduler.tick()
     scheduler.tick()
     [run] = runs(schedule.id)
@@ -110,7 +110,7 @@ def test_a_failed_send_is_recorded(make_app, redis_client: redis.Redis, redis_ur
             name="doomed", task=HEALTH, kind="one_time", run_at=utcnow() + timedelta(seconds=0.2)
         )
         db.session.commit()
-        time.sleep(0.3)
+        time.sleep(0.3)  # until it is due: the clock, not a process
         scheduler = RedisScheduler(app.extensions["celery"])
         scheduler.tick()
         [run] = runs(schedule.id)
@@ -124,7 +124,7 @@ def test_a_beat_without_the_lock_sends_nothing(app: Flask, redis_client: redis.R
         name="soon", task=HEALTH, kind="one_time", run_at=utcnow() + timedelta(seconds=0.2)
     )
     db.session.commit()
-    time.sleep(0.3)
+    time.sleep(0.3)  # until it is due: the clock, not a process
     leader, standby = beat(app), beat(app)
     store = get_store()
     store.client.set(store.key("lock"), "someone-else", px=60_000)
