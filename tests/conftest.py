@@ -23,10 +23,10 @@ from sqlalchemy import create_engine, make_url, text
 from app import create_app
 from app.config import normalize_database_url
 from app.extensions import db
-from app.local_redis import redis_answers, start_bundled_redis
+from app.local_redis import redis_answers
 from app.models import Role, User
 from tests.scheduler_support import BeatProcess, RedisServer
-from tests.support import BIN, CeleryWorker, EngineProcess, free_port
+from tests.support import BIN, CeleryWorker, EngineProcess, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -39,11 +39,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if redis_answers(url):
         yield url
         return
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    server = start_bundled_redis(url, tmp_path_factory.mktemp("redis"))
-    yield url
-    server.terminate()
-    server.wait(10)
+    server = RedisServer(None, tmp_path_factory.mktemp("redis")).start()  # retries a taken port
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -193,8 +191,8 @@ def start_beat(
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server on a free port for this test alone (to flush, stop or restart)."""
-    server = RedisServer(free_port(), tmp_path / "own-redis").start()
+    """A redis-server on a port of its own for this test alone (to flush, stop or restart)."""
+    server = RedisServer(None, tmp_path / "own-redis").start()
     yield server
     server.stop()
 
@@ -230,7 +228,7 @@ class Webhook:
 
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
-    """An HTTP server on a free port that keeps every JSON body POSTed to it."""
+    """An HTTP server on a port it bound (port 0) that keeps every JSON body POSTed to it."""
     hook = Webhook("")
 
     class Handler(BaseHTTPRequestHandler):
@@ -328,26 +326,28 @@ def idmc_server() -> Iterator[Any]:
 # --- the engine served over HTTP, and a real browser ------------------------------------------
 
 SCREENSHOTS_DIR = PROJECT_DIR / "tests" / "screenshots"
+RUNNING_ON = re.compile(r"Running on (http://127\.0\.0\.1:\d+)")
 
 
 @pytest.fixture
 def start_web(
     app: Flask, process_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
-    """Serve the web app from a real ``flask run`` process on a free port, with extra environment
-    settings (e.g. ``LIVE_POLL_SECONDS="1"``); returns its base URL. Stopped when the test ends."""
+    """Serve the web app from a real ``flask run`` process on a port of its own, with extra
+    environment settings (e.g. ``LIVE_POLL_SECONDS="1"``); returns its base URL. Stopped when the
+    test ends."""
     servers: list[EngineProcess] = []
 
     def start(**env: str) -> str:
-        port = free_port()
+        # Port 0: the server binds a port of its own and says which (no port picked then closed).
         server = EngineProcess(
-            [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
+            [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", "0", "--no-reload"],
             env={**process_env, "FLASK_DEBUG": "0", **env},
             log_path=tmp_path / f"web-{len(servers)}.log",
         )
         servers.append(server)
         server.start(ready_text="Running on")
-        return f"http://127.0.0.1:{port}"
+        return wait_for(lambda: RUNNING_ON.search(server.log()), timeout=10).group(1)
 
     yield start
     for server in servers:
@@ -356,7 +356,7 @@ def start_web(
 
 @pytest.fixture
 def live_server(start_web: Callable[..., str]) -> str:
-    """The web app served by a real ``flask run`` process on a free port; its base URL."""
+    """The web app served by a real ``flask run`` process on a port of its own; its base URL."""
     return start_web()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ from app.tracking.bounds import CUT_MARKER, bound_event
 from app.tracking.emitter import STREAM
 from app.tracking.recorder import GROUP, Decoded, Recorder
 from tests.scheduler_support import RedisServer
-from tests.support import free_port, wait_for
+from tests.support import REFUSED_PORT, wait_for
 from tests.test_recorder import counts, drain, push, story
 from tests.test_tracking import send, wait_status
 
@@ -57,7 +58,7 @@ def test_recorder_rides_out_a_redis_restart_and_a_flush(
     wait_for(lambda: recorded(second) == 20, timeout=60, interval=0.2)
 
     # a failover: the server turns into a read-only replica for a while, then leads again
-    client.replicaof("127.0.0.1", free_port())
+    client.replicaof("127.0.0.1", REFUSED_PORT)  # a leader that never answers
     third = [str(uuid.uuid4()) for _ in range(5)]
     time.sleep(2)  # the scenario: 2 s as a read-only replica
     client.replicaof("NO", "ONE")
@@ -250,11 +251,14 @@ def test_a_worker_bounds_odd_arguments_and_errors(app: Flask, engine) -> None:
 
 
 class LateWebhook:
-    """A webhook on a free port that refuses connections until ``start`` is called."""
+    """A webhook that refuses connections until ``start`` is called: its socket is bound at
+    once (port 0, so the URL is known and the port stays ours) and listens only from ``start``
+    (connections to a bound socket that does not listen are refused)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/hook"
         self.received: list[dict] = []
         self.server: HTTPServer | None = None
 
@@ -272,13 +276,18 @@ class LateWebhook:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = HTTPServer(self.socket.getsockname(), Handler, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = self.socket
+        self.server.server_activate()  # listen
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        else:
+            self.socket.close()
 
 
 @pytest.fixture

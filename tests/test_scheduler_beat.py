@@ -94,10 +94,10 @@ def test_one_time_fires_once_then_is_disabled(app: Flask, redis_client: redis.Re
 
 def test_a_failed_send_is_recorded(make_app, redis_client: redis.Redis, redis_url: str) -> None:
     """The broker refuses connections, the schedule store works: the run says why it failed."""
-    from tests.support import free_port
+    from tests.support import REFUSED_PORT
 
     app = make_app(
-        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        REDIS_URL=f"redis://127.0.0.1:{REFUSED_PORT}/0",
         SCHEDULER_REDIS_URL=redis_url,
         CELERY={"broker_connection_max_retries": 1, "broker_connection_timeout": 1,
                 "task_publish_retry_policy": {"max_retries": 0}},
@@ -191,9 +191,9 @@ def test_chain_steps_are_linked(app: Flask, redis_client: redis.Redis, start_wor
 
 def test_beat_stands_by_while_redis_is_unreachable(make_app) -> None:
     """No crash and no sends without the store; it rebuilds and leads once Redis answers."""
-    from tests.support import free_port
+    from tests.support import REFUSED_PORT
 
-    app = make_app(SCHEDULER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    app = make_app(SCHEDULER_REDIS_URL=f"redis://127.0.0.1:{REFUSED_PORT}/0")
     with app.app_context():
         scheduler = RedisScheduler(app.extensions["celery"])
         assert 0 < scheduler.tick() <= 2.0  # a short backoff, not a crash
