@@ -1,11 +1,13 @@
 """Shared fixtures: a real database (SQLite file, or PostgreSQL with TEST_DATABASE_URL), a real
-Redis (TEST_REDIS_URL, database 15 by default), the app, its clients, and real Celery workers."""
+Redis database of the run's own (the one TEST_REDIS_URL names, or a free one it claims), the app,
+its clients, and real Celery workers."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -23,27 +26,90 @@ from sqlalchemy import create_engine, make_url, text
 from app import create_app
 from app.config import normalize_database_url
 from app.extensions import db
-from app.local_redis import redis_answers, start_bundled_redis
+from app.local_redis import redis_answers
 from app.models import Role, User
 from tests.scheduler_support import BeatProcess, RedisServer
-from tests.support import BIN, CeleryWorker, EngineProcess, free_port
+from tests.support import BIN, CeleryWorker, EngineProcess, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+# No database named: the run claims a free one (see claim_database); CI names 14 and 15.
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379"
+CI_DATABASES = {14, 15}
+CLAIM_KEY = "ewas-test-run:claim"
+CLAIM_SECONDS = 900  # longer than any one test; every test renews it
+
+
+@dataclass
+class RedisClaim:
+    """This run's hold on one Redis database: a key set with NX and a TTL, renewed by every test
+    (the test's FLUSHDB removes it too); the database is emptied at the end of the run."""
+
+    url: str
+    token: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
+                                               f"{uuid.uuid4().hex[:8]}")  # fmt: skip
+
+    def take(self, client: redis.Redis) -> bool:
+        if client.set(CLAIM_KEY, self.token, nx=True, ex=CLAIM_SECONDS):
+            return True
+        return client.get(CLAIM_KEY) == self.token.encode()
+
+    def renew(self, client: redis.Redis) -> None:
+        client.set(CLAIM_KEY, self.token, ex=CLAIM_SECONDS)
+
+    def release(self) -> None:
+        """Leave the database empty, as found (the claim key goes with it), if still ours."""
+        with redis.Redis.from_url(self.url) as client:
+            if client.get(CLAIM_KEY) == self.token.encode():
+                client.flushdb()
+
+
+def claim_database(url: str) -> RedisClaim:
+    """Claim the database ``url`` names, or the first empty unclaimed one when it names none
+    (0, a developer's default, and CI's 14 and 15 left alone). Two runs on one server never
+    share a database, so never flush each other's."""
+    parsed = urlsplit(url)
+    if parsed.path.strip("/"):
+        claim = RedisClaim(url)
+        with redis.Redis.from_url(url) as client:
+            if not claim.take(client):
+                holder = (client.get(CLAIM_KEY) or b"?").decode()
+                pytest.exit(f"{url} is in use by another test run ({holder}); name another "
+                            "database or none in TEST_REDIS_URL", returncode=4)  # fmt: skip
+        return claim
+    with redis.Redis.from_url(url) as client:
+        try:
+            count = int(client.config_get("databases").get("databases", 16))
+        except redis.ResponseError:  # CONFIG disabled
+            count = 16
+    for number in range(1, count):
+        if number in CI_DATABASES:
+            continue
+        claim = RedisClaim(urlunsplit(parsed._replace(path=f"/{number}")))
+        with redis.Redis.from_url(claim.url) as client:
+            if client.dbsize() == 0 and claim.take(client):
+                return claim
+    pytest.exit(f"no empty Redis database left to claim at {url}", returncode=4)
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis; if none answers at TEST_REDIS_URL, the bundled redis-server on a free port."""
+def redis_claim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClaim]:
+    """A real Redis database of this run's own; if none answers at TEST_REDIS_URL, the bundled
+    redis-server on a port of its own."""
     url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
-    if redis_answers(url):
-        yield url
-        return
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    server = start_bundled_redis(url, tmp_path_factory.mktemp("redis"))
-    yield url
-    server.terminate()
-    server.wait(10)
+    server = None
+    if not redis_answers(url):
+        server = RedisServer(None, tmp_path_factory.mktemp("redis")).start()  # retries a port
+        url = server.url
+    claim = claim_database(url)
+    yield claim
+    claim.release()
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_claim: RedisClaim) -> str:
+    return redis_claim.url
 
 
 @pytest.fixture(scope="session")
@@ -120,9 +186,12 @@ def empty_database() -> None:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def redis_client(redis_claim: RedisClaim) -> Iterator[redis.Redis]:
+    """The run's Redis database, emptied. FLUSHDB empties only that database, which this run
+    claimed (see ``claim_database``): another run on the same server keeps its own."""
+    client = redis.Redis.from_url(redis_claim.url)
     client.flushdb()
+    redis_claim.renew(client)
     yield client
     client.close()
 
@@ -193,8 +262,8 @@ def start_beat(
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server on a free port for this test alone (to flush, stop or restart)."""
-    server = RedisServer(free_port(), tmp_path / "own-redis").start()
+    """A redis-server on a port of its own for this test alone (to flush, stop or restart)."""
+    server = RedisServer(None, tmp_path / "own-redis").start()
     yield server
     server.stop()
 
@@ -230,7 +299,7 @@ class Webhook:
 
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
-    """An HTTP server on a free port that keeps every JSON body POSTed to it."""
+    """An HTTP server on a port it bound (port 0) that keeps every JSON body POSTed to it."""
     hook = Webhook("")
 
     class Handler(BaseHTTPRequestHandler):
@@ -328,26 +397,28 @@ def idmc_server() -> Iterator[Any]:
 # --- the engine served over HTTP, and a real browser ------------------------------------------
 
 SCREENSHOTS_DIR = PROJECT_DIR / "tests" / "screenshots"
+RUNNING_ON = re.compile(r"Running on (http://127\.0\.0\.1:\d+)")
 
 
 @pytest.fixture
 def start_web(
     app: Flask, process_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
-    """Serve the web app from a real ``flask run`` process on a free port, with extra environment
-    settings (e.g. ``LIVE_POLL_SECONDS="1"``); returns its base URL. Stopped when the test ends."""
+    """Serve the web app from a real ``flask run`` process on a port of its own, with extra
+    environment settings (e.g. ``LIVE_POLL_SECONDS="1"``); returns its base URL. Stopped when the
+    test ends."""
     servers: list[EngineProcess] = []
 
     def start(**env: str) -> str:
-        port = free_port()
+        # Port 0: the server binds a port of its own and says which (no port picked then closed).
         server = EngineProcess(
-            [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
+            [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", "0", "--no-reload"],
             env={**process_env, "FLASK_DEBUG": "0", **env},
             log_path=tmp_path / f"web-{len(servers)}.log",
         )
         servers.append(server)
         server.start(ready_text="Running on")
-        return f"http://127.0.0.1:{port}"
+        return wait_for(lambda: RUNNING_ON.search(server.log()), timeout=10).group(1)
 
     yield start
     for server in servers:
@@ -356,7 +427,7 @@ def start_web(
 
 @pytest.fixture
 def live_server(start_web: Callable[..., str]) -> str:
-    """The web app served by a real ``flask run`` process on a free port; its base URL."""
+    """The web app served by a real ``flask run`` process on a port of its own; its base URL."""
     return start_web()
 
 

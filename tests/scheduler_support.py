@@ -14,7 +14,7 @@ import redis
 
 from app.models import ScheduledTask
 from app.scheduler.timing import from_ms, next_interval, to_ms
-from tests.support import BIN, PROJECT_DIR, wait_for
+from tests.support import BIN, PROJECT_DIR, free_port, wait_for
 
 
 def queued_messages(client: redis.Redis) -> list[dict[str, Any]]:
@@ -110,17 +110,35 @@ def leader_among(client: redis.Redis, beats: list[BeatProcess]) -> BeatProcess:
 class RedisServer:
     """A redis-server of a test's own (the bundled binary). Without persistence a restart brings
     it back empty (a Redis restart without AOF, a failover to an empty replica); with
-    ``append_only`` it comes back with every acknowledged write, as a production Redis does."""
+    ``append_only`` it comes back with every acknowledged write, as a production Redis does.
 
-    def __init__(self, port: int, data_dir: Path, append_only: bool = False) -> None:
+    redis-server cannot bind port 0 and say which port it got, so with ``port=None`` it is
+    started on a free port and, if that port was taken meanwhile (it then exits, or another
+    server answers there), on another, a few times. A restart keeps the port it got."""
+
+    ATTEMPTS = 5
+
+    def __init__(self, port: int | None, data_dir: Path, append_only: bool = False) -> None:
         self.port, self.data_dir, self.append_only = port, data_dir, append_only
-        self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> RedisServer:
-        from app.local_redis import bundled_redis_server, redis_answers
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "the server has not started yet"
+        return f"redis://127.0.0.1:{self.port}/0"
 
+    def start(self) -> RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        known = self.port is not None  # given, or a restart: that port or none
+        for _attempt in range(1 if known else self.ATTEMPTS):
+            self.port = self.port if known else free_port()
+            if self._start_on_port():
+                return self
+        raise AssertionError(f"redis-server did not start on port {self.port} ({self.data_dir})")
+
+    def _start_on_port(self) -> bool:
+        from app.local_redis import bundled_redis_server
+
         self.process = subprocess.Popen(
             [str(bundled_redis_server()), "--bind", "127.0.0.1", "--port", str(self.port),
              "--dir", str(self.data_dir), "--save", "",
@@ -128,8 +146,22 @@ class RedisServer:
                else ["--appendonly", "no"])],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(lambda: redis_answers(self.url, timeout=0.2), timeout=10)
-        return self
+        process = self.process
+        try:
+            wait_for(lambda: process.poll() is not None or self._answers_as(process.pid), 10)
+        except AssertionError:
+            self.stop()
+            return False
+        # Exited: most likely the port was taken after free_port() chose it.
+        return process.poll() is None
+
+    def _answers_as(self, pid: int) -> bool:
+        """This very process answers on the port (not another server that took it)."""
+        try:
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+            return client.info("server")["process_id"] == pid
+        except (redis.RedisError, OSError):
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

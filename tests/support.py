@@ -15,6 +15,11 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+# Connections to it are refused: a privileged port nothing serves on a test machine. (A port
+# picked free then closed could meanwhile be taken by a server another test starts.)
+REFUSED_PORT = 1
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct free ports (all sockets are held until every port is chosen)."""
     sockets = [socket.socket() for _ in range(count)]

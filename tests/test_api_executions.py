@@ -220,7 +220,10 @@ def test_malformed_json_is_400(client: FlaskClient, operator: dict) -> None:
 
 def test_405_and_unknown_path_are_json(client: FlaskClient, viewer: dict) -> None:
     response = client.delete("/tasks/api/executions/", headers=viewer)
-    assert response.status_code in (403, 405) and "error" in response.json
+    assert response.status_code == 405, response.status_code
+    assert response.json["error"]["code"] == "method_not_allowed"
+    missing = client.get("/tasks/api/no-such-resource/", headers=viewer)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize(

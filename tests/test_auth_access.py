@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
@@ -213,10 +213,14 @@ def test_a_route_without_a_rule_is_denied_to_everyone(
     client = app.test_client()
     assert client.get("/tasks/forgotten/").status_code == 403
     csrf = csrf_token_in(client.get("/tasks/login/").text)
-    client.post(
+    signed_in = client.post(
         "/tasks/login/",
         data={"username": "boss", "password": "boss-password-1", "csrf_token": csrf},
     )
+    assert signed_in.status_code == 303, signed_in.text
+    with app.test_request_context():
+        users_page = url_for("admin.users")
+    assert client.get(users_page).status_code == 200  # signed in, as an admin
     response = client.get("/tasks/forgotten/")
     assert response.status_code == 403 and b"secret" not in response.data
 

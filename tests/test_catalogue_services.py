@@ -123,10 +123,10 @@ def test_retrieval_of_an_unreachable_source_is_a_network_error_naming_the_host(
     app: Flask, idmc, caplog: pytest.LogCaptureFixture
 ) -> None:
     from app.tracking.policies import NETWORK_ERRORS
-    from tests.support import free_port
+    from tests.support import REFUSED_PORT
 
     source, variable = idmc
-    port = free_port()
+    port = REFUSED_PORT
     source.base_url = f"http://127.0.0.1:{port}"
     app.config["IDMC_CLIENT_ID"] = "s3cret-id"
     with (
@@ -316,12 +316,12 @@ def test_failure_rates_and_queue_depth_raise_alerts_once(app: Flask, redis_clien
 
 def test_health_check_alerts_when_unhealthy(make_app, app: Flask) -> None:
     from app.tasks import task_monitoring
-    from tests.support import free_port
+    from tests.support import REFUSED_PORT
 
     result = task_monitoring.health_check.run()  # no worker, no beat here: unhealthy
     assert result["checks"]["redis"]["ok"] and result["checks"]["database"]["ok"]
     assert "workers" in result["failing"] and "beat" in result["failing"]
-    broken = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    broken = make_app(REDIS_URL=f"redis://127.0.0.1:{REFUSED_PORT}/0")
     with broken.app_context():
         result = task_monitoring.health_check.run()
         assert result["healthy"] is False and result["failing"] == ["redis"]

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask_babel import refresh
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from app.errors import Conflict, InvalidInput
 from app.extensions import db
@@ -248,8 +248,9 @@ def test_times_come_back_timezone_aware_utc(app: Flask) -> None:
 
 def test_naive_datetimes_are_refused(app: Flask) -> None:
     db.session.add(new_execution(started_at=datetime(2026, 1, 1)))
-    with pytest.raises(Exception, match="naive datetime"):
+    with pytest.raises(StatementError, match="naive datetime") as caught:
         db.session.flush()
+    assert isinstance(caught.value.orig, ValueError)  # our type refused it, not the driver
     db.session.rollback()
 
 

@@ -60,6 +60,14 @@ def push(client: redis.Redis, batch: list[dict]) -> None:
     pipe.execute()
 
 
+def pending_events(client: redis.Redis) -> int:
+    """Events read by a recorder and not acknowledged (0 before any recorder made its group)."""
+    try:
+        return client.xpending(STREAM, GROUP)["pending"]
+    except redis.ResponseError:  # NOGROUP
+        return 0
+
+
 def counts() -> dict[str, int]:
     db.session.rollback()
     rows = db.session.execute(
@@ -108,9 +116,20 @@ def test_recorder_killed_mid_batch_loses_nothing(
     task_ids = [str(uuid.uuid4()) for _ in range(3000)]
     push(redis_client, [e for n, t in enumerate(task_ids) for e in story(t, t0 + n / 1000)])
     first = start_recorder("--batch-size", "200")
-    wait_for(lambda: redis_client.get(LAG_KEY), timeout=60, interval=0.01)
+
+    def paused_holding_a_batch() -> bool:
+        """Pause the recorder; keep it paused only once it committed a batch and holds one
+        read but unacknowledged (mid batch), else let it run on a little."""
+        first.kill(signal.SIGSTOP)
+        if redis_client.get(LAG_KEY) and redis_client.xpending(STREAM, GROUP)["pending"]:
+            return True
+        first.kill(signal.SIGCONT)
+        return False
+
+    wait_for(paused_holding_a_batch, timeout=60, interval=0.01)
     first.kill(signal.SIGKILL)
     pending = redis_client.xpending(STREAM, GROUP)["pending"]
+    assert 0 < pending <= 200 and counts().get("success", 0) < 3000
     start_recorder("--batch-size", "500", "--claim-idle", "1")
 
     def all_recorded() -> bool:
@@ -120,7 +139,6 @@ def test_recorder_killed_mid_batch_loses_nothing(
 
     wait_for(all_recorded, timeout=120, interval=0.5)
     assert sum(counts().values()) == 3000
-    print(f"events pending on the killed recorder: {pending}")
 
 
 @contextlib.contextmanager
@@ -164,7 +182,16 @@ def test_database_outage_only_delays_rows(app: Flask, redis_client: redis.Redis)
     db.session.remove()
     with database_outage(app.config["SQLALCHEMY_DATABASE_URI"]):
         push(redis_client, [e for n, t in enumerate(ids) for e in story(t, time.time() + n)])
-        time.sleep(12)  # longer than SQLite's busy timeout: the recorder sees real errors
+        # The recorder read the events and cannot commit them: on SQLite it waits on the lock
+        # (busy timeout 10 s), PostgreSQL refuses it outright (a real error, retried).
+        refused = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "sqlite"
+        wait_for(
+            lambda: (
+                pending_events(redis_client) >= 1
+                and (recorder.db_outage.failures >= 1 or not refused)
+            ),
+            timeout=120,
+        )
         # the recorder holds what it read, unacknowledged, and keeps retrying it
         assert redis_client.xpending(STREAM, GROUP)["pending"] >= 1
         assert redis_client.xlen(STREAM) == 150

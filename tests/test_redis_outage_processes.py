@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import TaskExecution, TaskStatus
 from tests.scheduler_support import RedisServer
-from tests.support import free_port, wait_for
+from tests.support import wait_for
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -25,7 +25,7 @@ pytestmark = [
 
 @pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), tmp_path / "durable-redis", append_only=True).start()
+    server = RedisServer(None, tmp_path / "durable-redis", append_only=True).start()
     yield server
     server.stop()
 

@@ -197,6 +197,12 @@ def first_send_after(schedules: list, moment: datetime, timeout: float = 15) -> 
     return wait_for(sent, timeout=timeout, interval=0.1)
 
 
+def more_sends(broker: redis.Redis, count: int, timeout: float = 60) -> None:
+    """Wait until ``count`` more scheduled messages reached the broker (the beats run on)."""
+    target = len(scheduled_headers(broker)) + count
+    wait_for(lambda: len(scheduled_headers(broker)) >= target, timeout=timeout, interval=0.1)
+
+
 def assert_exactly_once(schedules: list, broker: redis.Redis, until: datetime) -> list:
     """No occurrence sent or recorded twice, each sent run is a queued message and each
     queued message a sent run, and every occurrence up to ``until`` has its row.
@@ -246,13 +252,13 @@ def test_flushdb_while_two_beats_run(
     beats = [start_beat(SCHEDULER_REDIS_URL=own_redis.url, **BEAT_ENV) for _ in range(2)]
     leader_among(store, beats)
     first_send_after(schedules, utcnow(), timeout=30)
-    time.sleep(2)
+    more_sends(redis_client, 2)
     flushed_at = utcnow()
     store.flushdb()
     resumed = first_send_after(schedules, flushed_at)
     assert resumed.sent_at - flushed_at <= timedelta(seconds=5)
     wait_for(lambda: projection_state(get_store())["complete"], timeout=5)
-    time.sleep(4)
+    more_sends(redis_client, 4)  # the rebuilt projection keeps firing, once each
     until = utcnow() - timedelta(seconds=1.5)
     stop_all(beats)
     assert_exactly_once(schedules, redis_client, until)
@@ -267,15 +273,15 @@ def test_redis_stopped_and_started_empty(
     beats = [start_beat(SCHEDULER_REDIS_URL=own_redis.url, **BEAT_ENV) for _ in range(2)]
     leader_among(store, beats)
     first_send_after(schedules, utcnow(), timeout=30)
-    time.sleep(2)
+    more_sends(redis_client, 2)
     stopped_at = utcnow()
     own_redis.stop()
-    time.sleep(5)
+    time.sleep(5)  # the scenario: 5 s of outage (the beats ride it out, sending nothing)
     own_redis.start()  # no persistence: it comes back empty
     restarted_at = utcnow()
     resumed = first_send_after(schedules, restarted_at)
     assert resumed.sent_at - restarted_at <= timedelta(seconds=5)
-    time.sleep(4)
+    more_sends(redis_client, 4)
     until = utcnow() - timedelta(seconds=1.5)
     stop_all(beats)
     rows = assert_exactly_once(schedules, redis_client, until)
@@ -312,15 +318,13 @@ def test_database_outage_delays_run_rows_and_doubles_none(
                      "WHERE datname = :name AND pid <> pg_backend_pid()")  # fmt: skip
     admin.execute(terminate, {"name": name})
     down_at = utcnow()
-    sent_before = len(scheduled_headers(redis_client))
-    time.sleep(6)
-    assert len(scheduled_headers(redis_client)) >= sent_before + 2  # beat kept sending
+    more_sends(redis_client, 3)  # the beat keeps sending while the database is down
     admin.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     up_at = utcnow()
     wait_for(lambda: {r.task_id for r in all_runs(schedules) if r.sent_at}
              >= {h["id"] for h in scheduled_headers(redis_client)
                  if datetime.fromisoformat(h["ewas_occurrence"]) < up_at}, timeout=15)  # fmt: skip
-    time.sleep(2)
+    more_sends(redis_client, 2)
     until = utcnow() - timedelta(seconds=1.5)
     stop_all(beats)
     rows = assert_exactly_once(schedules, redis_client, until)

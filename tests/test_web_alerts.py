@@ -12,9 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.auth.access import requires
 from app.extensions import db
-from app.models import Alert, AuditEntry, Role
+from app.models import Alert, AuditEntry
 from app.models.types import utcnow
 
 HTMX = {"HX-Request": "true"}
@@ -76,20 +75,15 @@ def test_alert_times_are_valid_html(client: FlaskClient, viewer: str) -> None:
     assert '<time datetime="2026-12-03T14:05:06.123Z">' in page
 
 
-def test_task_link_goes_to_the_execution_page_when_it_exists(
-    app: Flask, client: FlaskClient, viewer: str
-) -> None:
+def test_task_link_goes_to_the_execution_page_of_its_task(client: FlaskClient, viewer: str) -> None:
     task_id = str(uuid.uuid4())
-    add_alert(task_id=task_id, task_name="x.tasks.y")
-    if "web.execution_detail" not in app.view_functions:
-        assert f'href="/tasks/executions/{task_id}/"' not in client.get("/tasks/alerts/").text
-        app.view_functions["web.execution_detail"] = requires(Role.VIEWER)(lambda task_id: "")
-        app.url_map.add(
-            app.url_rule_class("/tasks/executions/<task_id>/", endpoint="web.execution_detail")
-        )
+    linked = add_alert(task_id=task_id, task_name="x.tasks.y")
+    add_alert(task_name="x.tasks.without_id")  # no task id: nothing to link to
     page = client.get("/tasks/alerts/").text
     link = f'href="/tasks/executions/{task_id}/"><code class="ltr" dir="ltr">x.tasks.y</code></a>'
     assert link in page
+    assert f'id="alert-{linked.id}"' in page and "x.tasks.without_id" in page
+    assert "x.tasks.without_id</code></a>" not in page
 
 
 def test_bad_filters_are_a_400(client: FlaskClient, viewer: str) -> None:

@@ -288,8 +288,8 @@ def test_arabic_is_right_to_left(live_server: str, page: Any, users: Any) -> Non
     assert page.url == f"{live_server}/tasks/"
     catalog = Translations.load(str(PROJECT_DIR / "translations"), ["ar"])
     expected = catalog.gettext("Dashboard")
-    if expected != "Dashboard":  # the Arabic catalog translates it (compiled by scripts/install)
-        expect(page.locator("nav.sections a").first).to_have_text(expected)
+    assert expected != "Dashboard", "no compiled Arabic catalog: run scripts/install"
+    expect(page.locator("nav.sections a").first).to_have_text(expected)
     screenshot(page, "dashboard-arabic")
     page.goto(f"{live_server}/tasks/executions/")
     expect(html).to_have_attribute("dir", "rtl")

@@ -330,6 +330,7 @@ class RedisScheduler(Scheduler):
             # Fencing: a beat paused past its lock TTL after claiming must not send; the
             # in-flight note lets the new leader send it instead.
             if not self.store.holds(self.token or ""):
+                log.warning("beat: lost the scheduler lock before sending, standing by")
                 self.token = None
                 return False
             self._send(inflight[0], data, inflight[1], finished)
