@@ -51,6 +51,8 @@ class RunKind(enum.StrEnum):
     MANUAL = "manual"
     CATCHUP = "catchup"
     MISSED = "missed"
+    SKIPPED = "skipped"  # not sent: the schedule's previous run was still running (overlap policy)
+    BACKFILL = "backfill"  # sent by an operator for a past occurrence (a backfill)
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
