@@ -16,10 +16,9 @@ from werkzeug.wrappers import Response
 from wtforms import IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
-from app.api.stats import redis_client
 from app.auth.access import requires
 from app.errors import DomainError
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import Role
 from app.monitoring.queues import queue_names
 from app.services import workers as service
