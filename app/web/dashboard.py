@@ -9,11 +9,10 @@ import redis
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.bounds import parse_id
 from app.errors import NotFound
 from app.extensions import db, redis_client
@@ -88,7 +87,7 @@ def scheduled_runs_context() -> dict[str, Any]:
         "scheduled_runs": shown,
         "more_schedules": max(0, watched.enabled - len(shown)),
         "latest_runs": latest_by_schedule([w.schedule.id for w in shown]),
-        "can_resume": current_user.role.allows(Role.OPERATOR),
+        "can_resume": may_operate(),
         "polled": is_htmx(),
     }
 
@@ -97,7 +96,7 @@ def scheduled_runs_context() -> dict[str, Any]:
 @requires(Role.VIEWER)
 def dashboard() -> str:
     """Every panel at once; with JavaScript off, reloading the page refreshes them all."""
-    can_act = current_user.role.allows(Role.OPERATOR)
+    can_act = may_operate()
     return render_template(
         "tasks/dashboard.html",
         can_act=can_act,
