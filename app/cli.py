@@ -52,7 +52,7 @@ def cleanup_old_executions_command(
     days: int, statuses: tuple[str, ...], batch_size: int, dry_run: bool
 ) -> None:
     """Delete executions older than --days, in batches, each batch in its own transaction."""
-    from app.services.cleanup import count_old, delete_batch
+    from app.tracking.retention import count_old, delete_batch
 
     cutoff = utcnow() - timedelta(days=days)
     wanted = [TaskStatus(s) for s in statuses]

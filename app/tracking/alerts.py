@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 
 from app.extensions import db
 from app.models import Alert
@@ -57,6 +57,12 @@ def raise_alert(kind: str, title: str, message: str, severity: str = "error") ->
     db.session.add(alert)
     db.session.flush()
     return alert
+
+
+def prune(max_age_days: int) -> int:
+    """Delete alerts older than ``max_age_days``; returns how many. The caller commits."""
+    cutoff = utcnow() - timedelta(days=max_age_days)
+    return db.session.execute(delete(Alert).where(Alert.created_at < cutoff)).rowcount or 0
 
 
 def _setting_set(name: str) -> set[str]:
