@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from babel import Locale
 from babel.dates import DateTimePattern, get_date_format, get_datetime_format, get_time_format
+from babel.numbers import get_decimal_symbol, get_group_symbol
 from flask import Flask
 from flask_babel import (
     format_datetime,
@@ -90,18 +92,43 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     return format_timedelta(_aware(moment) - now, add_direction=True, threshold=0.9)
 
 
+def number_formatter() -> Callable[..., str]:
+    """Format a number with the reader's grouping and decimal symbols."""
+    locale = get_locale()
+    group, decimal = get_group_symbol(locale), get_decimal_symbol(locale)
+    table = str.maketrans({",": group, ".": decimal})
+
+    def number(value: float, decimals: int = 0) -> str:
+        return f"{value:,.{decimals}f}".translate(table)
+
+    return number
+
+
+def duration_formatter(missing: str = "") -> Callable[[float | None], str]:
+    """Seconds as a short human duration (420 ms, 3.2 s, 4 min 10 s, 2 h 5 min), for many
+    values: the texts are translated once; ``missing`` stands for None."""
+    number = number_formatter()
+    millis, secs = _("%(value)s ms"), _("%(value)s s")
+    min_sec, hour_min = _("%(minutes)s min %(seconds)s s"), _("%(hours)s h %(minutes)s min")
+
+    def duration(seconds: float | None) -> str:
+        if seconds is None:
+            return missing
+        if seconds < 1:
+            return millis % {"value": number(round(seconds * 1000))}
+        if seconds < 60:
+            return secs % {"value": number(seconds, 1)}
+        whole = int(seconds)
+        if whole < 3600:
+            return min_sec % {"minutes": whole // 60, "seconds": whole % 60}
+        return hour_min % {"hours": whole // 3600, "minutes": whole % 3600 // 60}
+
+    return duration
+
+
 def duration(seconds: float | None) -> str:
     """Seconds as a short human duration: 420 ms, 3.2 s, 4 min 10 s, 2 h 5 min."""
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return _("%(value)s ms", value=format_decimal(round(seconds * 1000), "#,##0"))
-    if seconds < 60:
-        return _("%(value)s s", value=format_decimal(seconds, "#,##0.0"))
-    whole = int(seconds)
-    if whole < 3600:
-        return _("%(minutes)s min %(seconds)s s", minutes=whole // 60, seconds=whole % 60)
-    return _("%(hours)s h %(minutes)s min", hours=whole // 3600, minutes=whole % 3600 // 60)
+    return duration_formatter()(seconds)
 
 
 def number(value: float | int | None, pattern: str | None = None) -> str:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import redis
-from babel.numbers import get_decimal_symbol, get_group_symbol
 from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from markupsafe import Markup
@@ -29,44 +27,12 @@ from app.models.types import utcnow
 from app.monitoring.queue_history import HourMax, hourly_maxima
 from app.web.charts import Point, bar_chart
 from app.web.dashboard_charts import hour_names
+from app.web.formatting import duration_formatter, number_formatter
 
 TREND_HOURS = 7 * 24
 LABEL_EVERY = 24
 CACHE_KEY = "ewas:web:queue-trends:{}"
 CACHE_SECONDS = 600
-
-
-def _number_formatter() -> Callable[..., str]:
-    """Format a number with the reader's grouping and decimal symbols."""
-    locale = get_locale()
-    group, decimal = get_group_symbol(locale), get_decimal_symbol(locale)
-    table = str.maketrans({",": group, ".": decimal})
-
-    def number(value: float, decimals: int = 0) -> str:
-        return f"{value:,.{decimals}f}".translate(table)
-
-    return number
-
-
-def duration_formatter() -> Callable[[float | None], str]:
-    """``formatting.duration`` for many values: the same texts, translated once."""
-    number = _number_formatter()
-    millis, secs = _("%(value)s ms"), _("%(value)s s")
-    min_sec, hour_min = _("%(minutes)s min %(seconds)s s"), _("%(hours)s h %(minutes)s min")
-
-    def duration(seconds: float | None) -> str:
-        if seconds is None:
-            return "—"
-        if seconds < 1:
-            return millis % {"value": number(round(seconds * 1000))}
-        if seconds < 60:
-            return secs % {"value": number(seconds, 1)}
-        whole = int(seconds)
-        if whole < 3600:
-            return min_sec % {"minutes": whole // 60, "seconds": whole % 60}
-        return hour_min % {"hours": whole // 3600, "minutes": whole % 3600 // 60}
-
-    return duration
 
 
 def hour_texts(hours: list[datetime]) -> tuple[list[str], list[str]]:
@@ -82,8 +48,8 @@ def hour_texts(hours: list[datetime]) -> tuple[list[str], list[str]]:
 
 class _Formats:
     def __init__(self) -> None:
-        self.number = _number_formatter()
-        self.duration = duration_formatter()
+        self.number = number_formatter()
+        self.duration = duration_formatter("—")
         self.tooltip = _("%(hour)s: at most %(depth)s messages, oldest waited %(latency)s")
 
 
