@@ -7,6 +7,8 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
+from app import kombu_fixes
+
 
 class AppContextTask(Task):
     """Base of every task: runs the body inside the Flask app's context (the Flask docs' pattern,
@@ -25,6 +27,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.flask_app = app
     celery_app.config_from_object("celeryconfig")
     celery_app.conf.broker_url = app.config["REDIS_URL"]
+    kombu_fixes.install(app.config["REDIS_URL"])
     celery_app.conf.update(app.config.get("CELERY", {}))
     if app.config.get("CELERY_RESULT_BACKEND"):
         # Celery's own result store, only for comparison benchmarks: the engine records results
