@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from flask import current_app
 from app.extensions import db
 from app.models import TaskStatus
 from app.models.types import utcnow
+from app.scheduler import backfill
 from app.services import cleanup, maintenance
 from app.tracking import deadletters, tracked
 
@@ -56,3 +58,23 @@ def optimize_database() -> dict[str, Any]:
     """VACUUM (ANALYZE) on PostgreSQL; ANALYZE on SQLite."""
     db.session.commit()  # VACUUM runs on its own connection, outside any transaction
     return maintenance.optimize_database()
+
+
+@tracked("maintenance", name="maintenance.tasks.send_backfill")
+def send_backfill(schedule_id: int, task_ids: list[str]) -> dict[str, Any]:
+    """Send the claimed backfill runs ``task_ids`` of a schedule, oldest first, at most
+    ``BACKFILL_PER_SECOND`` a second; each is committed as sent before the next, so a
+    redelivered task sends only those still waiting."""
+    pause = 1.0 / max(float(current_app.config.get("BACKFILL_PER_SECOND", 5.0)), 0.01)
+    celery = current_app.extensions["celery"]
+    sent = failed = 0
+    for task_id in task_ids:
+        run = backfill.pending_run(schedule_id, task_id)
+        if run is None:
+            continue
+        if sent + failed:
+            time.sleep(pause)
+        backfill.send_claimed(celery, run)
+        db.session.commit()
+        sent, failed = (sent + 1, failed) if run.error is None else (sent, failed + 1)
+    return {"schedule_id": schedule_id, "sent": sent, "failed": failed}
