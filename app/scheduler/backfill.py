@@ -167,7 +167,8 @@ def listing(schedule: ScheduledTask, span: Window) -> list[Occurrence]:
 
 def claim(schedule: ScheduledTask, moments: list[datetime]) -> tuple[list[ScheduleRun], int]:
     """Add a backfill run, with its task id and not sent yet, for each of ``moments`` that no
-    run covers; returns them (oldest first) and how many moments were skipped. The caller
+    run covers (a moment given twice counts once); returns them (oldest first) and how many
+    moments were skipped as already run. The caller
     commits.
 
     The schedule's row is written first (a no-op update): PostgreSQL locks it and SQLite takes
@@ -192,7 +193,7 @@ def claim(schedule: ScheduledTask, moments: list[datetime]) -> tuple[list[Schedu
     ]
     db.session.add_all(runs)
     db.session.flush()
-    return runs, len(moments) - len(runs)
+    return runs, len(wanted) - len(runs)
 
 
 def pending_run(schedule_id: int, task_id: str) -> ScheduleRun | None:
