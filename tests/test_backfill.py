@@ -395,3 +395,58 @@ def test_a_backfill_after_beat_was_stopped_sends_each_missed_hour_once(
         AuditEntry.action == backfill.ACTION).order_by(AuditEntry.id)))  # fmt: skip
     assert [(e.details["chosen"], e.details["skipped"]) for e in entries] == [(6, 1), (6, 6)]
     assert entries[0].actor_name == "operator"
+
+
+def test_the_api_previews_sends_and_follows_a_backfill_in_the_openapi_document(
+    app: Flask, client: FlaskClient, token_for: Callable[[Role], str]
+) -> None:
+    schedule = make()
+    auth = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    ran = now - timedelta(hours=2)
+    db.session.add(ScheduleRun(schedule_id=schedule.id, occurrence=ran, kind=RunKind.SCHEDULED,
+                               task_id="done", sent_at=ran))  # fmt: skip
+    db.session.commit()
+    body = {"start": (now - timedelta(hours=3)).isoformat(), "end": now.isoformat()}
+    base = f"/tasks/api/scheduled/{schedule.id}/backfill/"
+    preview = client.post(base + "preview/", json=body, headers=auth)
+    assert preview.status_code == 200, preview.json
+    assert preview.json["to_send"] == 2
+    assert [(o["already_run"], o["run_kind"]) for o in preview.json["occurrences"]] == [
+        (False, None), (True, "scheduled"), (False, None),
+    ]  # fmt: skip
+    assert run_rows(schedule.id)[0].task_id == "done"  # a preview writes nothing
+    wanted = [o["occurrence"] for o in preview.json["occurrences"]]
+    # No worker consumes the maintenance queue here: the runs stay claimed, waiting.
+    sent = client.post(base, json={**body, "occurrences": wanted}, headers=auth)
+    assert sent.status_code == 202, sent.json
+    assert (sent.json["chosen"], sent.json["skipped"], sent.json["waiting"]) == (3, 1, 2)
+    followed = client.get(f"{base}{sent.json['backfill_id']}/", headers=auth)
+    assert followed.status_code == 200 and len(followed.json["runs"]) == 2
+    assert len(backfill_rows(schedule.id)) == 2
+    page = client.get(f"/tasks/scheduled/{schedule.id}/")
+    assert f"/tasks/scheduled/{schedule.id}/backfill/" not in page.text  # not signed in
+    spec = client.get("/tasks/api/openapi.json", headers=auth).json
+    paths = spec["paths"]
+    assert "post" in paths["/tasks/api/scheduled/{schedule_id}/backfill/preview/"]
+    assert "post" in paths["/tasks/api/scheduled/{schedule_id}/backfill/"]
+    assert "get" in paths["/tasks/api/scheduled/{schedule_id}/backfill/{backfill_id}/"]
+
+
+@pytest.mark.parametrize("language", ["fr", "es", "ar"])
+def test_the_backfill_pages_speak_the_chosen_language(
+    app: Flask, client: FlaskClient, operator: str, language: str
+) -> None:
+    schedule = make(timezone="Europe/Berlin")
+    client.post("/tasks/preferences", data={"language": language, "csrf_token": operator})
+    now = utcnow().replace(minute=0, second=0, microsecond=0).astimezone(BERLIN)
+    url = f"/tasks/scheduled/{schedule.id}/backfill/"
+    typed = {"start": (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+             "end": now.strftime("%Y-%m-%dT%H:%M")}  # fmt: skip
+    page = client.get(url, query_string=typed)
+    assert page.status_code == 200
+    words = {"fr": "Rattrapage", "es": "Recuperación", "ar": "استدراك"}[language]
+    assert words in page.text and "Backfill" not in page.text.split("<main", 1)[-1]
+    assert len(re.findall(r'name="occurrences"', page.text)) == 2
+    detail = client.get(f"/tasks/scheduled/{schedule.id}/")
+    assert url in detail.text
