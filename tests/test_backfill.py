@@ -34,6 +34,7 @@ from app.scheduler.beat import RedisScheduler
 from app.scheduler.projection import entry_data, timing_of
 from app.scheduler.store import get_store
 from app.services import backfill
+from tests.scheduler_support import scheduled_headers
 from tests.support import wait_for
 
 HEALTH = "task_monitoring.tasks.health_check"
@@ -450,3 +451,19 @@ def test_the_backfill_pages_speak_the_chosen_language(
     assert len(re.findall(r'name="occurrences"', page.text)) == 2
     detail = client.get(f"/tasks/scheduled/{schedule.id}/")
     assert url in detail.text
+
+
+def test_a_redelivered_sending_task_sends_nothing_twice(app: Flask, redis_client) -> None:
+    from app.tasks.maintenance import send_backfill
+
+    schedule = make()
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    runs, _ = claim(schedule, [now - timedelta(hours=2), now - timedelta(hours=1)])
+    db.session.commit()
+    task_ids = [r.task_id for r in runs]
+    assert send_backfill.run(schedule.id, task_ids)["sent"] == 2
+    assert send_backfill.run(schedule.id, task_ids)["sent"] == 0  # redelivered
+    published = [h for h in scheduled_headers(redis_client) if h["ewas_run_kind"] == "backfill"]
+    assert sorted(h["id"] for h in published) == sorted(task_ids)
+    assert {h["ewas_schedule_id"] for h in published} == {schedule.id}
+    assert all(r.sent_at is not None for r in backfill_rows(schedule.id))

@@ -31,11 +31,16 @@ class BackfillRangeSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
+    # A string (a naive time is read in ``timezone``), typed date-time like every other time.
     start = ma.fields.String(
-        required=True, validate=ma.validate.Length(1, 40), metadata={"description": RANGE_HELP}
+        required=True,
+        validate=ma.validate.Length(1, 40),
+        metadata={"description": RANGE_HELP, "format": "date-time"},
     )
     end = ma.fields.String(
-        required=True, validate=ma.validate.Length(1, 40), metadata={"description": RANGE_HELP}
+        required=True,
+        validate=ma.validate.Length(1, 40),
+        metadata={"description": RANGE_HELP, "format": "date-time"},
     )
     timezone = ma.fields.String(
         load_default=None,

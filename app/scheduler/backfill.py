@@ -196,31 +196,42 @@ def claim(schedule: ScheduledTask, moments: list[datetime]) -> tuple[list[Schedu
     return runs, len(wanted) - len(runs)
 
 
-def pending_run(schedule_id: int, task_id: str) -> ScheduleRun | None:
-    """The claimed backfill run with ``task_id`` when it is still to send (None once sent,
-    refused, or deleted with its schedule)."""
-    return db.session.scalar(
-        select(ScheduleRun).where(
+def take_pending(schedule_id: int, task_id: str) -> ScheduleRun | None:
+    """Mark the claimed backfill run ``task_id`` sent, if it is still waiting, and return it;
+    None when it was sent or refused already, or deleted with its schedule. The caller commits
+    before sending, so a redelivered or concurrent sending task never sends it again."""
+    taken = db.session.execute(
+        update(ScheduleRun)
+        .where(
             ScheduleRun.schedule_id == schedule_id,
             ScheduleRun.task_id == task_id,
             ScheduleRun.kind == RunKind.BACKFILL,
             ScheduleRun.sent_at.is_(None),
             ScheduleRun.error.is_(None),
         )
+        .values(sent_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        return None
+    return db.session.scalar(
+        select(ScheduleRun).where(
+            ScheduleRun.schedule_id == schedule_id, ScheduleRun.task_id == task_id
+        )
     )
 
 
 def send_claimed(celery: Celery, run: ScheduleRun) -> None:
-    """Send one claimed backfill run like beat sends an occurrence (same headers, kind
+    """Send one taken backfill run like beat sends an occurrence (same headers, kind
     ``backfill``), as the root of its own run even when sent from a worker's task; a failure is
-    recorded on the row. The caller commits."""
+    recorded on the row (not sent: it may be backfilled again). The caller commits."""
     schedule = db.session.get(ScheduledTask, run.schedule_id)
     if schedule is None:
         return
     occurrence = run.occurrence.astimezone(UTC)
     try:
         send(celery, entry_data(schedule), occurrence, "backfill", run.task_id or "", root=True)
-        run.sent_at = utcnow()
         schedule.total_run_count = (schedule.total_run_count or 0) + 1
-    except Exception as exc:  # recorded on the run: it may be backfilled again
+    except Exception as exc:
+        run.sent_at = None
         run.error = f"{type(exc).__name__}: {exc}"

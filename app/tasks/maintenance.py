@@ -63,17 +63,18 @@ def optimize_database() -> dict[str, Any]:
 @tracked("maintenance", name="maintenance.tasks.send_backfill")
 def send_backfill(schedule_id: int, task_ids: list[str]) -> dict[str, Any]:
     """Send the claimed backfill runs ``task_ids`` of a schedule, oldest first, at most
-    ``BACKFILL_PER_SECOND`` a second; each is committed as sent before the next, so a
-    redelivered task sends only those still waiting."""
+    ``BACKFILL_PER_SECOND`` a second. Each is marked sent (committed) before it is published,
+    so a redelivered task never sends one twice."""
     pause = 1.0 / max(float(current_app.config.get("BACKFILL_PER_SECOND", 5.0)), 0.01)
     celery = current_app.extensions["celery"]
     sent = failed = 0
     for task_id in task_ids:
-        run = backfill.pending_run(schedule_id, task_id)
-        if run is None:
-            continue
         if sent + failed:
             time.sleep(pause)
+        run = backfill.take_pending(schedule_id, task_id)
+        db.session.commit()
+        if run is None:
+            continue
         backfill.send_claimed(celery, run)
         db.session.commit()
         sent, failed = (sent + 1, failed) if run.error is None else (sent, failed + 1)
