@@ -28,10 +28,11 @@ def register_extensions(app: Flask) -> None:
     # models register their tables; tasks register the task catalogue on the Celery app.
     from app import auth, database, i18n, models, scheduler, tasks, tracking  # noqa: F401
     from app.celery_app import celery_init_app
-    from app.extensions import db, migrate
+    from app.extensions import db, init_redis, migrate
     from app.models.types import render_migration_type
 
     database.init_app(app)
+    init_redis(app)
     migrate.init_app(
         app,
         db,

@@ -126,6 +126,8 @@ def settings_from_env() -> dict[str, Any]:
         "RECORDER_MAX_LAG": _float("RECORDER_MAX_LAG", 300.0),
         # A pending execution whose message no queue or worker holds for this long is lost.
         "LOST_PENDING_AFTER_SECONDS": _float("LOST_PENDING_AFTER_SECONDS", 300.0),
+        # Seconds between two rounds of the recorder's chores (orphans, lost messages, pruning).
+        "RECORDER_UPKEEP_SECONDS": _float("RECORDER_UPKEEP_SECONDS", 30.0),
         # The schedule watch (app/watch): seconds between two checks of every schedule.
         "WATCH_INTERVAL": _float("WATCH_INTERVAL", 15.0),
         "WATCH_IN_RECORDER": _bool(env.get("WATCH_IN_RECORDER"), True),

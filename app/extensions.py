@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis
+from flask import Flask, current_app
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -33,3 +35,18 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 # Storage is the app's Redis (RATELIMIT_STORAGE_URI, set from REDIS_URL in app.auth).
 limiter = Limiter(key_func=get_remote_address, key_prefix="ewas-limits")
+
+
+def init_redis(app: Flask) -> None:
+    """The app's Redis client for request handling and the health check: one connection pool per
+    app, made here, with short timeouts so a Redis that does not answer shows as down instead of
+    holding a page. Long-lived loops (recorder, beat, watcher, heartbeats) keep their own
+    connections, with the timeouts their blocking reads need."""
+    app.extensions["redis"] = redis.Redis.from_url(
+        app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
+    )
+
+
+def redis_client() -> redis.Redis:
+    """The current app's Redis client (see ``init_redis``)."""
+    return current_app.extensions["redis"]

@@ -126,3 +126,20 @@ class CeleryWorker(EngineProcess):
     def kill_all(self) -> None:
         """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
         self.kill(signal.SIGKILL)
+
+
+def scraped(text: str) -> dict[tuple[str, frozenset], float]:
+    """``/metrics`` text parsed by Prometheus's own parser: {(sample name, labels): value}, so
+    tests read figures, not the way a number is printed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """One sample of ``/metrics`` text, or None when it is absent."""
+    return scraped(text).get((name, frozenset(labels.items())))

@@ -78,13 +78,13 @@ EXPECTED_RULES = {
     "web.scheduled_delete": (OPERATOR, OPERATOR),
     # executions: list, batch actions, export, detail
     "web.executions": (VIEWER, OPERATOR),
-    "web.executions_bulk_retry": (VIEWER, OPERATOR),
-    "web.executions_bulk_cancel": (VIEWER, OPERATOR),
+    "web.executions_bulk_retry": (OPERATOR, OPERATOR),
+    "web.executions_bulk_cancel": (OPERATOR, OPERATOR),
     "web.executions_analyze": (VIEWER, VIEWER),  # a read, posted: ids do not fit a URL
     "web.executions_export": (VIEWER, OPERATOR),
     "web.execution_detail": (VIEWER, OPERATOR),
-    "web.execution_retry": (VIEWER, OPERATOR),
-    "web.execution_cancel": (VIEWER, OPERATOR),
+    "web.execution_retry": (OPERATOR, OPERATOR),
+    "web.execution_cancel": (OPERATOR, OPERATOR),
     # pipeline runs
     "web.runs": (VIEWER, OPERATOR),
     "web.run_detail": (VIEWER, OPERATOR),

@@ -227,12 +227,12 @@ class World:
 def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """The rows the walk reads (their ids by path parameter), an admin token, and the pages of
     rows in other states whose forms the walk also fills (cancel, reactivate)."""
-    from app.monitoring.alerting import raise_alert
     from app.scheduler.service import create_schedule
     from app.services import catalog
     from app.services.task_types import seed_task_types
     from app.services.tokens import create_token
     from app.services.users import create_user
+    from app.tracking.alerts import raise_alert
 
     empty_database()
     seed_task_types()

@@ -16,6 +16,7 @@ from app.models import Role
 from app.tracking.emitter import STREAM
 from app.tracking.recorder import GROUP, Recorder
 from app.tracking.stream import backlog, trim_acknowledged
+from tests.support import sample
 from tests.test_recorder import counts, push, story
 
 OTHER = "ewas:export"  # a second consumer group, e.g. another deployment reading the stream
@@ -97,14 +98,9 @@ def test_health_and_metrics_show_the_backlog_and_flag_it_past_the_threshold(
     assert 110 < recorder["oldest_unacknowledged_seconds"] < 3600
     assert not recorder["over_threshold"]
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert "ewas_tracking_stream_entries 3\n" in metrics
-    assert "ewas_tracking_unacknowledged_entries 3\n" in metrics
-    [sample] = [
-        line
-        for line in metrics.splitlines()
-        if line.startswith("ewas_tracking_oldest_unacknowledged_age_seconds ")
-    ]
-    assert float(sample.split()[1]) > 110
+    assert sample(metrics, "ewas_tracking_stream_entries") == 3
+    assert sample(metrics, "ewas_tracking_unacknowledged_entries") == 3
+    assert sample(metrics, "ewas_tracking_oldest_unacknowledged_age_seconds") > 110
 
     app.config["TRACKING_BACKLOG_ALERT_SECONDS"] = 60.0  # the oldest waits for two minutes
     recorder = client.get("/tasks/api/health/").get_json()["checks"]["recorder"]

@@ -11,10 +11,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
-from app.api.stats import redis_client
 from app.auth.access import requires
 from app.errors import DomainError
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import AuditEntry, Role
 from app.services import quarantine as quarantine_service
 from app.services.audit import audit_query

@@ -100,7 +100,7 @@ def _data_error(error: DataError) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register the API's resources, its error handlers and the access rules of OpenAPI."""
-    from app.api import backfill, executions, health, operations, runs, scheduled, stats
+    from app.api import backfill, executions, health, metrics, operations, runs, scheduled, stats
 
     app.config.setdefault("API_TITLE", "EWAS task engine API")
     app.config.setdefault("API_VERSION", "1")
@@ -122,4 +122,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(DataError, _data_error)
-    app.add_url_rule("/metrics", "metrics", health.metrics)
+    app.add_url_rule("/metrics", "metrics", metrics.metrics)

@@ -19,8 +19,8 @@ from app.api.common import (
     answer_each,
     existing_id,
 )
-from app.api.stats import QueueSchema, redis_client
-from app.extensions import db
+from app.api.stats import QueueSchema
+from app.extensions import db, redis_client
 from app.models import DeadLetter
 from app.monitoring.queues import queue_stats
 from app.services import dead_letters as dead_letter_service

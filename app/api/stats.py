@@ -6,14 +6,13 @@ from typing import Any
 
 import marshmallow as ma
 import redis
-from flask import current_app
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from app.api.common import VIEWER_RULE, QueryInt, UTCDateTime
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import TaskType
 from app.monitoring.queues import queue_stats
 from app.services import statistics
@@ -117,14 +116,6 @@ class StatisticsSchema(ma.Schema):
 
 def blueprints() -> list[Blueprint]:
     return [blp]
-
-
-def redis_client() -> redis.Redis:
-    client = current_app.extensions.get("api_redis")
-    if client is None:
-        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2)
-        current_app.extensions["api_redis"] = client
-    return client
 
 
 def safe_queue_stats() -> list[dict[str, Any]] | None:

@@ -8,9 +8,9 @@ bp = Blueprint("auth", __name__, url_prefix="/tasks")
 
 
 def init_app(app: Flask) -> None:
-    """Wire sign-in, the access guard, rate limiting, headers and the auth views and commands."""
-    from app.auth import cli, guard, identity, responses, security, views  # noqa: F401
-    from app.auth.access import role_label
+    """Wire sign-in, the access guard, rate limiting, headers and the auth views."""
+    from app.auth import guard, identity, responses, security, views  # noqa: F401
+    from app.auth.access import may_operate, role_label
     from app.extensions import limiter
     from app.models import Role
 
@@ -26,6 +26,5 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     responses.init_app(app)
-    cli.init_app(app)
-    app.jinja_env.globals.update(Role=Role, role_label=role_label)
+    app.jinja_env.globals.update(Role=Role, role_label=role_label, may_operate=may_operate)
     app.register_blueprint(bp)

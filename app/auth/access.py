@@ -62,6 +62,12 @@ def requires(role: Role, *, write: Role | None = None) -> Callable[[F], F]:
     return decorate
 
 
+def may_operate() -> bool:
+    """Whether the signed-in user may act (operators and admins): the one check behind every
+    action button, in views and templates (the Jinja global ``may_operate``)."""
+    return bool(current_user.is_authenticated and current_user.role.allows(Role.OPERATOR))
+
+
 def public(view: F) -> F:
     """Declare a view open to anonymous callers (the login page)."""
     view.access_rule = PUBLIC  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from app.errors import DomainError
@@ -151,8 +150,3 @@ def list_tokens(username: str | None) -> None:
             f"{token.id:>5} {token.prefix} {token.user.username:<24} {state:<8} "
             f"last used {used}  {token.name}"
         )
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(users_cli)
-    app.cli.add_command(tokens_cli)

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import TaskExecution, TaskStatus, TaskType
 from app.models.types import utcnow
-from app.monitoring.alerting import raise_alert
 from app.monitoring.queues import queue_depths
+from app.tracking.alerts import raise_alert
 
 
 def type_failure_rates(window_hours: int) -> dict[str, dict[str, Any]]:

@@ -96,17 +96,14 @@ def held_by_broker(
     """
     if not task_ids:
         return set()
-    wanted = {task_id.encode(): task_id for task_id in task_ids}
+    wanted = set(task_ids)
     pipe = client.pipeline(transaction=False)
     for name in sorted(set(queue_names()) | set(extra_queues or ())):
         for key in queue_keys(name):
             pipe.lrange(key, 0, -1)
     pipe.hvals(UNACKED)
-    found = set()
-    for messages in pipe.execute():
-        for message in messages:
-            found.update(task_id for raw, task_id in wanted.items() if raw in message)
-    return found
+    held = {message_task_id(message) for messages in pipe.execute() for message in messages}
+    return wanted & held
 
 
 def already_published(client: redis.Redis, task_ids: list[str]) -> set[str]:
@@ -121,10 +118,17 @@ def already_published(client: redis.Redis, task_ids: list[str]) -> set[str]:
 
 
 def message_task_id(message: bytes | None) -> str | None:
+    """The task id of a queued message, or of a reserved one (kombu keeps those in its unacked
+    hash as ``[message, exchange, routing_key]``)."""
     if not message:
         return None
     try:
         payload = json.loads(message)
-        return str((payload.get("headers") or {}).get("id") or "") or None
-    except (ValueError, AttributeError):
+    except ValueError:
         return None
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return None
+    headers = payload.get("headers")
+    return str((headers if isinstance(headers, dict) else {}).get("id") or "") or None

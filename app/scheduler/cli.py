@@ -1,19 +1,16 @@
-"""Scheduler commands: ``setup-scheduled-tasks``, ``cleanup-old-executions``, ``schedules ...``."""
+"""Scheduler commands: ``setup-scheduled-tasks``, ``schedules ...``."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.errors import DomainError
 from app.extensions import db
-from app.models import ScheduledTask, ScheduleRun, TaskStatus
-from app.models.types import utcnow
+from app.models import ScheduledTask, ScheduleRun
 from app.scheduler import service
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms
@@ -34,35 +31,6 @@ def setup_scheduled_tasks_command() -> None:
         click.echo(f"Created {schedule.name} ({schedule.task}, {schedule.crontab}).")
     if not created:
         click.echo("All predefined schedules already exist; nothing changed.")
-
-
-@click.command("cleanup-old-executions")
-@click.option("--days", type=click.IntRange(min=0), required=True, help="Keep this many days.")
-@click.option(
-    "--status", "statuses", multiple=True, type=click.Choice([s.value for s in TaskStatus]),
-    help="Only executions with this status (repeatable). Default: every status.",
-)  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
-def cleanup_old_executions_command(
-    days: int, statuses: tuple[str, ...], batch_size: int, dry_run: bool
-) -> None:
-    """Delete executions older than --days, in batches, each batch in its own transaction."""
-    from app.services.cleanup import count_old, delete_batch
-
-    cutoff = utcnow() - timedelta(days=days)
-    wanted = [TaskStatus(s) for s in statuses]
-    total = count_old(cutoff, wanted)
-    if dry_run:
-        click.echo(f"Would delete {total} executions created before {cutoff.isoformat()}.")
-        return
-    deleted = 0
-    with click.progressbar(length=total, label="Deleting executions") as bar:
-        while deleted < total and (count := delete_batch(cutoff, wanted, batch_size)):
-            db.session.commit()
-            deleted += count
-            bar.update(count)
-    click.echo(f"Deleted {deleted} executions created before {cutoff.isoformat()}.")
 
 
 def _load(name: str) -> ScheduledTask:
@@ -156,9 +124,3 @@ def sync_command() -> None:
     """Rebuild the Redis schedule store from the database where they differ."""
     changed = service.sync_all()
     click.echo(f"{changed} entries written or removed.")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(setup_scheduled_tasks_command)
-    app.cli.add_command(cleanup_old_executions_command)
-    app.cli.add_command(schedules_cli)

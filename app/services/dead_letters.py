@@ -40,11 +40,10 @@ def letters_query(
     if task_name:
         query = query.where(DeadLetter.task_name == task_name)
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
             or_(
-                DeadLetter.error_message.ilike(pattern, escape="\\"),
-                DeadLetter.task_name.ilike(pattern, escape="\\"),
+                DeadLetter.error_message.icontains(search, autoescape=True),
+                DeadLetter.task_name.icontains(search, autoescape=True),
             )
         )
     if ids is not None:

@@ -65,16 +65,11 @@ class SchedulePage:
     previous_before: str | None
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def schedules_query(search: str | None = None, enabled: bool | None = None) -> Select:
     """Schedules whose name contains ``search`` (any case), optionally by enabled state."""
     query = select(ScheduledTask)
     if search:
-        query = query.where(ScheduledTask.name.ilike(_like(search), escape="\\"))
+        query = query.where(ScheduledTask.name.icontains(search, autoescape=True))
     if enabled is not None:
         query = query.where(ScheduledTask.enabled.is_(enabled))
     return query

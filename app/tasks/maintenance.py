@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import text
 
 from app.extensions import db
 from app.models import TaskStatus
 from app.models.types import utcnow
 from app.scheduler import backfill
-from app.services import cleanup, maintenance
-from app.tracking import deadletters, tracked
+from app.tracking import alerts, deadletters, retention, tracked
 
 
 @tracked("maintenance", name="maintenance.tasks.cleanup_old_executions")
@@ -27,7 +28,7 @@ def cleanup_old_executions(
     cutoff = utcnow() - timedelta(days=days)
     wanted = [TaskStatus(s) for s in statuses or []]
     deleted = 0
-    while count := cleanup.delete_batch(cutoff, wanted, batch_size):
+    while count := retention.delete_batch(cutoff, wanted, batch_size):
         db.session.commit()
         deleted += count
     return {"deleted": deleted, "cutoff": cutoff.isoformat()}
@@ -39,25 +40,64 @@ def prune_dead_letters_and_alerts(alert_days: int | None = None) -> dict[str, An
     (default ``ALERT_RETENTION_DAYS``)."""
     alert_days = current_app.config["ALERT_RETENTION_DAYS"] if alert_days is None else alert_days
     letters = deadletters.prune()
-    alerts = maintenance.prune_alerts(alert_days)
+    pruned = alerts.prune(alert_days)
     db.session.commit()
-    return {"dead_letters": letters, "alerts": alerts}
+    return {"dead_letters": letters, "alerts": pruned}
 
 
 @tracked("maintenance", name="maintenance.tasks.rotate_logs")
 def rotate_logs() -> dict[str, Any]:
     """Rotate the engine's ``*.log`` files in ``LOG_DIR`` larger than ``LOG_MAX_BYTES``."""
     config = current_app.config
-    return maintenance.rotate_logs(
-        Path(config["LOG_DIR"]), config["LOG_MAX_BYTES"], config["LOG_BACKUPS"]
-    )
+    return _rotate(Path(config["LOG_DIR"]), config["LOG_MAX_BYTES"], config["LOG_BACKUPS"])
 
 
 @tracked("maintenance", name="maintenance.tasks.optimize_database")
 def optimize_database() -> dict[str, Any]:
     """VACUUM (ANALYZE) on PostgreSQL; ANALYZE on SQLite."""
     db.session.commit()  # VACUUM runs on its own connection, outside any transaction
-    return maintenance.optimize_database()
+    return _optimize()
+
+
+def _rotate(directory: Path, max_bytes: int, backups: int) -> dict[str, Any]:
+    """Rotate every ``*.log`` in ``directory`` larger than ``max_bytes``: ``x.log`` -> ``x.log.1``
+    (older copies shift up, at most ``backups`` kept), then the original is truncated in place.
+
+    Copy-and-truncate, not rename: the processes writing the file keep their open handle and go
+    on appending to the (now empty) file, without any signal to reopen it.
+    """
+    if not directory.is_dir():
+        return {"directory": str(directory), "rotated": [], "exists": False}
+    rotated = []
+    for log in sorted(directory.glob("*.log")):
+        if log.stat().st_size <= max_bytes:
+            continue
+        for number in range(backups - 1, 0, -1):
+            older = log.with_name(f"{log.name}.{number}")
+            if older.exists():
+                older.replace(log.with_name(f"{log.name}.{number + 1}"))
+        if backups > 0:
+            shutil.copyfile(log, log.with_name(f"{log.name}.1"))
+        with log.open("r+b") as handle:
+            handle.truncate(0)
+        rotated.append(log.name)
+    return {"directory": str(directory), "rotated": rotated, "exists": True}
+
+
+def _optimize() -> dict[str, Any]:
+    """PostgreSQL: ``VACUUM (ANALYZE)`` of the whole database (outside a transaction, as VACUUM
+    requires). SQLite: ``ANALYZE`` and ``PRAGMA optimize`` (a full VACUUM rewrites the file and
+    locks out the recorder, so it is left to a maintenance window)."""
+    dialect = db.engine.dialect.name
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if dialect == "postgresql":
+            connection.execute(text("VACUUM (ANALYZE)"))
+            done = ["VACUUM (ANALYZE)"]
+        else:
+            connection.execute(text("ANALYZE"))
+            connection.execute(text("PRAGMA optimize"))
+            done = ["ANALYZE", "PRAGMA optimize"]
+    return {"dialect": dialect, "done": done}
 
 
 @tracked("maintenance", name="maintenance.tasks.send_backfill")

@@ -12,8 +12,8 @@ from flask import current_app
 from app.extensions import db
 from app.models.types import utcnow
 from app.monitoring import failure_rates, health, queue_history, statistics
-from app.monitoring.alerting import raise_alert
 from app.tracking import tracked
+from app.tracking.alerts import raise_alert
 
 
 def _commit_and_notify(alert_ids: list[int]) -> None:

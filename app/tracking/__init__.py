@@ -23,9 +23,8 @@ __all__ = [
 
 
 def init_app(app: Flask) -> None:
-    """Route this process's Celery signals into the tracking stream; add ``flask recorder``."""
+    """Route this process's Celery signals into the tracking stream."""
     from app.tracking import heartbeats, signals, tasks  # noqa: F401  (tasks registers notify_alert)
-    from app.tracking.cli import recorder_command
     from app.tracking.emitter import Emitter
 
     tracker = signals.Tracker(
@@ -37,4 +36,3 @@ def init_app(app: Flask) -> None:
     signals.activate(tracker)
     heartbeats.connect()
     app.extensions["tracking"] = tracker
-    app.cli.add_command(recorder_command)

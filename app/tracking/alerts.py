@@ -1,4 +1,6 @@
-"""Escalation: alerts for failures of critical tasks and for dead letters, and their notifiers.
+"""Alerts: raised (failures of critical tasks, dead letters, failed runs, the monitoring checks,
+each de-duplicated), and their notifiers. Listing and acknowledging them, operator use cases,
+are in app.services.alerts.
 
 Notifications are sent by a task on the monitoring queue (``notify_alert``), never by the worker
 that failed or by the recorder inline: a slow or broken webhook cannot hold either up.
@@ -21,7 +23,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 
 from app.extensions import db
 from app.models import Alert
@@ -33,6 +35,34 @@ NOTIFY_TASK = "task_monitoring.tasks.notify_alert"
 CLAIM_STALE = timedelta(minutes=5)
 MAX_RETRY_DELAY = timedelta(hours=1)
 MAX_AGE = timedelta(days=1)  # older alerts that were never notified are not sent any more
+# A check's alert is not raised again while the same one, unacknowledged, is younger than this.
+REPEAT_AFTER = timedelta(hours=1)
+
+
+def raise_alert(kind: str, title: str, message: str, severity: str = "error") -> Alert | None:
+    """Add an alert, unless an unacknowledged one with the same kind and title was raised within
+    ``REPEAT_AFTER`` (an hourly check must not flood operators). The caller commits, then calls
+    ``dispatch_notifications`` with the new ids."""
+    recent = db.session.scalar(
+        select(Alert.id).where(
+            Alert.kind == kind,
+            Alert.title == title[:255],
+            Alert.acknowledged_at.is_(None),
+            Alert.created_at >= utcnow() - REPEAT_AFTER,
+        )
+    )
+    if recent is not None:
+        return None
+    alert = Alert(kind=kind, severity=severity, title=title[:255], message=message)
+    db.session.add(alert)
+    db.session.flush()
+    return alert
+
+
+def prune(max_age_days: int) -> int:
+    """Delete alerts older than ``max_age_days``; returns how many. The caller commits."""
+    cutoff = utcnow() - timedelta(days=max_age_days)
+    return db.session.execute(delete(Alert).where(Alert.created_at < cutoff)).rowcount or 0
 
 
 def _setting_set(name: str) -> set[str]:

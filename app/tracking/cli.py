@@ -37,6 +37,7 @@ def recorder_command(batch_size: int, claim_idle: float) -> None:
         ),
         batch_size=batch_size,
         claim_idle=claim_idle,
+        upkeep_interval=app.config["RECORDER_UPKEEP_SECONDS"],
     )
     if app.config["WATCH_IN_RECORDER"]:
         from app.watch.watcher import ScheduleWatcher

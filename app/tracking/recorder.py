@@ -171,14 +171,20 @@ class Recorder:
 
     def read_own_pending(self) -> list[tuple[bytes, dict]]:
         """Events this consumer read but did not acknowledge (it crashed, or a commit failed)."""
-        return self._entries(
-            self.redis_client.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=self.batch_size)
+        return self._live(
+            self._entries(
+                self.redis_client.xreadgroup(
+                    GROUP, self.consumer, {STREAM: "0"}, count=self.batch_size
+                )
+            )
         )
 
     def read_new(self) -> list[tuple[bytes, dict]]:
-        return self._entries(
-            self.redis_client.xreadgroup(
-                GROUP, self.consumer, {STREAM: ">"}, count=self.batch_size, block=self.block_ms
+        return self._live(
+            self._entries(
+                self.redis_client.xreadgroup(
+                    GROUP, self.consumer, {STREAM: ">"}, count=self.batch_size, block=self.block_ms
+                )
             )
         )
 
@@ -187,13 +193,21 @@ class Recorder:
         _next, claimed, *_ = self.redis_client.xautoclaim(
             STREAM, GROUP, self.consumer, int(self.claim_idle * 1000), "0-0", count=self.batch_size
         )
-        return [(entry_id, fields) for entry_id, fields in claimed if fields]
+        return self._live(claimed)
+
+    def _live(self, entries: list[tuple[bytes, dict | None]]) -> list[tuple[bytes, dict]]:
+        """The entries that still exist. A pending entry whose data is gone (trimmed or deleted
+        while pending, or missing from what a restarted Redis replayed) comes back empty; it is
+        acknowledged, or it would stay pending for ever and hold back what the lost scan
+        counts as recorded."""
+        gone = [entry_id for entry_id, fields in entries if not fields]
+        if gone:
+            self.redis_client.xack(STREAM, GROUP, *gone)
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
 
     @staticmethod
-    def _entries(response: Any) -> list[tuple[bytes, dict]]:
-        if not response:
-            return []
-        return [(entry_id, fields) for entry_id, fields in response[0][1] if fields]
+    def _entries(response: Any) -> list[tuple[bytes, dict | None]]:
+        return list(response[0][1]) if response else []
 
     def record(self, entries: list[tuple[bytes, dict]]) -> None:
         """Apply one batch, commit, then acknowledge.

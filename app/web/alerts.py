@@ -12,7 +12,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.extensions import db
 from app.models import Alert, Role
 from app.services import alerts as alert_service
@@ -76,7 +76,7 @@ def alerts() -> Response:
         severity_labels=translated(SEVERITY_LABELS),
         kind_labels=translated(KIND_LABELS),
         state_labels=translated(STATE_LABELS),
-        can_act=current_user.role.allows(Role.OPERATOR),
+        can_act=may_operate(),
     )
 
 

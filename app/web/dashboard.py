@@ -9,14 +9,13 @@ import redis
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.bounds import parse_id
 from app.errors import NotFound
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import Role
 from app.monitoring.health import health
 from app.monitoring.queues import queue_depths
@@ -33,21 +32,9 @@ from app.web.fragments import conditional, is_htmx
 from app.web.links import execution_url
 
 
-def _redis() -> redis.Redis:
-    """The dashboard's Redis client: one pool per app, short timeouts so a dead Redis shows as
-    down instead of holding the page."""
-    client = current_app.extensions.get("dashboard_redis")
-    if client is None:
-        client = redis.Redis.from_url(
-            current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
-        )
-        current_app.extensions["dashboard_redis"] = client
-    return client
-
-
 def _redis_figures() -> dict[str, Any]:
     """Queue depths and live workers, or None for each when Redis does not answer."""
-    client = _redis()
+    client = redis_client()
     try:
         workers = sorted(live_workers(client), key=lambda w: w.get("hostname") or "")
         return {"queues": queue_depths(client), "workers": workers}
@@ -76,7 +63,7 @@ def trends_context() -> dict[str, Any]:
 
 def health_context() -> dict[str, Any]:
     return {
-        "checks": health(_redis())["checks"],
+        "checks": health(redis_client())["checks"],
         "open_alerts": figures.open_alerts(),
         "error_rates": figures.failure_warnings(),
         "window_hours": current_app.config["FAILURE_RATE_WINDOW_HOURS"],
@@ -100,7 +87,7 @@ def scheduled_runs_context() -> dict[str, Any]:
         "scheduled_runs": shown,
         "more_schedules": max(0, watched.enabled - len(shown)),
         "latest_runs": latest_by_schedule([w.schedule.id for w in shown]),
-        "can_resume": current_user.role.allows(Role.OPERATOR),
+        "can_resume": may_operate(),
         "polled": is_htmx(),
     }
 
@@ -109,7 +96,7 @@ def scheduled_runs_context() -> dict[str, Any]:
 @requires(Role.VIEWER)
 def dashboard() -> str:
     """Every panel at once; with JavaScript off, reloading the page refreshes them all."""
-    can_act = current_user.role.allows(Role.OPERATOR)
+    can_act = may_operate()
     return render_template(
         "tasks/dashboard.html",
         can_act=can_act,

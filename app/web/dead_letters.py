@@ -9,10 +9,9 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.errors import DomainError
 from app.extensions import db
 from app.models import DeadLetter, Role
@@ -59,7 +58,7 @@ def dead_letters() -> Response:
         task_names=[] if is_htmx() else letters.task_names(),  # the filter is not polled
         live=before is None and after is None,
         checked=set(ids_in(request.args.getlist("id"))),
-        can_act=current_user.role.allows(Role.OPERATOR),
+        can_act=may_operate(),
     )
 
 

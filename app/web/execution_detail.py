@@ -10,10 +10,9 @@ from typing import Any
 
 from flask import flash, redirect, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.auth.responses import error_response
 from app.errors import DomainError
 from app.extensions import db
@@ -154,7 +153,7 @@ def execution_detail(task_id: str) -> Response:
     execution = _find(task_id)
     if execution is None:
         return _not_found(task_id)
-    operator = current_user.role.allows(Role.OPERATOR)
+    operator = may_operate()
     parent = executions.by_task_id(execution.parent_id) if execution.parent_id else None
     root_id = execution.root_id if execution.root_id not in (None, execution.task_id) else None
     return page_or_fragment(
@@ -188,7 +187,7 @@ def _back_to(execution: TaskExecution) -> Response:
 
 
 @bp.post("/executions/<task_id>/retry")
-@requires(Role.VIEWER)
+@requires(Role.OPERATOR)
 def execution_retry(task_id: str) -> Response:
     """Retry this failed or revoked execution as a new, linked execution."""
     execution = _find(task_id)
@@ -204,7 +203,7 @@ def execution_retry(task_id: str) -> Response:
 
 
 @bp.post("/executions/<task_id>/cancel")
-@requires(Role.VIEWER)
+@requires(Role.OPERATOR)
 def execution_cancel(task_id: str) -> Response:
     """Cancel this execution: revoke it if waiting, terminate it if running."""
     execution = _find(task_id)

@@ -194,14 +194,14 @@ def _bulk(action: str) -> Response:
 
 
 @bp.post("/executions/retry")
-@requires(Role.VIEWER)
+@requires(Role.OPERATOR)
 def executions_bulk_retry() -> Response:
     """Retry the checked failed or revoked executions; one outcome per execution."""
     return _bulk("retry")
 
 
 @bp.post("/executions/cancel")
-@requires(Role.VIEWER)
+@requires(Role.OPERATOR)
 def executions_bulk_cancel() -> Response:
     """Cancel the checked pending or running executions; one outcome per execution."""
     return _bulk("cancel")

@@ -78,9 +78,15 @@ def get_or_404(model: type[T], row_id: int) -> T:
     return row
 
 
+def posted_from() -> str | None:
+    """The page a form was posted from (its ``next`` field), if it is one of ours."""
+    target = safe_next(request.form.get("next"))
+    return target if target and target.startswith("/tasks/") else None
+
+
 def back(endpoint: str, **values: Any) -> str:
-    """Where to return after a form: the page it was on (a local path only), else ``endpoint``."""
-    return safe_next(request.form.get("next")) or url_for(endpoint, **values)
+    """Where to return after a form: the page it was on, else ``endpoint``."""
+    return posted_from() or url_for(endpoint, **values)
 
 
 def saved(message: str, target: str) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import current_app, flash, redirect, request, session
 from flask_babel import gettext as _
 from flask_babel import refresh
 from werkzeug.wrappers import Response
@@ -11,16 +11,9 @@ from app.auth.access import requires
 from app.bounds import valid_zone
 from app.models import Role
 from app.web import bp
+from app.web.inputs import back
 
 LANGUAGE_NAMES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية"}
-
-
-def _back() -> str:
-    """Where to return: the page the form was on, if it is one of ours."""
-    target = request.form.get("next", "")
-    if target.startswith("/tasks/") and not target.startswith("//"):
-        return target
-    return url_for("web.dashboard")
 
 
 @bp.post("/preferences")
@@ -32,12 +25,12 @@ def preferences() -> Response:
     if language is not None:
         if language not in current_app.config["LANGUAGES"]:
             flash(_("Unknown language: %(value)s", value=language[:64]), "error")
-            return redirect(_back(), 303)
+            return redirect(back("web.dashboard"), 303)
         session["language"] = language
     if timezone is not None:
         if not valid_zone(timezone):
             flash(_("Unknown timezone: %(value)s", value=timezone[:64]), "error")
-            return redirect(_back(), 303)
+            return redirect(back("web.dashboard"), 303)
         session["timezone"] = timezone
     refresh()
-    return redirect(_back(), 303)
+    return redirect(back("web.dashboard"), 303)

@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from app.api.stats import redis_client
 from app.auth.access import requires
+from app.extensions import redis_client
 from app.models import Role
 from app.monitoring.queues import queue_names, queue_stats
 from app.tracking.heartbeats import live_workers

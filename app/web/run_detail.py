@@ -9,11 +9,10 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.auth.responses import error_response
 from app.errors import DomainError, NotFound
 from app.models import Role, RunStatus
@@ -139,7 +138,7 @@ def run_detail(run_id: int) -> Response:
         "traceback_tail": tail,
         "final": detail.run.status != RunStatus.RUNNING and awaited is None,
         "poll_url": url_for("web.run_detail", run_id=run_id, sent=awaited),
-        "can_act": current_user.role.allows(Role.OPERATOR) and detail.can_resume and not awaited,
+        "can_act": may_operate() and detail.can_resume and not awaited,
         "polled": is_htmx(),
     }
     return page_or_fragment("tasks/runs/detail.html", "tasks/runs/_live.html", **context)

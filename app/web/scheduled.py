@@ -14,7 +14,6 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.access import requires
-from app.auth.redirects import safe_next
 from app.auth.responses import error_response
 from app.errors import DomainError
 from app.extensions import db
@@ -29,7 +28,7 @@ from app.services.schedule_listing import rows_for, schedules_page, schedules_qu
 from app.web import bp
 from app.web.formatting import status_label
 from app.web.fragments import conditional, is_htmx, page_or_fragment
-from app.web.inputs import get_or_404
+from app.web.inputs import back, get_or_404, posted_from
 
 TEXT_ARG_MAX = 200
 ENABLED_FILTERS = {"": None, "yes": True, "no": False}
@@ -59,12 +58,6 @@ def _text_arg(name: str) -> str | None:
 def can_act() -> bool:
     """Whether the reader may use the action buttons (operators and admins)."""
     return bool(current_user.is_authenticated and current_user.role.allows(Role.OPERATOR))
-
-
-def _back(default: str) -> str:
-    """The page the action was posted from (``next``), if it is one of ours."""
-    target = safe_next(request.form.get("next"))
-    return target if target and target.startswith("/tasks/") else default
 
 
 def _problem(error: DomainError) -> str:
@@ -156,7 +149,7 @@ def scheduled_toggle(schedule_id: int) -> Any:
             "tasks/scheduled/_row.html",
             row=rows_for([schedule])[0],
             problem=problem,
-            next_url=_back(""),
+            next_url=posted_from() or "",
             can_act=True,
         )
         return body
@@ -166,7 +159,7 @@ def scheduled_toggle(schedule_id: int) -> Any:
         flash(_("%(name)s is enabled.", name=schedule.name), "success")
     else:
         flash(_("%(name)s is disabled.", name=schedule.name), "success")
-    return redirect(_back(url_for("web.scheduled")), 303)
+    return redirect(back("web.scheduled"), 303)
 
 
 @bp.post("/scheduled/<int:schedule_id>/run/")
@@ -183,7 +176,7 @@ def scheduled_run(schedule_id: int) -> Response:
             _("Sent %(name)s now (task id %(task_id)s).", name=schedule.name, task_id=run.task_id),
             "success",
         )
-    return redirect(_back(url_for("web.scheduled_detail", schedule_id=schedule.id)), 303)
+    return redirect(back("web.scheduled_detail", schedule_id=schedule.id), 303)
 
 
 @bp.route("/scheduled/<int:schedule_id>/delete/", methods=["GET", "POST"])

@@ -10,16 +10,14 @@ import redis
 from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
-from app.api.stats import redis_client
-from app.auth.access import requires
+from app.auth.access import may_operate, requires
 from app.errors import DomainError
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import Role
 from app.monitoring.queues import queue_names
 from app.services import workers as service
@@ -82,7 +80,7 @@ def _render(errors: dict[tuple[str, str], list[str]] | None = None, status: int 
         "unavailable": unavailable,
         "errors": errors or {},
         "queues": queue_names(),
-        "can_control": current_user.role.allows(Role.OPERATOR),
+        "can_control": may_operate(),
         "state_labels": STATE_LABELS,
         "state_classes": STATE_CLASSES,
         "poll_seconds": POLL_SECONDS,

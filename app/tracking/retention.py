@@ -1,4 +1,5 @@
-"""Deleting old executions in batches, each batch its own short transaction."""
+"""Execution retention: deleting old executions in batches, each batch its own short
+transaction (the ``cleanup_old_executions`` task and ``flask cleanup-old-executions``)."""
 
 from __future__ import annotations
 
