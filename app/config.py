@@ -106,6 +106,7 @@ def settings_from_env() -> dict[str, Any]:
         "SCHEDULER_BATCH": _int("SCHEDULER_BATCH", 200),
         "SCHEDULER_MAX_MISSED_RECORDED": _int("SCHEDULER_MAX_MISSED_RECORDED", 100),
         "SCHEDULER_RUN_RETENTION_DAYS": _int("SCHEDULER_RUN_RETENTION_DAYS", 90),
+        "BACKFILL_PER_SECOND": _float("BACKFILL_PER_SECOND", 5.0),
         "SCHEDULER_REDIS_PREFIX": env.get("SCHEDULER_REDIS_PREFIX", "ewas:sched"),
         # The schedule store's Redis when it is not REDIS_URL's (empty: REDIS_URL).
         "SCHEDULER_REDIS_URL": env.get("SCHEDULER_REDIS_URL", ""),

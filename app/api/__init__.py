@@ -100,7 +100,7 @@ def _data_error(error: DataError) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register the API's resources, its error handlers and the access rules of OpenAPI."""
-    from app.api import executions, health, metrics, operations, runs, scheduled, stats
+    from app.api import backfill, executions, health, metrics, operations, runs, scheduled, stats
 
     app.config.setdefault("API_TITLE", "EWAS task engine API")
     app.config.setdefault("API_VERSION", "1")
@@ -114,7 +114,7 @@ def init_app(app: Flask) -> None:
             "security": [{"bearer": []}],
         },
     )
-    for module in (executions, runs, stats, scheduled, operations, health):
+    for module in (executions, runs, stats, scheduled, backfill, operations, health):
         for blueprint in module.blueprints():
             api.register_blueprint(blueprint)
     # The OpenAPI document describes the API: readable by anyone who may read the API.

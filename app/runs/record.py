@@ -28,7 +28,7 @@ from app.runs.status import StepState, Summary, summarize
 from app.tracking import events as ev
 
 CHUNK = 500
-RUN_ROOT_KINDS = frozenset({"scheduled", "manual", "catchup"})
+RUN_ROOT_KINDS = frozenset({"scheduled", "manual", "catchup", "backfill"})
 
 
 @dataclass

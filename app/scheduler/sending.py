@@ -22,9 +22,17 @@ def run_headers(data: dict[str, Any], occurrence: datetime, kind: str) -> dict[s
 
 
 def send(
-    celery: Celery, data: dict[str, Any], occurrence: datetime, kind: str, task_id: str
+    celery: Celery,
+    data: dict[str, Any],
+    occurrence: datetime,
+    kind: str,
+    task_id: str,
+    root: bool = False,
 ) -> list[str]:
     """Send one run; returns the task ids, first step first (the first is ``task_id``).
+
+    ``root``: the run is rooted at its first step even when sent from inside a worker's task
+    (Celery would make it part of that task's tree, and of its pipeline run).
 
     A chain's steps each get their own id; Celery links them through parent and root ids,
     and each step runs only when the previous one succeeded. Follow-ups are immutable: they
@@ -35,6 +43,8 @@ def send(
     if data.get("priority") is not None:
         common["priority"] = data["priority"]
     first_options = dict(common, task_id=task_id)
+    if root:
+        first_options["root_id"] = task_id
     if data.get("queue"):
         first_options["queue"] = data["queue"]
     first = celery.signature(
@@ -55,5 +65,5 @@ def send(
                 **common,
             )
         )
-    chain(*steps).apply_async()
+    chain(*steps).apply_async(**({"root_id": task_id} if root else {}))
     return [s.options["task_id"] for s in steps]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from app.extensions import db
 from app.models import TaskStatus
 from app.models.types import utcnow
+from app.scheduler import backfill
 from app.tracking import alerts, deadletters, retention, tracked
 
 
@@ -96,3 +98,24 @@ def _optimize() -> dict[str, Any]:
             connection.execute(text("PRAGMA optimize"))
             done = ["ANALYZE", "PRAGMA optimize"]
     return {"dialect": dialect, "done": done}
+
+
+@tracked("maintenance", name="maintenance.tasks.send_backfill")
+def send_backfill(schedule_id: int, task_ids: list[str]) -> dict[str, Any]:
+    """Send the claimed backfill runs ``task_ids`` of a schedule, oldest first, at most
+    ``BACKFILL_PER_SECOND`` a second. Each is marked sent (committed) before it is published,
+    so a redelivered task never sends one twice."""
+    pause = 1.0 / max(float(current_app.config.get("BACKFILL_PER_SECOND", 5.0)), 0.01)
+    celery = current_app.extensions["celery"]
+    sent = failed = 0
+    for task_id in task_ids:
+        if sent + failed:
+            time.sleep(pause)
+        run = backfill.take_pending(schedule_id, task_id)
+        db.session.commit()
+        if run is None:
+            continue
+        backfill.send_claimed(celery, run)
+        db.session.commit()
+        sent, failed = (sent + 1, failed) if run.error is None else (sent, failed + 1)
+    return {"schedule_id": schedule_id, "sent": sent, "failed": failed}

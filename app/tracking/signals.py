@@ -153,7 +153,9 @@ def on_publish(
     if isinstance(embed, dict) and embed.get("chain"):
         fields["planned"] = planned_steps(embed["chain"])
     sender_attempt = tracker.attempts.get(headers.get("parent_id") or "")
-    if sender_attempt is not None:
+    # A message rooted at itself starts a run of its own (a backfill sent by a worker's task):
+    # it is not a step of its sender's run.
+    if sender_attempt is not None and headers.get("root_id") != headers["id"]:
         if sender_attempt.children is None:
             sender_attempt.children = []
         sender_attempt.children.append({"task_id": headers["id"], "task_name": name})

@@ -41,6 +41,7 @@ from app.web import (  # noqa: E402,F401
     run_detail,
     runs,
     scheduled,
+    scheduled_backfill,
     scheduled_edit,
     watch_labels,
     workers,
