@@ -64,7 +64,7 @@ def settings_from_env() -> dict[str, Any]:
         "REDIS_URL": env.get("REDIS_URL", "redis://localhost:6379/0"),
         "DISPLAY_TIMEZONE": env.get("DISPLAY_TIMEZONE", "UTC"),
         # Seconds between two refreshes of the pages' live fragments (a running execution's
-        # detail page keeps its own 3 s).
+        # detail page keeps its own 1 s: its log lines show as the task writes them).
         "LIVE_POLL_SECONDS": _int("LIVE_POLL_SECONDS", 30),
         # The largest request body, form or JSON (413 beyond it): 1 MB by default.
         "MAX_CONTENT_LENGTH": _int("MAX_REQUEST_BYTES", 1024 * 1024),

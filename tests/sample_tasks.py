@@ -56,6 +56,15 @@ def sleep(seconds: float, marker: str | None = None) -> float:
     return seconds
 
 
+@shared_task(name="tests.talk_slowly")
+def talk_slowly(lines: int, pause: float) -> int:
+    """Log a line, then wait: what a long retrieval reporting its progress looks like."""
+    for number in range(lines):
+        task_log.info("step %d of %d", number + 1, lines)
+        time.sleep(pause)
+    return lines
+
+
 @shared_task(name="tests.chatty")
 def chatty(lines: int) -> int:
     task_log.info("task logger says hello")

@@ -472,3 +472,58 @@ def test_a_new_attempt_after_a_failure_is_no_longer_complete() -> None:
 
 def test_a_start_of_a_later_attempt_counts_its_retries() -> None:
     assert fold([event(ev.STARTED, attempt=2, dt=9)])["retry_count"] == 2
+
+
+# --- live log lines of a running attempt ---------------------------------------------------
+
+
+def lines(*texts: str, dt: float = 1.0) -> list[dict]:
+    return [{"time": T0 + dt + n, "level": "INFO", "logger": "t", "message": m}
+            for n, m in enumerate(texts)]  # fmt: skip
+
+
+def test_live_lines_show_while_the_attempt_runs_and_never_change_its_status() -> None:
+    row = fold([event(ev.STARTED, dt=1), event(ev.LOGS, dt=2, logs=lines("one"))])
+    assert row["status"] == "started" and [r["message"] for r in row["logs"]] == ["one"]
+    newer = ev.fold(row, [event(ev.LOGS, dt=3, logs=lines("one", "two"))])
+    assert [r["message"] for r in newer["logs"]] == ["one", "two"]
+    older = ev.fold(newer, [event(ev.LOGS, dt=2, logs=lines("one"))])  # a late, shorter copy
+    assert [r["message"] for r in older["logs"]] == ["one", "two"]
+
+
+def test_the_final_capture_wins_whatever_the_arrival_order() -> None:
+    story = [
+        event(ev.PUBLISHED, task_name="a.b"),
+        event(ev.STARTED, dt=1),
+        event(ev.LOGS, dt=2, logs=lines("one")),
+        event(ev.LOGS, dt=3, logs=lines("one", "two")),
+        event(ev.SUCCEEDED, dt=4, logs=lines("one", "two", "three")),
+    ]
+    for order in itertools.permutations(story):
+        row = fold(list(order))
+        assert row["status"] == "success"
+        assert [r["message"] for r in row["logs"]] == ["one", "two", "three"], order
+    for cut in range(1, len(story)):  # split over two batches
+        row = ev.fold(fold(story[cut:]), story[:cut])
+        assert [r["message"] for r in row["logs"]] == ["one", "two", "three"]
+
+
+def test_live_lines_of_another_attempt_or_of_a_waiting_execution_are_ignored() -> None:
+    failed = [event(ev.STARTED, dt=1), event(ev.RETRIED, dt=2, logs=lines("first try"))]
+    row = fold([*failed, event(ev.LOGS, dt=1.5, logs=lines("late line of try 0"))])
+    assert row["status"] == "retry" and [r["message"] for r in row["logs"]] == ["first try"]
+    late = event(ev.LOGS, attempt=0, dt=6, logs=lines("late line of try 0", dt=6))
+    row = fold([*failed, event(ev.STARTED, attempt=1, dt=5), late])
+    assert [r["message"] for r in row["logs"]] == ["first try"]  # try 1 runs: not its lines
+    pending = fold([event(ev.PUBLISHED), event(ev.LOGS, dt=1, logs=lines("x"))])
+    assert pending["status"] == "pending" and not pending.get("logs")
+
+
+def test_malformed_live_lines_are_ignored() -> None:
+    for bad in (None, "text", {"a": 1}, [None], ["line"]):
+        row = fold([event(ev.STARTED, dt=1), event(ev.LOGS, dt=2, logs=bad)])
+        assert row["status"] == "started" and not row.get("logs"), bad
+    odd_time = [{"time": "soon", "message": "m"}]  # kept, and never crashes the ordering
+    row = fold([event(ev.STARTED, dt=1), event(ev.LOGS, dt=2, logs=odd_time)])
+    row = ev.fold(row, [event(ev.LOGS, dt=3, logs=lines("next"))])
+    assert [r["message"] for r in row["logs"]] == ["next"]

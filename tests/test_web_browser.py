@@ -223,7 +223,7 @@ def test_schedule_form_preview_then_run_now_reaches_success(
     link.click()
     page.wait_for_url(f"**/tasks/executions/{run.task_id}/")
     live = page.locator("#execution-live")
-    expect(live).to_have_attribute("data-hx-trigger", "every 3s")
+    expect(live).to_have_attribute("data-hx-trigger", "every 1s")
     expect(live.locator(".status").first).to_have_class("status status-pending")
     mark_page(page)
     screenshot(page, "execution-pending")
@@ -231,7 +231,7 @@ def test_schedule_form_preview_then_run_now_reaches_success(
     start_worker(queues="monitoring")
     expect(live.locator(".status").first).to_have_class("status status-success", timeout=40_000)
     assert_same_page(page)
-    expect(live).not_to_have_attribute("data-hx-trigger", "every 3s")  # final: polling stopped
+    expect(live).not_to_have_attribute("data-hx-trigger", "every 1s")  # final: polling stopped
     expect(page.locator("pre.json").first).to_contain_text("depths")
     screenshot(page, "execution-success")
 
@@ -277,6 +277,42 @@ def test_retry_two_failed_executions_together(
     retried = executions_of(TaskExecution.task_id.in_(new_ids))
     assert sorted(e.retry_of for e in retried) == sorted(sent)
     screenshot(page, "executions-retries-failed")
+
+
+def test_a_running_execution_shows_its_log_lines_as_it_writes_them(
+    start_web: Callable[..., str],
+    app: Flask,
+    page: Any,
+    users: Any,
+    start_worker: Callable[..., Any],
+    start_recorder: Callable[..., Any],
+) -> None:
+    start_recorder()
+    start_worker(queues="default")
+    base = start_web(**FAST_POLL)
+    task_id = app.extensions["celery"].send_task("tests.talk_slowly", args=[3, 4.0]).id
+    wait_for(lambda: executions_of(TaskExecution.task_id == task_id), timeout=30)
+
+    sign_in(page, base)
+    page.goto(f"{base}/tasks/executions/{task_id}/")
+    live = page.locator("#execution-live")
+    logs = live.locator("table.logs")
+    # Each line is written 4 s before the next: seen while the task still runs.
+    expect(logs).to_contain_text("step 1 of 3", timeout=10_000)
+    expect(live.locator(".status").first).to_have_class("status status-started")
+    expect(logs).not_to_contain_text("step 2 of 3")
+    expect(logs).to_contain_text("step 2 of 3", timeout=10_000)
+    expect(live.locator(".status").first).to_have_class("status status-started")
+    screenshot(page, "execution-live-logs")
+    use_language(page, "ar")
+    page.goto(f"{base}/tasks/executions/{task_id}/")
+    expect(page.locator("#execution-live table.logs")).to_contain_text("step 2 of 3")
+    screenshot(page, "execution-live-logs-ar")
+    expect(page.locator("#execution-live .status").first).to_have_class(
+        "status status-success", timeout=20_000
+    )
+    [done] = executions_of(TaskExecution.task_id == task_id)
+    assert [line["message"] for line in done.logs] == [f"step {n} of 3" for n in (1, 2, 3)]
 
 
 def test_arabic_is_right_to_left(live_server: str, page: Any, users: Any) -> None:

@@ -614,11 +614,11 @@ def test_running_detail_polls_until_final(viewer: FlaskClient) -> None:
     running = make(status=TaskStatus.STARTED, started_at=BASE, worker="celery@w2")
     url = f"/tasks/executions/{running.task_id}/"
     page = viewer.get(url).text
-    polled = f'data-hx-get="{url}" data-hx-trigger="every 3s" data-hx-swap="outerHTML" data-live'
+    polled = f'data-hx-get="{url}" data-hx-trigger="every 1s" data-hx-swap="outerHTML" data-live'
     assert polled in page
     fragment = viewer.get(url, headers=HTMX)
     assert fragment.text.lstrip().startswith('<div id="execution-live"')
-    assert "<html" not in fragment.text and "every 3s" in fragment.text
+    assert "<html" not in fragment.text and "every 1s" in fragment.text
     again = viewer.get(url, headers={**HTMX, "If-None-Match": fragment.headers["ETag"]})
     assert again.status_code == 304
     running.status = TaskStatus.SUCCESS

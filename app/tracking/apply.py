@@ -40,7 +40,7 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
     """Fold ``batch`` into the database; return the ids of alerts it raised."""
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in batch:
-        if event.get("task_id") and event.get("kind") in (*ev.PHASES, ev.NOTE):
+        if event.get("task_id") and event.get("kind") in (*ev.PHASES, ev.NOTE, ev.LOGS):
             by_task[event["task_id"]].append(event)
     if not by_task:
         return []
@@ -53,6 +53,8 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
     no_longer_final: list[dict[str, Any]] = []
     folded = []
     for task_id in task_ids:
+        if task_id not in rows and all(e["kind"] == ev.LOGS for e in by_task[task_id]):
+            continue  # lines of an execution not recorded (yet): its start brings the row
         before = rows.get(task_id) or ev.new_row(
             task_id, min(float(e["ts"]) for e in by_task[task_id])
         )

@@ -9,8 +9,10 @@ import logging
 import os
 import re
 import resource
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -107,19 +109,77 @@ def capture_result(result: Any) -> Any:
     return capped_json(result, RESULT_MAX_BYTES)[0]
 
 
-class AttemptLogs(logging.Handler):
-    """Keeps the INFO+ records of the running task, oldest dropped past the caps."""
+class LiveLogs:
+    """Publishes a running attempt's lines as they come, at most once per ``interval`` seconds:
+    the first line at once, later ones together, the last ones by a timer when the task goes
+    quiet. A task that logs nothing costs nothing."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, records: deque, publish: Callable[[list[dict[str, Any]]], None], interval: float
+    ) -> None:
+        self.records, self.publish, self.interval = records, publish, interval
+        self.lock = threading.Lock()
+        self.sent_at = 0.0
+        self.timer: threading.Timer | None = None
+        self.stopped = False
+
+    def changed(self) -> None:
+        """Called with ``lock`` held, after a line was added."""
+        wait = self.interval - (time.monotonic() - self.sent_at)
+        if wait <= 0:
+            self._send()
+        elif self.timer is None:
+            self.timer = threading.Timer(wait, self._on_timer)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _on_timer(self) -> None:
+        with self.lock:
+            self.timer = None
+            if not self.stopped:
+                self._send()
+
+    def _send(self) -> None:
+        self.sent_at = time.monotonic()
+        try:
+            self.publish(list(self.records))
+        except Exception:  # showing lines live must never fail the task
+            logging.getLogger(__name__).debug("live logs not published", exc_info=True)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+
+class AttemptLogs(logging.Handler):
+    """Keeps the INFO+ records of the running task, oldest dropped past the caps; with
+    ``publish``, also sends them while the task runs (``LiveLogs``)."""
+
+    def __init__(self, live_interval: float = 0.5) -> None:
         super().__init__(level=logging.INFO)
         self.records: ContextVar[deque | None] = ContextVar("attempt_logs", default=None)
+        self.live: ContextVar[LiveLogs | None] = ContextVar("attempt_live_logs", default=None)
+        self.publish: ContextVar[Callable[[list[dict[str, Any]]], None] | None] = ContextVar(
+            "attempt_logs_publish", default=None
+        )
+        self.live_interval = live_interval
 
-    def start(self) -> None:
+    def start(self, publish: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.records.set(deque())
+        self.publish.set(publish)
+        self.live.set(None)  # made at the first line: a task that logs nothing pays nothing
 
     def stop(self) -> list[dict[str, Any]]:
         records = self.records.get()
+        live = self.live.get()
+        if live is not None:
+            live.stop()
         self.records.set(None)
+        self.live.set(None)
+        self.publish.set(None)
         return list(records or ())
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -133,14 +193,27 @@ class AttemptLogs(logging.Handler):
             message = record.getMessage()
         except Exception:
             message = str(record.msg)
-        records.append(
-            {
-                "time": record.created,
-                "level": record.levelname,
-                "logger": record.name,
-                "message": message[:4000],
-            }
-        )
+        line = {
+            "time": record.created,
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message[:4000],
+        }
+        live = self.live.get()
+        if live is None:
+            publish = self.publish.get()
+            if publish is None:
+                self._keep(records, line)
+                return
+            live = LiveLogs(records, publish, self.live_interval)
+            self.live.set(live)
+        with live.lock:
+            self._keep(records, line)
+            live.changed()
+
+    @staticmethod
+    def _keep(records: deque, line: dict[str, Any]) -> None:
+        records.append(line)
         while len(records) > LOG_MAX_RECORDS or (
             len(records) > 1 and sum(len(r["message"]) for r in records) > LOG_MAX_BYTES
         ):

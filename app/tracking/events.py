@@ -19,6 +19,9 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 REVOKED = "revoked"
 NOTE = "note"  # extra data from the helper API; never changes the status
+# The log lines of a running attempt so far (its whole window, not a delta): shown while it runs,
+# replaced by the final event's capture; never changes the status.
+LOGS = "logs"
 
 PHASES = {PUBLISHED: 0, STARTED: 1, RETRIED: 2, SUCCEEDED: 2, FAILED: 2, REVOKED: 3}
 STATUSES = {
@@ -100,6 +103,9 @@ def fold(row: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
     row = dict(row)
     row["attempts"] = [dict(run) for run in row.get("attempts") or []]
     for event in sorted(events, key=_sort_key):
+        if event["kind"] == LOGS:
+            _live_logs(row, event)
+            continue
         _describe(row, event)
         _timeline(row["attempts"], event)
         if event["kind"] == NOTE:
@@ -121,7 +127,33 @@ def fold(row: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
 def _sort_key(event: dict[str, Any]) -> tuple[int, int, float]:
     if event["kind"] == NOTE:
         return (-1, -1, float(event["ts"]))
+    if event["kind"] == LOGS:  # after its attempt's start, before its end
+        return (int(event.get("attempt") or 0), PHASES[STARTED], float(event["ts"]))
     return order_key(event)
+
+
+def _live_logs(row: dict[str, Any], event: dict[str, Any]) -> None:
+    """A running attempt's lines so far: kept only while that very attempt is the running one
+    (a late copy never overwrites the final capture, nor another attempt's lines), and only
+    when newer than the lines the row shows."""
+    attempt = int(event.get("attempt") or 0)
+    if row.get("status") != STATUSES[STARTED] or attempt != row.get("retry_count", 0):
+        return
+    lines = (event.get("fields") or {}).get("logs")
+    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+        return
+    shown = row.get("logs") if isinstance(row.get("logs"), list) else []
+    if shown and _last_time(shown) > _last_time(lines):
+        return
+    row["logs"] = lines
+
+
+def _last_time(lines: list[Any]) -> float:
+    last = lines[-1] if lines else None
+    try:
+        return float(last.get("time") or 0.0) if isinstance(last, dict) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _is_newer(row: dict[str, Any], event: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ import os
 import time
 import traceback as tb
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from celery import signals
@@ -204,7 +205,7 @@ def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_
     if not tracker.logs_installed:
         install_log_capture(tracker.logs)
         tracker.logs_installed = True
-    tracker.logs.start()
+    tracker.logs.start(publish=partial(_publish_lines, tracker, task_id, attempt.attempt, run_id))
     attempt.resources.start()
     headers = request.headers or {}
     policy = headers.get("ewas_retry_policy")
@@ -233,6 +234,24 @@ def on_prerun(task_id: str, task: Any, args: Any = None, kwargs: Any = None, **_
         "run_id": run_id,
     }
     tracker.emitter.emit(bound_event(event), key=run_id)
+
+
+def _publish_lines(
+    tracker: Tracker, task_id: str, attempt: int, run_id: str, lines: list[dict[str, Any]]
+) -> None:
+    """A running attempt's lines so far, shown on its page while it runs: one buffered event per
+    task at a time (a newer window replaces one not sent yet)."""
+    key = f"logs:{task_id}"
+    tracker.emitter.take(key)
+    event = {
+        "kind": events.LOGS,
+        "task_id": task_id,
+        "ts": time.time(),
+        "attempt": attempt,
+        "run_id": run_id,
+        "fields": {"logs": lines},
+    }
+    tracker.emitter.emit(event, key=key)
 
 
 def effective_max_retries(task: Any) -> int | None:
@@ -314,6 +333,7 @@ def on_postrun(
         return
     fields = attempt.resources.stop()
     fields["logs"] = tracker.logs.stop()
+    tracker.emitter.take(f"logs:{task_id}")  # the final event carries every line
     if attempt.children:
         fields["children"] = attempt.children
     outcome = attempt.outcome
