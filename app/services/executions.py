@@ -22,6 +22,7 @@ from app.bounds import utc_moment
 from app.errors import DomainError
 from app.extensions import db
 from app.models import TaskExecution, TaskType
+from app.services import argument_search
 
 BAD_CURSOR = _l("The cursor is not valid; start again from the first page.")
 NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
@@ -89,7 +90,7 @@ def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
 
     Keys: status (list), task_type (name), task_name, queue, source, variable (ids), task_id
     (exact), task_id_prefix, created_from/created_to, started_from/started_to (aware datetimes;
-    from is inclusive, to exclusive).
+    from is inclusive, to exclusive), arg (argument search terms, app.services.argument_search).
     """
     query = select(TaskExecution)
     column = TaskExecution
@@ -121,6 +122,8 @@ def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
     ):
         if args.get(name) is not None:
             query = query.where(attribute >= args[name] if newer else attribute < args[name])
+    if args.get("arg"):
+        query = query.where(argument_search.condition(args["arg"], db.engine.dialect.name))
     return query
 
 
