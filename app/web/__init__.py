@@ -42,6 +42,7 @@ from app.web import (  # noqa: E402,F401
     runs,
     scheduled,
     scheduled_edit,
+    task_durations,
     watch_labels,
     workers,
 )
