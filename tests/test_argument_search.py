@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import Role, TaskExecution, TaskStatus
@@ -118,6 +118,33 @@ def test_search_finds_what_the_syntax_says(
     assert found(stored, search) == expected
 
 
+@pytest.mark.parametrize("probe", [1, 2, 3, 5000])
+@pytest.mark.parametrize("search", ["AFG", "3", "country=AFG", "source_id=3 country=AFG", "none"])
+def test_pages_walk_the_same_matches_whatever_the_probe(
+    monkeypatch: pytest.MonkeyPatch, stored: dict[str, str], search: str, probe: int
+) -> None:
+    """On PostgreSQL a search first tests the newest rows in order, then asks the indexes:
+    pages of two, forwards and back, give the matches newest first however that goes."""
+    monkeypatch.setattr(executions, "SEARCH_PROBE", probe)
+    expected = found(stored, search)
+    terms = argument_search.parse(search)
+    pages, cursor = [], None
+    while True:
+        page = executions.page({"arg": terms, "page_size": 2, "cursor": cursor})
+        pages.append([row.task_id for row in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    walked = [task_id for items in pages for task_id in items]
+    by_id = {task_id: name for name, task_id in stored.items()}
+    assert {by_id[t] for t in walked} == expected and len(walked) == len(expected)
+    created = {row.task_id: row.created_at for row in db.session.scalars(select(TaskExecution))}
+    assert walked == sorted(walked, key=lambda t: created[t], reverse=True)
+    if len(pages) > 1:
+        back = executions.page({"arg": terms, "page_size": 2, "cursor": page["previous_cursor"]})
+        assert [row.task_id for row in back["items"]] == pages[-2]
+
+
 def test_combined_with_the_other_filters(stored: dict[str, str]) -> None:
     assert found(stored, "AFG", status=[TaskStatus.FAILURE]) == {"redacted"}
     assert found(stored, "AFG", created_from=BASE + timedelta(minutes=2)) == {
@@ -199,3 +226,13 @@ def test_postgresql_answers_from_the_gin_indexes(app: Flask, stored: dict[str, s
         plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {compiled}")).all())
     assert re.search(r"Bitmap Index Scan on ix_task_executions_kwargs_jsonb", plan), plan
     assert re.search(r"Bitmap Index Scan on ix_task_executions_args_jsonb", plan), plan
+
+
+def test_the_index_path_leaves_the_planner_as_it_found_it(
+    monkeypatch: pytest.MonkeyPatch, stored: dict[str, str]
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL's search turns the ordered scan off for one query")
+    monkeypatch.setattr(executions, "SEARCH_PROBE", 1)
+    assert found(stored, "country=AFG") == {"keywords", "redacted"}
+    assert db.session.scalar(text("SHOW enable_indexscan")) == "on"

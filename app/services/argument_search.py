@@ -143,9 +143,11 @@ def _jsonpath(term: Term) -> str:
     return f"{path} ? ({tests})"
 
 
-def _pg_condition(term: Term) -> ColumnElement[bool]:
+Columns = tuple[Any, Any]  # the args and kwargs columns (of the table or of a subquery)
+
+
+def _pg_condition(term: Term, columns: Columns) -> ColumnElement[bool]:
     path = bindparam(None, _jsonpath(term), type_=JSONPATH)
-    columns = (TaskExecution.args, TaskExecution.kwargs)
     return or_(*(cast(column, JSONB).op("@?")(path) for column in columns))
 
 
@@ -164,9 +166,9 @@ def _atom_matches(node: Any, values: tuple[Any, ...]) -> ColumnElement[bool]:
     return or_(*kinds)
 
 
-def _sqlite_condition(term: Term) -> ColumnElement[bool]:
+def _sqlite_condition(term: Term, columns: Columns) -> ColumnElement[bool]:
     checks = []
-    for column in (TaskExecution.args, TaskExecution.kwargs):
+    for column in columns:
         node = func.json_tree(column).table_valued("key", "atom", "type", "value").alias()
         if term.key is None:
             anywhere = select(1).select_from(node).where(_atom_matches(node, term.values))
@@ -189,7 +191,11 @@ def _sqlite_condition(term: Term) -> ColumnElement[bool]:
     return or_(*checks)
 
 
-def condition(terms: list[Term], dialect: str) -> ColumnElement[bool]:
-    """The WHERE clause matching every term, for the ``dialect`` in use."""
+def condition(
+    terms: list[Term], dialect: str, columns: Columns | None = None
+) -> ColumnElement[bool]:
+    """The WHERE clause matching every term, for the ``dialect`` in use, on the executions'
+    ``args`` and ``kwargs`` (or on ``columns``, the same two of a subquery)."""
+    columns = columns or (TaskExecution.args, TaskExecution.kwargs)
     build = _pg_condition if dialect == "postgresql" else _sqlite_condition
-    return and_(true(), *(build(term) for term in terms))
+    return and_(true(), *(build(term, columns) for term in terms))
