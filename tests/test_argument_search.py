@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import Role, TaskExecution, TaskStatus
-from app.services import argument_search, executions
+from app.services import argument_search, executions, search_plan
 from app.tracking.capture import REDACTED, capture_arguments
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,14 +118,23 @@ def test_search_finds_what_the_syntax_says(
     assert found(stored, search) == expected
 
 
-@pytest.mark.parametrize("probe", [1, 2, 3, 5000])
+@pytest.mark.parametrize(
+    ("probe", "match_cost"),
+    [(1, 10.0), (2, 10.0), (1, 1e12), (2, 1e12), (3, 1e12), (5000, 10.0)],
+)
 @pytest.mark.parametrize("search", ["AFG", "3", "country=AFG", "source_id=3 country=AFG", "none"])
-def test_pages_walk_the_same_matches_whatever_the_probe(
-    monkeypatch: pytest.MonkeyPatch, stored: dict[str, str], search: str, probe: int
+def test_pages_walk_the_same_matches_whatever_the_plan(
+    monkeypatch: pytest.MonkeyPatch,
+    stored: dict[str, str],
+    search: str,
+    probe: int,
+    match_cost: float,
 ) -> None:
-    """On PostgreSQL a search first tests the newest rows in order, then asks the indexes:
-    pages of two, forwards and back, give the matches newest first however that goes."""
-    monkeypatch.setattr(executions, "SEARCH_PROBE", probe)
+    """On PostgreSQL a search tests the newest rows in order, then goes on in order or asks the
+    indexes (a huge match cost makes it go on in order): pages of two, forwards and back, give
+    the matches newest first however that goes."""
+    monkeypatch.setattr(search_plan, "PROBE", probe)
+    monkeypatch.setattr(search_plan, "MATCH_COST", match_cost)
     expected = found(stored, search)
     terms = argument_search.parse(search)
     pages, cursor = [], None
@@ -233,6 +242,6 @@ def test_the_index_path_leaves_the_planner_as_it_found_it(
 ) -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("only PostgreSQL's search turns the ordered scan off for one query")
-    monkeypatch.setattr(executions, "SEARCH_PROBE", 1)
+    monkeypatch.setattr(search_plan, "PROBE", 1)
     assert found(stored, "country=AFG") == {"keywords", "redacted"}
     assert db.session.scalar(text("SHOW enable_indexscan")) == "on"

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, literal, or_, select, tuple_
+from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm.interfaces import ORMOption
 
 from app.bounds import MAX_BIGINT as MAX_ID
@@ -22,7 +22,7 @@ from app.bounds import utc_moment
 from app.errors import DomainError
 from app.extensions import db
 from app.models import TaskExecution, TaskType
-from app.services import argument_search
+from app.services import argument_search, search_plan
 
 BAD_CURSOR = _l("The cursor is not valid; start again from the first page.")
 NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
@@ -145,7 +145,7 @@ def page(args: dict[str, Any], options: Sequence[ORMOption] = ()) -> dict[str, A
         created_at, row_id, direction = decode_cursor(args["cursor"])
         keyset = (created_at, row_id)
     if args.get("arg") and db.engine.dialect.name == "postgresql":
-        rows = _searched(args, options, keyset, direction, size + 1)
+        rows = search_plan.searched(_ordered, args, options, keyset, direction, size + 1)
     else:
         query = _ordered(args, keyset, direction).options(*options).limit(size + 1)
         rows = list(db.session.scalars(query))
@@ -175,70 +175,6 @@ def _ordered(
     if keyset is not None:
         query = _after(query, *keyset, newer=direction == "prev")
     return query.order_by(*(NEWEST_FIRST if direction == "next" else OLDEST_FIRST))
-
-
-# Newest rows an argument search tests in order before it asks the indexes. Reading in order
-# costs about 4 us a row, fetching matches from the indexes about 9 us a match: with 10,000 the
-# worst case at 1,000,000 executions (a term in about 0.5% of them) pays each once, under 100 ms.
-SEARCH_PROBE = 10_000
-
-
-def _keyset_order(table: Any, direction: str) -> list[Any]:
-    columns = (table.c.created_at, table.c.id)
-    return [c.desc() if direction == "next" else c.asc() for c in columns]
-
-
-def _searched(
-    args: dict[str, Any],
-    options: Sequence[ORMOption],
-    keyset: tuple[datetime, int] | None,
-    direction: str,
-    limit: int,
-) -> list[TaskExecution]:
-    """An argument search's rows on PostgreSQL, at a cost bounded whatever the terms match.
-
-    The planner cannot tell how often a term matches, nor how it correlates with the other
-    filters: reading the list in order and testing each row is fast for a common term and
-    reads the whole table for a rare one, while the GIN indexes are fast for a rare term and
-    fetch every match of a common one. So the newest ``SEARCH_PROBE`` rows are tested in order
-    first (a page of a common term is among them; the row numbered ``SEARCH_PROBE`` tells
-    whether more rows remain); only when they hold less than a page, and more rows remain, the
-    indexes answer, the ordered scan forbidden for that one query.
-    """
-    E = TaskExecution
-    newest = (
-        _ordered({**args, "arg": None}, keyset, direction)
-        .with_only_columns(E.id, E.created_at, E.args, E.kwargs)
-        .limit(SEARCH_PROBE)
-        .subquery()
-    )
-    hit = argument_search.condition(args["arg"], "postgresql", (newest.c.args, newest.c.kwargs))
-    numbered = select(
-        newest.c.id,
-        newest.c.created_at,
-        hit.label("hit"),
-        func.row_number().over(order_by=_keyset_order(newest, direction)).label("n"),
-    ).subquery()
-    probe = (
-        select(numbered.c.id, numbered.c.hit, numbered.c.n)
-        .where(or_(numbered.c.hit, numbered.c.n == SEARCH_PROBE))
-        .order_by(*_keyset_order(numbered, direction))
-        .limit(limit + 1)
-    )
-    seen = db.session.execute(probe).all()
-    ids = [row.id for row in seen if row.hit][:limit]
-    if len(ids) < limit and any(row.n == SEARCH_PROBE for row in seen):
-        query = _ordered(args, keyset, direction).options(*options).limit(limit)
-        previous = db.session.scalar(select(func.current_setting("enable_indexscan")))
-        db.session.execute(select(func.set_config("enable_indexscan", "off", True)))
-        try:
-            return list(db.session.scalars(query))
-        finally:
-            db.session.execute(select(func.set_config("enable_indexscan", previous, True)))
-    if not ids:
-        return []
-    rows = {r.id: r for r in db.session.scalars(select(E).where(E.id.in_(ids)).options(*options))}
-    return [rows[i] for i in ids]
 
 
 def batches(args: dict[str, Any], columns: Sequence[Any], size: int = 2000) -> Iterator[list[Any]]:
