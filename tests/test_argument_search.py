@@ -219,6 +219,11 @@ def test_page_searches_keeps_the_search_in_its_links_and_refuses(
     assert 'value="country=AFG"' in html
     assert "arg=country%3DAFG" in html  # the polled table and the export keep the search
     assert "name=value" in html  # the help text
+    export = client.get(f"/tasks/executions/export?format=json&arg={quote('country=AFG')}")
+    assert export.status_code == 200
+    exported = export.get_data(as_text=True)
+    assert stored["keywords"] in exported and stored["redacted"] in exported
+    assert stored["positional"] not in exported
     for bad, message in (("password=x", "stored redacted"), ('"open', "quote is not closed")):
         refused = client.get(f"{LIST}?arg={quote(bad)}")
         assert refused.status_code == 400

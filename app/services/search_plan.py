@@ -27,7 +27,7 @@ from app.extensions import db
 from app.models import TaskExecution
 from app.services import argument_search
 
-PROBE = 10_000  # rows tested in order first
+PROBE = 2_000  # rows tested in order first
 MAX_WINDOW = 50_000  # rows a second ordered window may read
 ROW_COST, MATCH_COST = 4.0, 10.0  # microseconds: a row tested in order, a match from the index
 
