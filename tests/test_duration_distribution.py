@@ -187,3 +187,27 @@ def test_page_of_a_catalogue_task_that_never_ran(client: FlaskClient, viewer: st
     page = client.get(f"/tasks/durations/{NAME}/")
     assert page.status_code == 200
     assert "No execution of this task finished in this period." in page.get_data(as_text=True)
+
+
+@pytest.mark.browser
+def test_page_in_a_browser_in_english_and_arabic(
+    live_server: str, browser_page: Any, users: Any, executions: datetime
+) -> None:
+    """The page as a reader sees it: three charts with bars and a line, no console error or
+    CSP violation, in English and in Arabic (right to left); screenshots for a reviewer."""
+    from tests.conftest import screenshot
+    from tests.test_web_browser import Problems, sign_in, use_language
+
+    page = browser_page
+    page.problems = Problems(page)
+    sign_in(page, live_server)
+    for language in ("en", "ar"):
+        if language != "en":
+            use_language(page, language)
+        page.goto(f"{live_server}/tasks/durations/{NAME}/")
+        assert page.locator("svg.chart").count() == 3
+        assert page.locator("svg.chart.bar rect").count() >= 10
+        assert page.locator("svg.chart.line polyline").count() >= 1
+        assert page.locator("#window-7d td.num").count() == 7
+        screenshot(page, f"task-durations-{language}")
+    page.problems.check("on the execution times page")

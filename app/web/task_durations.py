@@ -43,15 +43,27 @@ def histogram_chart(window: dict[str, Any], title: str) -> Markup:
 
 
 def trend_chart(days: list[dict[str, Any]]) -> Markup:
-    """The p95 of each day as a line (seconds); a day without durations is a gap."""
+    """The p95 of each day as a line, in the unit that suits its largest value (ms, s or min);
+    a day without durations is a gap."""
+    top = max((d["p95_seconds"] for d in days if d["p95_seconds"] is not None), default=0.0)
+    if top >= 120:
+        scale, unit = 60.0, _("min")
+    elif top >= 1:
+        scale, unit = 1.0, _("s")
+    else:
+        scale, unit = 0.001, _("ms")
     points = []
     for day in days:
         label = format_date(day["day"], "short")
         value = day["p95_seconds"]
+        if value is None:
+            points.append(Point(label, None))
+            continue
         tooltip = _("%(day)s: p95 %(duration)s", day=label, duration=duration(value))
-        points.append(Point(label, value, tooltip if value is not None else ""))
+        points.append(Point(label, round(value / scale, 3), tooltip))
     title = _("95th percentile per day, last 7 days")
-    return line_chart(title, [Series(_("95th percentile"), points)], unit=" s", label_every=1)
+    series = [Series(_("95th percentile"), points)]
+    return line_chart(title, series, unit=f" {unit}", label_every=1)
 
 
 @bp.get("/durations/<string:task_name>/")
