@@ -11,6 +11,7 @@ Redis at BENCH_REDIS_URL (database 12 by default; flushed).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -28,6 +29,19 @@ REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 NAMES = [f"data_pipeline.tasks.retrieve_{i}" for i in range(10)] + [
     f"data_pipeline.tasks.process_{i}" for i in range(10)
 ]
+COUNTRIES = [f"C{i:03d}" for i in range(200)]  # 200 country codes: each in 0.5% of executions
+
+
+def arguments(i: int) -> tuple[str, str]:
+    """Positional and keyword arguments of execution ``i`` as JSON: a source (one of 50), a
+    country (one of 200) and a nested list of years (one of 5), like the retrieval tasks'."""
+    source = i % 50
+    args = json.dumps([source, i % 7])
+    kwargs = json.dumps(
+        {"source_id": source, "country": COUNTRIES[i % 200], "options": {"years": [2020 + i % 5]},
+         "request": f"r{i}"}
+    )  # fmt: skip
+    return args, kwargs
 
 
 def load(app, rows: int) -> None:
@@ -43,7 +57,7 @@ def load(app, rows: int) -> None:
     with cursor.copy(
         "COPY task_executions (task_id, task_name, task_type_id, status, queue, created_at, "
         "updated_at, started_at, completed_at, error_message, retry_count, is_dead_letter, "
-        "lost_suspect, replayable, state_rank, state_at) FROM STDIN"
+        "lost_suspect, replayable, state_rank, state_at, args, kwargs) FROM STDIN"
     ) as copy:
         for i in range(rows):
             created = end - timedelta(seconds=span * (rows - i) / rows)
@@ -70,6 +84,7 @@ def load(app, rows: int) -> None:
                     True,
                     0,
                     0,
+                    *arguments(i),
                 )
             )
     raw.commit()
@@ -213,6 +228,7 @@ def run(url: str, options: argparse.Namespace) -> None:
             "one execution": f"/tasks/api/executions/{one}/",
             "types with statistics": "/tasks/api/types/?window_hours=720",
             "statistics": "/tasks/api/statistics/?window_hours=720",
+            "one task's duration distribution": f"/tasks/api/tasks/{NAMES[0]}/durations/",
             "health": "/tasks/api/health/",
         }
         print(f"{'JSON API call':44} {'p50 ms':>8} {'p95 ms':>8}")
@@ -264,6 +280,27 @@ def run(url: str, options: argparse.Namespace) -> None:
             )
         ratio = p50s["OFFSET"] / p50s["cursor"]
         print(f"deep page OFFSET/cursor latency ratio: {ratio:.1f}")
+        argument_search(client, headers, options.requests)
+
+
+def argument_search(client, headers: dict, requests: int) -> None:
+    """p50/p95 of the executions API searching by argument values (the GIN indexes)."""
+    base = "/tasks/api/executions/?page_size=50&arg="
+    calls = {
+        "one country (0.5% of rows)": "country%3DC007",
+        "a value anywhere (0.5%)": "C042",
+        "a nested list item (20%)": "years%3D2021",
+        "source and country (0.5%)": "source_id%3D7+country%3DC007",
+        "one request (a single row)": "request%3Dr4242",
+        "one country, failures only": "country%3DC007&status=failure",
+    }
+    print(f"{'argument search (JSON API)':44} {'p50 ms':>8} {'p95 ms':>8}")
+    slowest = ("", 0.0)
+    for label, search in calls.items():
+        p50, p95 = timed(client, base + search, headers, requests)
+        print(f"{label:44} {p50:8.1f} {p95:8.1f}")
+        slowest = max(slowest, (label, p95), key=lambda item: item[1])
+    print(f"argument search p95: {slowest[1]:.1f} ms ({slowest[0]}); target <= 100 ms")
 
 
 if __name__ == "__main__":

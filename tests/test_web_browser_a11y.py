@@ -125,6 +125,7 @@ def every_kind_of_row(users: dict[Role, User]) -> dict[str, Any]:
         "source_id": variable.source_id,
         "variable_id": variable.id,
         "type_id": task_type.id,
+        "task_name": done.task_name,
     }
 
 

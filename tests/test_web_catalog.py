@@ -108,7 +108,8 @@ def test_task_types_list_descriptions_tasks_and_rollup_counts(
     assert positions == sorted(positions)
     assert 'lang="ar" dir="rtl"' in row
     # Its tasks and their queues, from the Celery app.
-    assert 'retrieve_source</code> → <code class="queue ltr" dir="ltr">data_retrieval' in row
+    assert 'retrieve_source</code></a> → <code class="queue ltr" dir="ltr">data_retrieval' in row
+    assert 'href="/tasks/durations/data_pipeline.tasks.retrieve_source/"' in row
     # Roll-ups: 7 finished and 2 failed in 24 h, 17 in 7 days (the 10-day-old hour is left out).
     numbers = re.findall(r'<td class="num">([^<]*)</td>', row)
     assert numbers[:3] == ["7", "2", "17"]

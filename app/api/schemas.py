@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from app.api.common import MAX_PAGE_SIZE, QueryInt, UTCDateTime
 from app.models import TaskStatus
+from app.services import argument_search
 
 STATUSES = [s.value for s in TaskStatus]
 
@@ -32,6 +35,28 @@ class ExecutionFilterSchema(ma.Schema):
     started_to = UTCDateTime()
     cursor = ma.fields.String(validate=ma.validate.Length(1, 200))
     page_size = QueryInt(MAX_PAGE_SIZE, load_default=50)
+    arg = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "search by argument values (repeat the argument, or separate terms "
+            "with spaces; all must match): name=value matches a keyword argument, or a key of "
+            "a dict argument at any depth, equal to the value or a list holding it; a value "
+            'alone matches it anywhere in args or kwargs. Quote values with spaces (name="a b"); '
+            'exact and case-sensitive; a number also matches its text (3 and "3"), as do true, '
+            "false and null; numbers beyond 2^53 match as text only. Names of redacted "
+            "arguments (passwords, tokens, keys) are refused (422). At most 8 terms, 500 "
+            "characters."
+        },
+    )
+
+    @ma.post_load
+    def _argument_terms(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "arg" in data:
+            try:
+                data["arg"] = argument_search.parse(data["arg"])
+            except argument_search.BadArgumentSearch as error:
+                raise ma.ValidationError(error.message, "arg") from None
+        return data
 
 
 class ExecutionSchema(ma.Schema):

@@ -15,7 +15,7 @@ from app.api.common import VIEWER_RULE, QueryInt, UTCDateTime
 from app.extensions import db, redis_client
 from app.models import TaskType
 from app.monitoring.queues import queue_stats
-from app.services import statistics
+from app.services import duration_distribution, statistics
 
 blp = Blueprint("api_stats", __name__, url_prefix="/tasks/api", description="Statistics")
 MAX_HOURS = 24 * 90
@@ -114,6 +114,50 @@ class StatisticsSchema(ma.Schema):
     queues = ma.fields.List(ma.fields.Nested(QueueSchema), allow_none=True)
 
 
+class HistogramBucketSchema(ma.Schema):
+    le_seconds = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "upper bound of the bucket (null: the open last bucket)"},
+    )
+    count = ma.fields.Integer(metadata={"description": "durations in the bucket (not cumulative)"})
+
+
+ESTIMATE = (
+    "true when the percentiles are estimated inside the roll-ups' histogram buckets (the task's "
+    "types finished more than STATS_EXACT_PERCENTILE_MAX executions), false when exact"
+)
+
+
+class DistributionWindowSchema(ma.Schema):
+    window = ma.fields.String(metadata={"description": "24h or 7d"})
+    hours = ma.fields.Integer()
+    start = UTCDateTime(metadata={"description": "start of the first whole UTC hour counted"})
+    counts = ma.fields.Nested(CountsSchema)
+    finished = ma.fields.Integer()
+    duration_count = ma.fields.Integer()
+    duration_avg_seconds = ma.fields.Float(allow_none=True)
+    p50_seconds = ma.fields.Float(allow_none=True)
+    p95_seconds = ma.fields.Float(allow_none=True)
+    p99_seconds = ma.fields.Float(allow_none=True)
+    estimate = ma.fields.Boolean(metadata={"description": ESTIMATE})
+    histogram = ma.fields.List(ma.fields.Nested(HistogramBucketSchema))
+
+
+class DailyP95Schema(ma.Schema):
+    day = ma.fields.Date(metadata={"description": "UTC day"})
+    duration_count = ma.fields.Integer()
+    p95_seconds = ma.fields.Float(allow_none=True)
+    estimate = ma.fields.Boolean(metadata={"description": ESTIMATE})
+
+
+class DistributionSchema(ma.Schema):
+    task_name = ma.fields.String()
+    windows = ma.fields.List(ma.fields.Nested(DistributionWindowSchema))
+    p95_by_day = ma.fields.List(
+        ma.fields.Nested(DailyP95Schema), metadata={"description": "the last 7 UTC days"}
+    )
+
+
 def blueprints() -> list[Blueprint]:
     return [blp]
 
@@ -160,6 +204,19 @@ class TypeStats(MethodView):
             "bucket": args["bucket"],
             "buckets": buckets,
         }
+
+
+@blp.route("/tasks/<string:task_name>/durations/")
+class TaskDurations(MethodView):
+    decorators = VIEWER_RULE
+
+    @blp.response(200, DistributionSchema)
+    def get(self, task_name: str) -> dict[str, Any]:
+        """A task's execution times over 24 h and 7 days: histogram, p50/p95/p99, outcomes,
+        and its p95 per day (from the hourly roll-ups)."""
+        if not duration_distribution.known(task_name):
+            abort(404, message=_("No task %(name)s.", name=task_name[:64]))
+        return duration_distribution.distribution(task_name)
 
 
 @blp.route("/statistics/")

@@ -89,6 +89,14 @@ class TaskExecution(db.Model):
             postgresql_where=text("variable_id IS NOT NULL"),
             sqlite_where=text("variable_id IS NOT NULL"),
         ),
+        # Argument search (app.services.argument_search): jsonpath @? tests on the arguments as
+        # jsonb. jsonb_ops, not jsonb_path_ops: only it can answer ``$.**`` (any depth) paths.
+        *(
+            Index(
+                f"ix_task_executions_{name}_jsonb", text(f"({name}::jsonb)"), postgresql_using="gin"
+            ).ddl_if(dialect="postgresql")
+            for name in ("args", "kwargs")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

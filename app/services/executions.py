@@ -22,6 +22,7 @@ from app.bounds import utc_moment
 from app.errors import DomainError
 from app.extensions import db
 from app.models import TaskExecution, TaskType
+from app.services import argument_search, search_plan
 
 BAD_CURSOR = _l("The cursor is not valid; start again from the first page.")
 NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
@@ -89,7 +90,7 @@ def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
 
     Keys: status (list), task_type (name), task_name, queue, source, variable (ids), task_id
     (exact), task_id_prefix, created_from/created_to, started_from/started_to (aware datetimes;
-    from is inclusive, to exclusive).
+    from is inclusive, to exclusive), arg (argument search terms, app.services.argument_search).
     """
     query = select(TaskExecution)
     column = TaskExecution
@@ -121,6 +122,8 @@ def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
     ):
         if args.get(name) is not None:
             query = query.where(attribute >= args[name] if newer else attribute < args[name])
+    if args.get("arg"):
+        query = query.where(argument_search.condition(args["arg"], db.engine.dialect.name))
     return query
 
 
@@ -137,13 +140,15 @@ def page(args: dict[str, Any], options: Sequence[ORMOption] = ()) -> dict[str, A
     ``options`` (e.g. ``load_only``) shape how the rows are loaded.
     """
     size = args["page_size"]
-    query = filtered(args).options(*options)
-    direction = "next"
+    direction, keyset = "next", None
     if args.get("cursor"):
         created_at, row_id, direction = decode_cursor(args["cursor"])
-        query = _after(query, created_at, row_id, newer=direction == "prev")
-    query = query.order_by(*(NEWEST_FIRST if direction == "next" else OLDEST_FIRST))
-    rows = list(db.session.scalars(query.limit(size + 1)))
+        keyset = (created_at, row_id)
+    if args.get("arg") and db.engine.dialect.name == "postgresql":
+        rows = search_plan.searched(_ordered, args, options, keyset, direction, size + 1)
+    else:
+        query = _ordered(args, keyset, direction).options(*options).limit(size + 1)
+        rows = list(db.session.scalars(query))
     more = len(rows) > size
     rows = rows[:size]
     if direction == "prev":
@@ -161,6 +166,15 @@ def page(args: dict[str, Any], options: Sequence[ORMOption] = ()) -> dict[str, A
             encode_cursor(first.created_at, first.id, "prev") if has_prev and first else None
         ),
     }
+
+
+def _ordered(
+    args: dict[str, Any], keyset: tuple[datetime, int] | None, direction: str
+) -> Select[tuple[TaskExecution]]:
+    query = filtered(args)
+    if keyset is not None:
+        query = _after(query, *keyset, newer=direction == "prev")
+    return query.order_by(*(NEWEST_FIRST if direction == "next" else OLDEST_FIRST))
 
 
 def batches(args: dict[str, Any], columns: Sequence[Any], size: int = 2000) -> Iterator[list[Any]]:

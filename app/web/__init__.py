@@ -43,6 +43,7 @@ from app.web import (  # noqa: E402,F401
     scheduled,
     scheduled_backfill,
     scheduled_edit,
+    task_durations,
     watch_labels,
     workers,
 )

@@ -23,6 +23,7 @@ from wtforms.validators import Length, Optional, Regexp, ValidationError
 from app.bounds import OUT_OF_RANGE, OutOfRange, parse_moment
 from app.extensions import db
 from app.models import Source, TaskStatus, TaskType, Variable
+from app.services import argument_search
 from app.web.formatting import STATUS_LABELS
 
 CHOICES_LIMIT = 500  # sources and variables offered in the selects
@@ -36,6 +37,7 @@ FILTER_NAMES = (
     "created_from",
     "created_to",
     "q",
+    "arg",
 )
 # A date, or a date and a time to the minute or the second (ISO 8601, ``T`` or a space).
 DATE_OR_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?)?")
@@ -84,6 +86,9 @@ class ExecutionFilterForm(Form):
             Regexp(r"^[0-9a-fA-F-]+$", message=_l("A task id has only hex digits and dashes.")),
         ],
     )
+    arg = StringField(
+        _l("Arguments"), [Optional()], description=argument_search.HELP, render_kw=LTR_INPUT
+    )
     cursor = HiddenField(validators=[Optional(), Length(max=200)])
 
     def __init__(self, formdata: MultiDict) -> None:
@@ -118,8 +123,15 @@ class ExecutionFilterForm(Form):
             if start is not None and self.moments["created_to"] <= start:
                 raise ValidationError(_l("The end must come after the start."))
 
+    def validate_arg(self, field: StringField) -> None:
+        try:
+            self.terms = argument_search.parse(field.data or "")
+        except argument_search.BadArgumentSearch as error:
+            raise ValidationError(error.message) from None
+
     def validate(self, extra_validators: Any = None) -> bool:
         self.moments: dict[str, datetime] = {}
+        self.terms: list[argument_search.Term] = []
         return super().validate(extra_validators)
 
     def query(self) -> dict[str, Any]:
@@ -132,6 +144,7 @@ class ExecutionFilterForm(Form):
             "queue": (data["queue"] or "").strip() or None,
             "source": int(data["source"]) if data["source"] else None,
             "variable": int(data["variable"]) if data["variable"] else None,
+            "arg": self.terms or None,
             **self.moments,
         }
         search = (data["q"] or "").strip().lower()
