@@ -52,7 +52,9 @@ def alerts_for(failures: list[dict[str, Any]]) -> list[int]:
     """Create an alert for each newly failed execution that is critical or dead-lettered."""
     from app.models import TaskType
 
-    type_names = {t.id: t.name for t in db.session.query(TaskType).all()} if failures else {}
+    type_names: dict[int | None, str] = (
+        {t.id: t.name for t in db.session.query(TaskType).all()} if failures else {}
+    )
     values = []
     for row in failures:
         if row.get("task_name") == NOTIFY_TASK:
@@ -88,7 +90,7 @@ def run_alerts(runs: list[dict[str, Any]], type_ids: dict[str, int]) -> list[int
     ``runs`` are the run rows app.runs.record reports as newly failed; the alert names the step
     that failed and its error, and points at that step's execution.
     """
-    type_names = {type_id: name for name, type_id in type_ids.items()}
+    type_names: dict[int | None, str] = {type_id: name for name, type_id in type_ids.items()}
     values = []
     for run in runs:
         step_type = type_names.get(run.get("failed_task_type_id"))
@@ -238,6 +240,8 @@ def notify(alert_id: int) -> dict[str, Any]:
     if not claim(alert_id):
         return {"alert": alert_id, "sent": [], "errors": [], "skipped": "notified or claimed"}
     alert = db.session.get(Alert, alert_id)
+    if alert is None:  # deleted between the check above and the claim
+        return {"alert": alert_id, "sent": [], "errors": ["alert no longer exists"]}
     config = current_app.config
     body, sent, errors = payload(alert), [], []
     notifiers = (
