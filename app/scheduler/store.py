@@ -180,7 +180,7 @@ class Store:
         return {i: None if s is None else int(s) for i, s in zip(ids, scores, strict=True)}
 
     def claimed(self, schedule_id: int) -> int | None:
-        value = self.client.hget(self.key("claimed"), schedule_id)
+        value = self.client.hget(self.key("claimed"), str(schedule_id))
         return None if value is None else int(value)
 
     def due_now(self, now_ms: int, limit: int) -> list[tuple[int, int]]:
