@@ -54,11 +54,11 @@ def judge(
     for name, (failed, finished) in sorted(counts.items(), key=lambda item: item[0] or ""):
         if not finished:
             continue
-        entry = {"task_type": name, "failed": failed, "finished": finished}
-        entry["rate"] = failed / finished
+        rate = failed / finished
+        entry = {"task_type": name, "failed": failed, "finished": finished, "rate": rate}
         if finished < minimum:
             judged["too_few"].append(entry)
-        elif entry["rate"] > threshold:
+        elif rate > threshold:
             judged["warnings"].append(entry)
     return judged
 
