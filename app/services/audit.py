@@ -49,7 +49,7 @@ def record_audit(
 
 def audit_query(
     action: str | None = None, username: str | None = None, before_id: int | None = None
-) -> Select[tuple[AuditEntry]]:
+) -> Select[AuditEntry]:
     """Entries newest first, filtered; ``before_id`` is the keyset cursor of the next page."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc())
     if action:

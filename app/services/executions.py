@@ -84,7 +84,7 @@ def _prefix_range(prefix: str) -> tuple[str, str] | None:
     return core, core[:-1] + successor
 
 
-def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
+def filtered(args: dict[str, Any]) -> Select[TaskExecution]:
     """The executions matching the list filters, unordered.
 
     Keys: status (list), task_type (name), task_name, queue, source, variable (ids), task_id

@@ -28,7 +28,7 @@ NEWEST_FIRST = (PipelineRun.created_at.desc(), PipelineRun.id.desc())
 OLDEST_FIRST = (PipelineRun.created_at.asc(), PipelineRun.id.asc())
 
 
-def filtered(args: dict[str, Any]) -> Select[tuple[PipelineRun]]:
+def filtered(args: dict[str, Any]) -> Select[PipelineRun]:
     """Runs matching the list filters: schedule (id), status (list), task_name (the root's),
     created_from (inclusive) / created_to (exclusive)."""
     query = select(PipelineRun)

@@ -54,7 +54,7 @@ def get_user(username: str) -> User:
     return user
 
 
-def users_query() -> Select[tuple[User]]:
+def users_query() -> Select[User]:
     return select(User).order_by(User.username)
 
 
