@@ -16,7 +16,7 @@ SYSTEM_ACTOR = "system"
 
 def _current_actor() -> User | None:
     if has_request_context() and current_user.is_authenticated:
-        return current_user._get_current_object()  # type: ignore[attr-defined]
+        return current_user._get_current_object()
     return None
 
 

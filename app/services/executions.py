@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, literal, select, tuple_
+from sqlalchemy import Row, Select, literal, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.interfaces import ORMOption
 
 from app.bounds import MAX_BIGINT as MAX_ID
@@ -113,14 +114,15 @@ def filtered(args: dict[str, Any]) -> Select[TaskExecution]:
         bounds = _prefix_range(prefix)
         if bounds:
             query = query.where(column.task_id >= bounds[0], column.task_id < bounds[1])
-    for name, attribute, newer in (
+    moments: tuple[tuple[str, InstrumentedAttribute[datetime | None], bool], ...] = (
         ("created_from", column.created_at, True),
         ("created_to", column.created_at, False),
         ("started_from", column.started_at, True),
         ("started_to", column.started_at, False),
-    ):
+    )
+    for name, moment, newer in moments:
         if args.get(name) is not None:
-            query = query.where(attribute >= args[name] if newer else attribute < args[name])
+            query = query.where(moment >= args[name] if newer else moment < args[name])
     return query
 
 
@@ -163,7 +165,9 @@ def page(args: dict[str, Any], options: Sequence[ORMOption] = ()) -> dict[str, A
     }
 
 
-def batches(args: dict[str, Any], columns: Sequence[Any], size: int = 2000) -> Iterator[list[Any]]:
+def batches(
+    args: dict[str, Any], columns: Sequence[Any], size: int = 2000
+) -> Iterator[Sequence[Row[Any]]]:
     """Every matching row as tuples of ``columns``, newest first, ``size`` rows per query.
 
     Each batch is its own keyset query, so memory stays flat however many rows match; the last

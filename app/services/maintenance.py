@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, text
 
+from app.database import rowcount
 from app.extensions import db
 from app.models import Alert
 from app.models.types import utcnow
@@ -21,7 +22,7 @@ from app.models.types import utcnow
 def prune_alerts(max_age_days: int) -> int:
     """Delete alerts older than ``max_age_days``; returns how many. The caller commits."""
     cutoff = utcnow() - timedelta(days=max_age_days)
-    return db.session.execute(delete(Alert).where(Alert.created_at < cutoff)).rowcount or 0
+    return rowcount(db.session.execute(delete(Alert).where(Alert.created_at < cutoff)))
 
 
 def rotate_logs(directory: Path, max_bytes: int, backups: int) -> dict[str, Any]:

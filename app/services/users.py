@@ -116,7 +116,9 @@ def authenticate(username: str, password: str) -> User | None:
 
 
 def count_admins() -> int:
-    return db.session.scalar(select(func.count()).where(User.role == Role.ADMIN, User.is_active))
+    return (
+        db.session.scalar(select(func.count()).where(User.role == Role.ADMIN, User.is_active)) or 0
+    )
 
 
 def ensure_admin(password: str | None) -> tuple[User, str | None] | None:
