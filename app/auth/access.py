@@ -61,7 +61,7 @@ def requires(role: Role, *, write: Role | None = None) -> Callable[[F], F]:
     rule = access_rule(role, write=write)
 
     def decorate(view: F) -> F:
-        view.access_rule = rule  # type: ignore[attr-defined]
+        view.access_rule = rule  # type: ignore[attr-defined]  # the view carries its rule
         return view
 
     return decorate
@@ -75,7 +75,7 @@ def may_operate() -> bool:
 
 def public(view: F) -> F:
     """Declare a view open to anonymous callers (the login page)."""
-    view.access_rule = PUBLIC  # type: ignore[attr-defined]
+    view.access_rule = PUBLIC  # type: ignore[attr-defined]  # the view carries its rule
     return view
 
 

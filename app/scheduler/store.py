@@ -363,6 +363,7 @@ def _arg(value: int | None) -> str | int:
 
 def get_store(app: Flask | None = None) -> Store:
     """The app's store, created on first use (no Redis connection at import time)."""
+    # current_app is typed Flask, not the proxy it is
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     store = app.extensions.get("scheduler_store")
     if store is None:

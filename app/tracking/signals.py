@@ -82,7 +82,7 @@ def activate(tracker: Tracker) -> None:
     if not getattr(activate, "connected", False):
         for signal, handler in HANDLERS:
             signal.connect(handler, weak=False)
-        activate.connected = True  # type: ignore[attr-defined]
+        activate.connected = True  # type: ignore[attr-defined]  # remembered on the function
 
 
 def active() -> Tracker | None:
