@@ -11,7 +11,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask_babel import lazy_gettext as _l
@@ -120,7 +120,7 @@ def valid_zone(name: Any) -> bool:
     return isinstance(name, str) and name in renderable_zones()
 
 
-def whole_number(value: Any, low: int, high: int) -> bool:
+def whole_number(value: Any, low: int, high: int) -> TypeGuard[int]:
     """Whether ``value`` is an int (not a bool) from ``low`` to ``high``."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from app.extensions import db
@@ -29,6 +29,12 @@ def dialect_insert(table: Table) -> Any:
     """An INSERT of the session's dialect, which has ``on_conflict_do_*`` on both databases."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run by ``db.session.execute`` matched. Its result is a
+    CursorResult, which SQLAlchemy 2.1's hints do not say (they type it as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 OUTAGE_TEXTS = ("could not connect", "not accepting connections", "connection refused")

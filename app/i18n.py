@@ -30,7 +30,7 @@ def select_timezone() -> str:
     default = current_app.config["DISPLAY_TIMEZONE"]
     chosen = session.get("timezone") if has_request_context() else None
     for name in (chosen, default):
-        if valid_zone(name):
+        if isinstance(name, str) and valid_zone(name):
             return name
     return "UTC"
 

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 import click
@@ -54,9 +55,9 @@ def engine_processes(host: str, port: int, concurrency: int) -> list[Process]:
     ]  # fmt: skip
 
 
-def _pipe_output(name: str, stream: object) -> None:
+def _pipe_output(name: str, stream: IO[str]) -> None:
     width = 7
-    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+    for line in iter(stream.readline, ""):
         sys.stdout.write(f"{name:<{width}}| {line}")
         sys.stdout.flush()
 

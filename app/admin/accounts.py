@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect, render_template, url_for
+from flask import redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.admin import bp

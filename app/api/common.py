@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import marshmallow as ma
 from flask_babel import lazy_gettext as _l
-from flask_smorest import abort
+from flask_smorest import abort as smorest_abort
 
 from app.auth.access import requires
 from app.bounds import ASCII_DIGITS, MAX_INT, OUT_OF_RANGE, OutOfRange, utc_moment
@@ -16,6 +17,9 @@ from app.models import Role
 # The cursors and the bulk helper live in the services the pages share; re-exported here.
 from app.services.bulk import answer_each  # noqa: F401
 from app.services.executions import MAX_ID, decode_cursor, encode_cursor  # noqa: F401
+
+# flask_smorest ships no type hints; its abort always raises an HTTPException.
+abort: Callable[..., NoReturn] = smorest_abort
 
 MAX_PAGE_SIZE = 500
 # MethodView resources: reads need a viewer, writes (POST/PUT/PATCH/DELETE) an operator.
@@ -70,7 +74,9 @@ class QueryInt(ma.fields.Integer):
 class ErrorDetailSchema(ma.Schema):
     code = ma.fields.String(required=True)
     message = ma.fields.String(required=True)
-    fields = ma.fields.Dict(
+    # Schema.fields (the declared fields) is replaced per instance; the class attribute named
+    # "fields" is only marshmallow's declaration of this field.
+    fields = ma.fields.Dict(  # type: ignore[assignment]
         keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()), required=True
     )
 

@@ -9,9 +9,9 @@ import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
-from app.api.common import VIEWER_RULE, BulkIdsSchema, BulkResultSchema
+from app.api.common import VIEWER_RULE, BulkIdsSchema, BulkResultSchema, abort
 from app.api.schemas import (
     AcceptedExecutionSchema,
     CancelSchema,
@@ -115,6 +115,8 @@ def bulk_retry(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, BulkResultSchema)
 def bulk_cancel(body: dict[str, Any]) -> dict[str, Any]:
     """Cancel several executions; the answer says what happened to each id."""
-    return answer_each(
-        body["task_ids"], lambda t: execution_actions.cancel(t) and None, 202, "accepted"
-    )
+
+    def cancel(task_id: Any) -> None:
+        execution_actions.cancel(task_id)
+
+    return answer_each(body["task_ids"], cancel, 202, "accepted")

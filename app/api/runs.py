@@ -47,6 +47,7 @@ class Run(MethodView):
     def get(self, run_id: int) -> Any:
         """One run with its steps in order (planned steps that never ran included)."""
         found = runs.detail(run_id)
+        # not a column: attached for the response schema only
         found.run.steps_in_order = found.steps  # type: ignore[attr-defined]
         return found.run
 

@@ -211,6 +211,7 @@ class Schedules(MethodView):
         lasts = last_runs([s.id for s in items])
         watched = assessments(items)
         for schedule in items:
+            # not columns: attached for the response only
             schedule.last_run = lasts.get(schedule.id)  # type: ignore[attr-defined]
             schedule.watch = watched[schedule.id].assessment  # type: ignore[attr-defined]
         return {"items": items}

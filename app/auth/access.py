@@ -49,14 +49,19 @@ class AccessRule:
 PUBLIC = AccessRule(read=None, write=None)
 
 
-def requires(role: Role, *, write: Role | None = None) -> Callable[[F], F]:
-    """Declare the least ``role`` of a view; writes need ``write``, by default at least operator."""
+def access_rule(role: Role, *, write: Role | None = None) -> AccessRule:
+    """Reads need ``role``; writes need ``write``, by default at least operator."""
     if write is None:
         write = role if role.allows(Role.OPERATOR) else Role.OPERATOR
-    rule = AccessRule(read=role, write=write)
+    return AccessRule(read=role, write=write)
+
+
+def requires(role: Role, *, write: Role | None = None) -> Callable[[F], F]:
+    """Declare the least ``role`` of a view; writes need ``write``, by default at least operator."""
+    rule = access_rule(role, write=write)
 
     def decorate(view: F) -> F:
-        view.access_rule = rule  # type: ignore[attr-defined]
+        view.access_rule = rule  # type: ignore[attr-defined]  # the view carries its rule
         return view
 
     return decorate
@@ -70,7 +75,7 @@ def may_operate() -> bool:
 
 def public(view: F) -> F:
     """Declare a view open to anonymous callers (the login page)."""
-    view.access_rule = PUBLIC  # type: ignore[attr-defined]
+    view.access_rule = PUBLIC  # type: ignore[attr-defined]  # the view carries its rule
     return view
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from app.auth.access import current_decision
 from app.auth.identity import authenticated_by_token, bearer_token, forget_previous_caller

@@ -8,7 +8,6 @@ import kombu.exceptions
 import redis
 from flask import (
     Flask,
-    Response,
     jsonify,
     make_response,
     redirect,
@@ -20,6 +19,7 @@ from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
 
 from app.auth.access import is_api_request
 from app.auth.redirects import safe_next

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.auth.access import public, requires

@@ -7,11 +7,14 @@ from datetime import date, datetime
 from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigIntPK, UTCDateTime, utcnow
 
+# DataPoint has a column named ``date``, which shadows the type inside its class body.
+Day = date
 
-class RawPayload(db.Model):
+
+class RawPayload(Model):
     """One HTTP fetch of a variable's endpoint, kept verbatim with its SHA-256 checksum."""
 
     __tablename__ = "raw_payloads"
@@ -31,7 +34,7 @@ class RawPayload(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class DataPoint(db.Model):
+class DataPoint(Model):
     """A normalized observation: a value of a variable for a location (country) on a date."""
 
     __tablename__ = "data_points"
@@ -50,8 +53,8 @@ class DataPoint(db.Model):
     external_id: Mapped[str] = mapped_column(String(64))
     location_name: Mapped[str] = mapped_column(String(200))
     iso3: Mapped[str] = mapped_column(String(3))
-    date: Mapped[date] = mapped_column(Date)
-    month: Mapped[date] = mapped_column(Date)  # first day of ``date``'s month, for aggregation
+    date: Mapped[Day] = mapped_column(Date)
+    month: Mapped[Day] = mapped_column(Date)  # first day of ``date``'s month, for aggregation
     value: Mapped[float] = mapped_column(Float)
     # Set by location matching: the gazetteer's ISO3 for ``location_name`` (None: unmatched yet).
     matched_iso3: Mapped[str | None] = mapped_column(String(3))
@@ -59,7 +62,7 @@ class DataPoint(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class CountryMonthTotal(db.Model):
+class CountryMonthTotal(Model):
     """Derived statistic: the sum and count of a variable's data points per country and month."""
 
     __tablename__ = "country_month_totals"

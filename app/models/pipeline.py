@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.translated import TranslatedDescription
 from app.models.types import UTCDateTime, utcnow
 from app.models.validation import validate_identifier
 
 
-class Source(TranslatedDescription, db.Model):
+class Source(TranslatedDescription, Model):
     """An external data provider (IDMC, a hazard feed, ...)."""
 
     __tablename__ = "sources"
@@ -37,7 +37,7 @@ class Source(TranslatedDescription, db.Model):
         return f"<Source {self.code}>"
 
 
-class Variable(TranslatedDescription, db.Model):
+class Variable(TranslatedDescription, Model):
     """A measured quantity of a source (new displacements, stock of IDPs, ...)."""
 
     __tablename__ = "variables"

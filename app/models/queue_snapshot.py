@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigIntPK, UTCDateTime, utcnow
 
 
-class QueueSnapshot(db.Model):
+class QueueSnapshot(Model):
     """One queue's depth and latency (age of its oldest message) at ``taken_at``.
 
     Written every five minutes by ``task_monitoring.tasks.snapshot_queues``, which also prunes

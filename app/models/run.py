@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigIntPK, UTCDateTime, utcnow
 
 
@@ -55,7 +55,7 @@ def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
-class PipelineRun(db.Model):
+class PipelineRun(Model):
     """One run: its status and step counts, and where it failed."""
 
     __tablename__ = "pipeline_runs"
@@ -113,7 +113,7 @@ class PipelineRun(db.Model):
         return f"<PipelineRun {self.root_task_id} {self.status}>"
 
 
-class RunStep(db.Model):
+class RunStep(Model):
     """An execution of a run, or one it plans to send (no execution yet)."""
 
     __tablename__ = "pipeline_run_steps"

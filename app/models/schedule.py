@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.translated import TranslatedDescription
 from app.models.types import BigIntPK, UTCDateTime, utcnow
 
@@ -66,7 +66,7 @@ def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
-class ScheduledTask(TranslatedDescription, db.Model):
+class ScheduledTask(TranslatedDescription, Model):
     """A periodic, interval or one-time task definition (django-celery-beat's PeriodicTask)."""
 
     __tablename__ = "scheduled_tasks"
@@ -134,7 +134,7 @@ class ScheduledTask(TranslatedDescription, db.Model):
         return f"<ScheduledTask {self.name} {self.kind}>"
 
 
-class ScheduleRun(db.Model):
+class ScheduleRun(Model):
     """One occurrence of a schedule: sent (scheduled, manual, catch-up) or missed."""
 
     __tablename__ = "schedule_runs"

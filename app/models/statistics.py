@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigIntPK, UTCDateTime, utcnow
 
 # Upper bounds (seconds) of the duration histogram buckets, from 5 ms to 4 h (tasks run from
@@ -29,7 +29,7 @@ DURATION_BOUNDS = (
 HISTOGRAM_COLUMNS = tuple(f"le_{i:02d}" for i in range(len(DURATION_BOUNDS) + 1))
 
 
-class ExecutionHourly(db.Model):
+class ExecutionHourly(Model):
     """Executions of one task (type and name) that became final in one UTC hour.
 
     Kept current by the recorder (app.tracking.apply) in the transaction that stores the final
@@ -75,7 +75,7 @@ class ExecutionHourly(db.Model):
         return f"<ExecutionHourly {self.hour} {self.task_name}>"
 
 
-class DailyTaskStatistic(db.Model):
+class DailyTaskStatistic(Model):
     """Executions created on ``day`` (UTC) of one task type and name: counts and resource use."""
 
     __tablename__ = "daily_task_statistics"

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.errors import Conflict, InvalidInput
-from app.extensions import db
+from app.extensions import Model, db
 from app.models.pipeline import Source, Variable
 from app.models.task_type import TaskType
 from app.models.types import BigIntPK, UTCDateTime, utcnow
@@ -60,7 +60,7 @@ status_type = Enum(
 )
 
 
-class TaskExecution(db.Model):
+class TaskExecution(Model):
     __tablename__ = "task_executions"
     __table_args__ = (
         CheckConstraint(

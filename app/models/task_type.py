@@ -11,13 +11,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.errors import Conflict
-from app.extensions import db
+from app.extensions import Model
 from app.models.translated import TranslatedDescription
 from app.models.types import UTCDateTime, utcnow
 from app.models.validation import validate_identifier
 
 
-class TaskType(TranslatedDescription, db.Model):
+class TaskType(TranslatedDescription, Model):
     __tablename__ = "task_types"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigIntPK, UTCDateTime, utcnow
 
 
-class DeadLetter(db.Model):
+class DeadLetter(Model):
     """The full message of a task whose retries are exhausted, kept until requeued or discarded.
 
     Redis drops rejected messages (dead-letter exchanges are RabbitMQ's), so the morgue lives in
@@ -54,7 +54,7 @@ def _shown(value: Any) -> Any:
     return None if value is None else redacted_copy(value)
 
 
-class Alert(db.Model):
+class Alert(Model):
     """An escalation: a critical task failed, or a task was dead-lettered.
 
     ``notified_at`` stays NULL until a notifier accepted it: such rows are the outbox.

@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class ScheduleWatch(db.Model):
+class ScheduleWatch(Model):
     __tablename__ = "schedule_watch"
 
     schedule_id: Mapped[int] = mapped_column(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from flask import current_app
@@ -15,6 +15,9 @@ from app.models import TaskExecution, TaskStatus, TaskType
 from app.models.types import utcnow
 from app.monitoring.queues import queue_depths
 from app.tracking.alerts import raise_alert
+
+# A task type name, or None for executions without a type.
+Name = TypeVar("Name", str, str | None)
 
 
 def type_failure_rates(window_hours: int) -> dict[str, dict[str, Any]]:
@@ -42,7 +45,7 @@ def type_failure_rates(window_hours: int) -> dict[str, dict[str, Any]]:
 
 
 def judge(
-    counts: Mapping[str | None, tuple[int, int]], threshold: float, minimum: int
+    counts: Mapping[Name, tuple[int, int]], threshold: float, minimum: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Task types (name -> (failed, finished)) split into ``warnings``: failing more than
     ``threshold`` of at least ``minimum`` executions, and ``too_few``: finished executions but
@@ -54,11 +57,11 @@ def judge(
     for name, (failed, finished) in sorted(counts.items(), key=lambda item: item[0] or ""):
         if not finished:
             continue
-        entry = {"task_type": name, "failed": failed, "finished": finished}
-        entry["rate"] = failed / finished
+        rate = failed / finished
+        entry = {"task_type": name, "failed": failed, "finished": finished, "rate": rate}
         if finished < minimum:
             judged["too_few"].append(entry)
-        elif entry["rate"] > threshold:
+        elif rate > threshold:
             judged["warnings"].append(entry)
     return judged
 

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from sqlalchemy import Integer, cast, delete, func, select
 
+from app.database import rowcount
 from app.extensions import db
 from app.models import QueueSnapshot
 from app.models.types import utcnow
@@ -44,8 +45,9 @@ def take_snapshots(client: redis.Redis, now: datetime | None = None) -> list[Que
 
 def prune_snapshots(before: datetime) -> int:
     """Delete snapshots taken before ``before``; returns how many. Caller commits."""
-    result = db.session.execute(delete(QueueSnapshot).where(QueueSnapshot.taken_at < before))
-    return int(result.rowcount or 0)
+    return rowcount(
+        db.session.execute(delete(QueueSnapshot).where(QueueSnapshot.taken_at < before))
+    )
 
 
 def _epoch_hour() -> Any:

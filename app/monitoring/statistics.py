@@ -23,7 +23,9 @@ def roll_up(day: date | None = None) -> dict[str, Any]:
     running it twice gives the same rows. The caller commits."""
     day = day or (utcnow() - timedelta(days=1)).date()
     start = datetime.combine(day, time.min, tzinfo=UTC)
-    types = dict(db.session.execute(select(TaskType.id, TaskType.name)).all())
+    types: dict[int | None, str] = dict(
+        db.session.execute(select(TaskType.id, TaskType.name)).all()
+    )
     groups: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"counts": defaultdict(int), "durations": [], "cpu": [], "memory": []}
     )

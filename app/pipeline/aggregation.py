@@ -44,5 +44,7 @@ def country_month_totals(variable_id: int | None = None) -> dict[str, Any]:
             )
         )
         # Counted, not taken from rowcount, which drivers do not all report for INSERT ... SELECT.
-        rows += db.session.scalar(select(func.count()).where(CountryMonthTotal.variable_id == vid))
+        rows += (
+            db.session.scalar(select(func.count()).where(CountryMonthTotal.variable_id == vid)) or 0
+        )
     return {"variables": variable_ids, "rows": rows}

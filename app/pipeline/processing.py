@@ -78,7 +78,7 @@ def normalize(record: Any) -> tuple[dict[str, Any] | None, list[str]]:
             raise ValueError
     except (TypeError, ValueError):
         errors.append(f"invalid value {raw_value!r}")
-    if errors:
+    if errors or day is None:  # day is None only with an error listed
         return None, errors
     external = record.get("id")
     if external in (None, ""):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, select, update
 
 from app.database import dialect_insert
 from app.extensions import db
@@ -266,7 +266,7 @@ def _insert_steps(new_steps: dict[int, list[_NewStep]]) -> None:
     table = RunStep.__table__
     statement = dialect_insert(table)
     excluded = statement.excluded
-    fill = {
+    fill: dict[str, ColumnElement[Any]] = {
         name: func.coalesce(table.c[name], excluded[name])
         for name in (
             "task_name",
@@ -344,8 +344,13 @@ def _summarize_runs(run_ids: list[int]) -> list[dict[str, Any]]:
             run = runs[run_id]
             values, summary = _run_values(run, steps[run_id])
             updates.append(values)
-            if summary.status == RunStatus.FAILURE and run.status != RunStatus.FAILURE:
-                failing = next(s for s in steps[run_id] if s.task_id == summary.failed_step.task_id)
+            failed_step = summary.failed_step  # set whenever the status is failure
+            if (
+                summary.status == RunStatus.FAILURE
+                and run.status != RunStatus.FAILURE
+                and failed_step is not None
+            ):
+                failing = next(s for s in steps[run_id] if s.task_id == failed_step.task_id)
                 failed.append(
                     {
                         **values,

@@ -99,32 +99,32 @@ def resume_plan(run: PipelineRun, celery: Celery) -> Plan:
         failed = executions.get(start)
         if failed is None:
             raise Conflict(_("The failed step of this run is not recorded; it cannot be resumed."))
-        _check_replayable(failed.task_name, failed.args, failed.kwargs, failed.replayable)
+        name = _check_replayable(failed.task_name, failed.args, failed.kwargs, failed.replayable)
         plan.signatures.append(
-            _signature(
-                celery, failed.task_name, failed.args, failed.kwargs, True, start, failed.queue
-            )
+            _signature(celery, name, failed.args, failed.kwargs, True, start, failed.queue)
         )
     else:
         step = by_id[start]
-        _check_replayable(step.task_name, step.planned_args, step.planned_kwargs, step.replayable)
+        name = _check_replayable(
+            step.task_name, step.planned_args, step.planned_kwargs, step.replayable
+        )
         args = list(step.planned_args or ())
         if not step.immutable:
             args = [_previous_result(step, by_id, executions), *args]
-        plan.signatures.append(
-            _signature(celery, step.task_name, args, step.planned_kwargs, True, start)
-        )
+        plan.signatures.append(_signature(celery, name, args, step.planned_kwargs, True, start))
     following = {s.after_task_id: s for s in steps if states.get(s.task_id) == NOT_RUN}
     current = start
     while current in following:
         step = following.pop(current)
         if step.task_id == start:
             break
-        _check_replayable(step.task_name, step.planned_args, step.planned_kwargs, step.replayable)
+        name = _check_replayable(
+            step.task_name, step.planned_args, step.planned_kwargs, step.replayable
+        )
         plan.signatures.append(
             _signature(
                 celery,
-                step.task_name,
+                name,
                 step.planned_args,
                 step.planned_kwargs,
                 bool(step.immutable),
@@ -163,11 +163,11 @@ def again_plan(run: PipelineRun, celery: Celery) -> Plan:
     root = executions.get(run.root_task_id)
     if root is None:
         raise Conflict(_("The first step of this run is not recorded; it cannot be sent again."))
-    _check_replayable(root.task_name, root.args, root.kwargs, root.replayable)
+    name = _check_replayable(root.task_name, root.args, root.kwargs, root.replayable)
     plan = Plan()
     headers = {"ewas_run_kind": "manual"}
     plan.signatures.append(
-        _signature(celery, root.task_name, root.args, root.kwargs, True, None, root.queue, headers)
+        _signature(celery, name, root.args, root.kwargs, True, None, root.queue, headers)
     )
     following = {
         s.after_task_id: s for s in steps if s.origin == StepOrigin.CHAIN and not s.replaces_task_id
@@ -175,11 +175,13 @@ def again_plan(run: PipelineRun, celery: Celery) -> Plan:
     current = root.task_id
     while current in following:
         step = following.pop(current)
-        _check_replayable(step.task_name, step.planned_args, step.planned_kwargs, step.replayable)
+        name = _check_replayable(
+            step.task_name, step.planned_args, step.planned_kwargs, step.replayable
+        )
         plan.signatures.append(
             _signature(
                 celery,
-                step.task_name,
+                name,
                 step.planned_args,
                 step.planned_kwargs,
                 bool(step.immutable),
@@ -191,7 +193,8 @@ def again_plan(run: PipelineRun, celery: Celery) -> Plan:
     return plan
 
 
-def _check_replayable(name: str | None, args: Any, kwargs: Any, replayable: bool | None) -> None:
+def _check_replayable(name: str | None, args: Any, kwargs: Any, replayable: bool | None) -> str:
+    """The step's task name, once it is known that the step can be sent again as recorded."""
     if not name or args is None or kwargs is None:
         raise Conflict(
             _(
@@ -207,6 +210,7 @@ def _check_replayable(name: str | None, args: Any, kwargs: Any, replayable: bool
                 name=name,
             )
         )
+    return name
 
 
 def _signature(

@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from app.bounds import OutOfRange, utc_moment
+from app.database import rowcount
 from app.errors import InvalidInput
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
@@ -212,7 +213,7 @@ def take_pending(schedule_id: int, task_id: str) -> ScheduleRun | None:
         .values(sent_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount != 1:
+    if rowcount(taken) != 1:
         return None
     return db.session.scalar(
         select(ScheduleRun).where(

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
+from app.database import rowcount
 from app.extensions import db
 from app.models import RunKind, ScheduledTask, ScheduleRun
 from app.models.types import utcnow
@@ -108,5 +109,4 @@ def record(outcomes: list[Outcome]) -> int:
 def prune(retention_days: int, now: datetime | None = None) -> int:
     """Delete run rows older than the retention; returns how many. The caller commits."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    result = db.session.execute(delete(ScheduleRun).where(ScheduleRun.created_at < cutoff))
-    return result.rowcount or 0
+    return rowcount(db.session.execute(delete(ScheduleRun).where(ScheduleRun.created_at < cutoff)))

@@ -8,6 +8,7 @@ and Redis never holds a schedule the database rolled back.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -147,7 +148,7 @@ def _prepare_write_through(session: Session) -> None:
     if not pending:
         return
     last = last_occurrences([sid for sid, r in pending.items() if r is not None])
-    ready = []
+    ready: list[tuple[int, dict[str, Any] | None, datetime | None, datetime | None, bool]] = []
     for schedule_id, retimed in pending.items():
         schedule = session.get(ScheduledTask, schedule_id) if retimed is not None else None
         if schedule is None or not schedule.enabled:

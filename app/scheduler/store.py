@@ -180,7 +180,7 @@ class Store:
         return {i: None if s is None else int(s) for i, s in zip(ids, scores, strict=True)}
 
     def claimed(self, schedule_id: int) -> int | None:
-        value = self.client.hget(self.key("claimed"), schedule_id)
+        value = self.client.hget(self.key("claimed"), str(schedule_id))
         return None if value is None else int(value)
 
     def due_now(self, now_ms: int, limit: int) -> list[tuple[int, int]]:
@@ -363,6 +363,7 @@ def _arg(value: int | None) -> str | int:
 
 def get_store(app: Flask | None = None) -> Store:
     """The app's store, created on first use (no Redis connection at import time)."""
+    # current_app is typed Flask, not the proxy it is
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     store = app.extensions.get("scheduler_store")
     if store is None:

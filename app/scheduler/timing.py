@@ -125,8 +125,8 @@ def next_crontab(
     # Fast path: the next wall-clock match, when no UTC offset change lies between (the usual
     # case); otherwise scan a window wide enough for any transition.
     try:
-        wall = croniter(expression, local_after.replace(tzinfo=UTC), hash_id=hash_id.encode())
-        candidate = wall.get_next(datetime).replace(tzinfo=None)
+        matcher = croniter(expression, local_after.replace(tzinfo=UTC), hash_id=hash_id.encode())
+        candidate = matcher.get_next(datetime).replace(tzinfo=None)
     except CroniterBadDateError:
         return None
     found = instants(candidate, tz, every_hour)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from datetime import datetime
 from typing import Any
@@ -114,7 +115,7 @@ def aware(value: Any, field: str) -> datetime | None:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def choice(value: Any, enum_cls: type, field: str) -> Any:
+def choice(value: Any, enum_cls: type[enum.Enum], field: str) -> Any:
     try:
         return enum_cls(value)
     except ValueError:

@@ -17,7 +17,7 @@ STATES = ("open", "acknowledged", "all")
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
-def alerts_query(state: str = "open", severity: str | None = None) -> Select[tuple[Alert]]:
+def alerts_query(state: str = "open", severity: str | None = None) -> Select[Alert]:
     """Alerts newest first, by state (open, acknowledged, all) and severity."""
     query = select(Alert).order_by(Alert.id.desc())
     if state == "open":

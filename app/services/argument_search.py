@@ -84,7 +84,8 @@ def _scalars(text: str) -> tuple[Any, ...]:
 
 
 def _term(word: str) -> Term:
-    key, sep, value = word.partition("=")
+    name, sep, value = word.partition("=")
+    key: str | None = name
     if not sep:
         key, value = None, word
     elif not key:

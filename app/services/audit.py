@@ -16,7 +16,7 @@ SYSTEM_ACTOR = "system"
 
 def _current_actor() -> User | None:
     if has_request_context() and current_user.is_authenticated:
-        return current_user._get_current_object()  # type: ignore[attr-defined]
+        return current_user._get_current_object()
     return None
 
 
@@ -49,7 +49,7 @@ def record_audit(
 
 def audit_query(
     action: str | None = None, username: str | None = None, before_id: int | None = None
-) -> Select[tuple[AuditEntry]]:
+) -> Select[AuditEntry]:
     """Entries newest first, filtered; ``before_id`` is the keyset cursor of the next page."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc())
     if action:

@@ -27,7 +27,7 @@ def letters_query(
     task_name: str | None = None,
     search: str | None = None,
     ids: Iterable[int] | None = None,
-) -> Select[tuple[DeadLetter]]:
+) -> Select[DeadLetter]:
     """Dead letters newest first: by state, exact task name, and a substring of the error or the
     task name (the store is capped, DEAD_LETTER_MAX, so a substring scan stays cheap)."""
     query = select(DeadLetter).order_by(DeadLetter.id.desc())
@@ -51,7 +51,7 @@ def letters_query(
     return query
 
 
-def count_up_to(query: Select[tuple[DeadLetter]], limit: int) -> int:
+def count_up_to(query: Select[DeadLetter], limit: int) -> int:
     """How many rows ``query`` matches, counting no further than ``limit``."""
     bounded = query.with_only_columns(DeadLetter.id).order_by(None).limit(limit).subquery()
     return db.session.scalar(select(func.count()).select_from(bounded)) or 0
@@ -106,7 +106,7 @@ def apply_each(ids: Iterable[int], action: Callable[[int], str | None]) -> Itera
 
 
 def open_ids_in_batches(
-    query: Select[tuple[DeadLetter]], limit: int, batch_size: int = 100
+    query: Select[DeadLetter], limit: int, batch_size: int = 100
 ) -> Iterator[list[int]]:
     """The ids of the open letters ``query`` matches, newest first, ``batch_size`` at a time and
     at most ``limit`` in all (keyset on id, so letters handled meanwhile are simply skipped)."""

@@ -72,7 +72,7 @@ def _durations(task_name: str, start: datetime, counted: int) -> Durations | Non
             H.task_type.in_(types), H.hour >= start
         )
     )
-    if type_total > exact_limit():  # the (type, completed_at) index would read them all
+    if (type_total or 0) > exact_limit():  # the (type, completed_at) index would read them all
         return None
     ids = list(db.session.scalars(select(TaskType.id).where(TaskType.name.in_(types))))
     E = TaskExecution
@@ -83,8 +83,10 @@ def _durations(task_name: str, start: datetime, counted: int) -> Durations | Non
         E.status.in_(COUNTED),
         E.started_at.is_not(None),
     )
-    found = []
+    found: list[tuple[datetime, float]] = []
     for started, completed in db.session.execute(query):
+        if started is None or completed is None:  # excluded by the query; for the type checker
+            continue
         completed = completed if completed.tzinfo else completed.replace(tzinfo=UTC)
         started = started if started.tzinfo else started.replace(tzinfo=UTC)
         found.append((completed, max((completed - started).total_seconds(), 0.0)))

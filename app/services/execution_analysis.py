@@ -74,15 +74,16 @@ def analyze(task_ids: Sequence[str]) -> Analysis:
         for row in rows
         if row.started_at is not None and row.completed_at is not None
     )
+    p95 = nearest_rank(seconds, 0.95, ordered=True)  # None only when seconds is empty
     durations = (
         Durations(
             count=len(seconds),
             minimum=seconds[0],
             average=sum(seconds) / len(seconds),
-            p95=nearest_rank(seconds, 0.95, ordered=True),
+            p95=p95,
             maximum=seconds[-1],
         )
-        if seconds
+        if seconds and p95 is not None
         else None
     )
     return Analysis(

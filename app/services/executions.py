@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, literal, select, tuple_
+from sqlalchemy import Row, Select, literal, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.interfaces import ORMOption
 
 from app.bounds import MAX_BIGINT as MAX_ID
@@ -85,7 +86,7 @@ def _prefix_range(prefix: str) -> tuple[str, str] | None:
     return core, core[:-1] + successor
 
 
-def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
+def filtered(args: dict[str, Any]) -> Select[TaskExecution]:
     """The executions matching the list filters, unordered.
 
     Keys: status (list), task_type (name), task_name, queue, source, variable (ids), task_id
@@ -114,14 +115,15 @@ def filtered(args: dict[str, Any]) -> Select[tuple[TaskExecution]]:
         bounds = _prefix_range(prefix)
         if bounds:
             query = query.where(column.task_id >= bounds[0], column.task_id < bounds[1])
-    for name, attribute, newer in (
+    moments: tuple[tuple[str, InstrumentedAttribute[datetime | None], bool], ...] = (
         ("created_from", column.created_at, True),
         ("created_to", column.created_at, False),
         ("started_from", column.started_at, True),
         ("started_to", column.started_at, False),
-    ):
+    )
+    for name, moment, newer in moments:
         if args.get(name) is not None:
-            query = query.where(attribute >= args[name] if newer else attribute < args[name])
+            query = query.where(moment >= args[name] if newer else moment < args[name])
     if args.get("arg"):
         query = query.where(argument_search.condition(args["arg"], db.engine.dialect.name))
     return query
@@ -170,14 +172,16 @@ def page(args: dict[str, Any], options: Sequence[ORMOption] = ()) -> dict[str, A
 
 def _ordered(
     args: dict[str, Any], keyset: tuple[datetime, int] | None, direction: str
-) -> Select[tuple[TaskExecution]]:
+) -> Select[TaskExecution]:
     query = filtered(args)
     if keyset is not None:
         query = _after(query, *keyset, newer=direction == "prev")
     return query.order_by(*(NEWEST_FIRST if direction == "next" else OLDEST_FIRST))
 
 
-def batches(args: dict[str, Any], columns: Sequence[Any], size: int = 2000) -> Iterator[list[Any]]:
+def batches(
+    args: dict[str, Any], columns: Sequence[Any], size: int = 2000
+) -> Iterator[Sequence[Row[Any]]]:
     """Every matching row as tuples of ``columns``, newest first, ``size`` rows per query.
 
     Each batch is its own keyset query, so memory stays flat however many rows match; the last

@@ -28,7 +28,7 @@ NEWEST_FIRST = (PipelineRun.created_at.desc(), PipelineRun.id.desc())
 OLDEST_FIRST = (PipelineRun.created_at.asc(), PipelineRun.id.asc())
 
 
-def filtered(args: dict[str, Any]) -> Select[tuple[PipelineRun]]:
+def filtered(args: dict[str, Any]) -> Select[PipelineRun]:
     """Runs matching the list filters: schedule (id), status (list), task_name (the root's),
     created_from (inclusive) / created_to (exclusive)."""
     query = select(PipelineRun)
@@ -180,7 +180,7 @@ def latest_by_schedule(schedule_ids: list[int]) -> dict[int, PipelineRun]:
     )
     wanted = select(newest).where(ScheduledTask.id.in_(schedule_ids))
     runs = db.session.scalars(select(PipelineRun).where(PipelineRun.id.in_(wanted)))
-    return {run.schedule_id: run for run in runs}
+    return {run.schedule_id: run for run in runs if run.schedule_id is not None}
 
 
 def resume(run_id: int) -> list[str]:
@@ -214,7 +214,7 @@ def run_again(run_id: int) -> list[str]:
             details={"schedule_id": schedule.id, "task_id": sent.task_id, "error": sent.error},
         )
         db.session.commit()
-        if sent.error is not None:
+        if sent.error is not None or sent.task_id is None:  # run_now sets task_id on every run
             raise Unavailable(_("The run could not be sent: %(error)s", error=sent.error))
         return [sent.task_id]
     try:

@@ -32,7 +32,7 @@ MAX_WINDOW = 50_000  # rows a second ordered window may read
 ROW_COST, MATCH_COST = 4.0, 10.0  # microseconds: a row tested in order, a match from the index
 
 Keyset = tuple[datetime, int] | None
-Ordered = Callable[[dict[str, Any], Keyset, str], Select[tuple[TaskExecution]]]
+Ordered = Callable[[dict[str, Any], Keyset, str], Select[TaskExecution]]
 
 
 def _order(table: Any, direction: str) -> list[Any]:

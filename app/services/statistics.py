@@ -83,6 +83,8 @@ def durations(start: datetime, types: Collection[str] | None = None) -> dict[str
         )
     found: dict[str, Durations] = defaultdict(list)
     for type_id, started, completed in db.session.execute(query):
+        if started is None or completed is None:  # the query selects neither
+            continue
         completed = completed if completed.tzinfo else completed.replace(tzinfo=UTC)
         started = started if started.tzinfo else started.replace(tzinfo=UTC)
         seconds = max((completed - started).total_seconds(), 0.0)

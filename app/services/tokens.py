@@ -84,7 +84,7 @@ def revoke_token(token: ApiToken, actor: User | None = None) -> bool:
     return True
 
 
-def tokens_query(user: User | None = None) -> Select[tuple[ApiToken]]:
+def tokens_query(user: User | None = None) -> Select[ApiToken]:
     query = select(ApiToken).order_by(ApiToken.id)
     if user is not None:
         query = query.where(ApiToken.user_id == user.id)

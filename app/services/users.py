@@ -54,7 +54,7 @@ def get_user(username: str) -> User:
     return user
 
 
-def users_query() -> Select[tuple[User]]:
+def users_query() -> Select[User]:
     return select(User).order_by(User.username)
 
 
@@ -116,7 +116,9 @@ def authenticate(username: str, password: str) -> User | None:
 
 
 def count_admins() -> int:
-    return db.session.scalar(select(func.count()).where(User.role == Role.ADMIN, User.is_active))
+    return (
+        db.session.scalar(select(func.count()).where(User.role == Role.ADMIN, User.is_active)) or 0
+    )
 
 
 def ensure_admin(password: str | None) -> tuple[User, str | None] | None:

@@ -28,9 +28,8 @@ def process_raw(self: Any, raw_id: int | dict[str, Any]) -> dict[str, Any]:
 
     ``raw_id`` may also be the result of ``retrieve_source`` (the previous step of a chain).
     """
-    if isinstance(raw_id, dict):
-        raw_id = raw_id["raw_id"]
-    result = processing.process(int(raw_id))
+    raw = raw_id["raw_id"] if isinstance(raw_id, dict) else raw_id
+    result = processing.process(int(raw))
     create_task_execution(
         self.request.id,
         "processing",

@@ -25,6 +25,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import and_, delete, insert, or_, select, update
 
+from app.database import rowcount
 from app.extensions import db
 from app.models import Alert
 from app.models.types import utcnow
@@ -62,7 +63,7 @@ def raise_alert(kind: str, title: str, message: str, severity: str = "error") ->
 def prune(max_age_days: int) -> int:
     """Delete alerts older than ``max_age_days``; returns how many. The caller commits."""
     cutoff = utcnow() - timedelta(days=max_age_days)
-    return db.session.execute(delete(Alert).where(Alert.created_at < cutoff)).rowcount or 0
+    return rowcount(db.session.execute(delete(Alert).where(Alert.created_at < cutoff)))
 
 
 def _setting_set(name: str) -> set[str]:
@@ -82,7 +83,9 @@ def alerts_for(failures: list[dict[str, Any]]) -> list[int]:
     """Create an alert for each newly failed execution that is critical or dead-lettered."""
     from app.models import TaskType
 
-    type_names = {t.id: t.name for t in db.session.query(TaskType).all()} if failures else {}
+    type_names: dict[int | None, str] = (
+        {t.id: t.name for t in db.session.query(TaskType).all()} if failures else {}
+    )
     values = []
     for row in failures:
         if row.get("task_name") == NOTIFY_TASK:
@@ -118,7 +121,7 @@ def run_alerts(runs: list[dict[str, Any]], type_ids: dict[str, int]) -> list[int
     ``runs`` are the run rows app.runs.record reports as newly failed; the alert names the step
     that failed and its error, and points at that step's execution.
     """
-    type_names = {type_id: name for name, type_id in type_ids.items()}
+    type_names: dict[int | None, str] = {type_id: name for name, type_id in type_ids.items()}
     values = []
     for run in runs:
         step_type = type_names.get(run.get("failed_task_type_id"))
@@ -268,6 +271,8 @@ def notify(alert_id: int) -> dict[str, Any]:
     if not claim(alert_id):
         return {"alert": alert_id, "sent": [], "errors": [], "skipped": "notified or claimed"}
     alert = db.session.get(Alert, alert_id)
+    if alert is None:  # deleted between the check above and the claim
+        return {"alert": alert_id, "sent": [], "errors": ["alert no longer exists"]}
     config = current_app.config
     body, sent, errors = payload(alert), [], []
     notifiers = (

@@ -25,7 +25,7 @@ def recorder_command(batch_size: int, claim_idle: float) -> None:
     """Drain the tracking stream into the database (run one or more; they share the work)."""
     from app.tracking.recorder import Recorder
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is typed Flask, not the proxy it is
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

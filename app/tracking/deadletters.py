@@ -10,6 +10,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 
+from app.database import rowcount
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import DeadLetter
@@ -38,15 +39,19 @@ def prune(max_count: int | None = None, max_age_days: int | None = None) -> int:
     config = current_app.config
     max_count = max_count if max_count is not None else config.get("DEAD_LETTER_MAX", 10_000)
     max_age_days = max_age_days or config.get("DEAD_LETTER_MAX_AGE_DAYS", 180)
-    removed = db.session.execute(
-        delete(DeadLetter).where(DeadLetter.created_at < utcnow() - timedelta(days=max_age_days))
-    ).rowcount
-    total = db.session.scalar(select(func.count()).select_from(DeadLetter))
+    removed = rowcount(
+        db.session.execute(
+            delete(DeadLetter).where(
+                DeadLetter.created_at < utcnow() - timedelta(days=max_age_days)
+            )
+        )
+    )
+    total = db.session.scalar(select(func.count()).select_from(DeadLetter)) or 0
     if total > max_count:
         cutoff = db.session.scalar(
             select(DeadLetter.id).order_by(DeadLetter.id.desc()).offset(max_count).limit(1)
         )
-        removed += db.session.execute(delete(DeadLetter).where(DeadLetter.id <= cutoff)).rowcount
+        removed += rowcount(db.session.execute(delete(DeadLetter).where(DeadLetter.id <= cutoff)))
     return removed
 
 

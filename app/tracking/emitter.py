@@ -78,7 +78,12 @@ class Emitter:
         self._in_flight = 0  # taken by a send, not yet confirmed or put back
         self._closed = threading.Event()
         emitter = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (e := emitter()) is not None and e._forked())
+
+        def after_fork_in_child() -> None:
+            if (e := emitter()) is not None:
+                e._forked()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
 
     def _forked(self) -> None:
         """In a forked child (a prefork pool process): the parent's locks may have been held by
@@ -188,7 +193,9 @@ class Emitter:
         error: BaseException | None = None
         try:
             connection = self._connection(timeout)
-            connection.send_packed_command([b"".join(_xadd(_encode(c)) for c in chunks)], False)
+            packed = [b"".join(_xadd(_encode(c)) for c in chunks)]
+            # types-redis says str; redis-py sends bytes items as they are (it packed them so).
+            connection.send_packed_command(packed, False)  # type: ignore[arg-type]
             for chunk in chunks:
                 try:
                     connection.read_response()

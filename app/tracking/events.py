@@ -10,7 +10,7 @@ filled from whichever event carries them first.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 PUBLISHED = "published"
 STARTED = "started"
@@ -66,6 +66,12 @@ OUTCOME = (
 UNKNOWN_ERROR = "Task failed without an error message."
 
 
+@overload
+def to_datetime(timestamp: float) -> datetime: ...
+@overload
+def to_datetime(timestamp: None) -> None: ...
+@overload
+def to_datetime(timestamp: float | None) -> datetime | None: ...
 def to_datetime(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
@@ -238,9 +244,9 @@ def _timeline(runs: list[dict[str, Any]], event: dict[str, Any]) -> None:
     fields = event.get("fields") or {}
     if kind == REVOKED and not run_id:
         # seen by the worker's main process, which does not know the run: close the open one
-        for run in runs:
-            if run["attempt"] == attempt and run.get("completed_at") is None:
-                run.update(
+        for entry in runs:
+            if entry["attempt"] == attempt and entry.get("completed_at") is None:
+                entry.update(
                     status=STATUSES[REVOKED],
                     completed_at=when,
                     error_message=fields.get("error_message"),

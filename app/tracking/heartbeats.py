@@ -173,4 +173,4 @@ def connect() -> None:
     if not getattr(connect, "done", False):
         signals.worker_ready.connect(on_worker_ready, weak=False)
         signals.worker_shutdown.connect(on_worker_shutdown, weak=False)
-        connect.done = True  # type: ignore[attr-defined]
+        connect.done = True  # type: ignore[attr-defined]  # remembered on the function

@@ -49,7 +49,7 @@ def flag_orphans(client: redis.Redis, grace_seconds: float = 60.0) -> int:
         for execution_id, worker, started_at in running
         if not worker
         or alive.get(worker) is None
-        or started_at < now - timedelta(seconds=visibility)
+        or (started_at is not None and started_at < now - timedelta(seconds=visibility))
     ]
     if lost:
         db.session.execute(
@@ -114,7 +114,9 @@ def flag_lost_pending(client: redis.Redis, after_seconds: float, group: str) -> 
     lost = {task_id for task_id in missing if task_id in noted and caught_up > noted[task_id]}
     pipe = client.pipeline()
     pipe.delete(CANDIDATES_KEY)
-    waiting = {task_id: noted.get(task_id, scanned_at) for task_id in missing - lost}
+    waiting: dict[str | bytes, float] = {
+        task_id: noted.get(task_id, scanned_at) for task_id in missing - lost
+    }
     if waiting:
         pipe.hset(CANDIDATES_KEY, mapping=waiting)
         pipe.expire(CANDIDATES_KEY, 86400)

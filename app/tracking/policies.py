@@ -154,7 +154,7 @@ class MaintenanceTask(TypedTask):
 
 
 POLICIES: dict[str, type[TypedTask]] = {
-    cls.task_type: cls  # type: ignore[misc]
+    cls.task_type: cls
     for cls in (RetrievalTask, ProcessingTask, AggregationTask, MonitoringTask, MaintenanceTask)
 }
 

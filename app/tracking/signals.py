@@ -47,7 +47,7 @@ class Attempt:
     resources: AttemptResources
     outcome: dict[str, Any] = field(default_factory=dict)
     # Tasks this attempt sent (their ids and names): a run knows them before their own events.
-    children: list[dict[str, str]] | None = None
+    children: list[dict[str, str | None]] | None = None
     # The schedule's retry override this attempt ran under; the tasks it sends inherit it, so it
     # applies to the whole run (chain steps, tasks sent by a step), not to the first task only.
     retry_policy: dict[str, Any] | None = None
@@ -83,7 +83,7 @@ def activate(tracker: Tracker) -> None:
     if not getattr(activate, "connected", False):
         for signal, handler in HANDLERS:
             signal.connect(handler, weak=False)
-        activate.connected = True  # type: ignore[attr-defined]
+        activate.connected = True  # type: ignore[attr-defined]  # remembered on the function
 
 
 def active() -> Tracker | None:
@@ -285,7 +285,7 @@ def on_failure(
         return
     task = sender
     max_retries = effective_max_retries(task)
-    exhausted = bool(max_retries) and (task.request.retries or 0) >= max_retries
+    exhausted = bool(max_retries and (task.request.retries or 0) >= max_retries)
     attempt.outcome = {
         "kind": events.FAILED,
         "error_message": describe_error(exception),

@@ -18,7 +18,7 @@ def watch_command(once: bool) -> None:
     """Watch every schedule: late, overrunning or failing ones raise alerts."""
     from app.watch.watcher import ScheduleWatcher
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is typed Flask, not the proxy it is
     watcher = ScheduleWatcher(app, redis.Redis.from_url(app.config["REDIS_URL"]))
     if once:
         from app.extensions import db

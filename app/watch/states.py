@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from app.bounds import MAX_DELAY_SECONDS
 from app.scheduler.timing import Timing, next_run, to_ms
@@ -122,6 +123,14 @@ def expected_after(facts: Facts) -> datetime:
     return max(facts.scheduled_from, facts.last_occurrence)
 
 
+class _Common(TypedDict):
+    """The fields every assessment of an enabled schedule carries."""
+
+    grace: timedelta
+    expected: datetime | None
+    latest_send: LatestSend | None
+
+
 def assess(facts: Facts, now: datetime) -> Assessment:
     """The state of one schedule at ``now``; the most urgent one wins."""
     if not facts.enabled:
@@ -133,7 +142,7 @@ def assess(facts: Facts, now: datetime) -> Assessment:
         else default_grace(facts.timing, expected)
     )
     send = facts.latest_send
-    common = {"grace": grace, "expected": expected, "latest_send": send}
+    common: _Common = {"grace": grace, "expected": expected, "latest_send": send}
     if expected is not None and now > expected + grace:
         overdue = (now - expected).total_seconds()
         return Assessment(

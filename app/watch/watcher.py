@@ -23,6 +23,7 @@ from flask import Flask
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.database import dialect_insert, rowcount
 from app.extensions import db
 from app.models import Alert, ScheduledTask, ScheduleWatch
 from app.models.types import utcnow
@@ -114,15 +115,17 @@ def _run_failure_alerted(found: Assessment) -> bool:
 
 def _claim(schedule_id: int, old: str | None, new: str | None) -> bool:
     """Move the alert marker from ``old`` to ``new``; False when another watcher did first."""
-    result = db.session.execute(
-        update(ScheduleWatch)
-        .where(
-            ScheduleWatch.schedule_id == schedule_id,
-            ScheduleWatch.alerted.is_not_distinct_from(old),
+    result = rowcount(
+        db.session.execute(
+            update(ScheduleWatch)
+            .where(
+                ScheduleWatch.schedule_id == schedule_id,
+                ScheduleWatch.alerted.is_not_distinct_from(old),
+            )
+            .values(alerted=new)
         )
-        .values(alerted=new)
     )
-    return result.rowcount == 1
+    return result == 1
 
 
 def check(now: datetime | None = None) -> list[int]:
@@ -140,12 +143,8 @@ def check(now: datetime | None = None) -> list[int]:
         for w in watched if w.schedule.id not in rows
     ]  # fmt: skip
     if missing:
-        dialect = db.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        db.session.execute(upsert(ScheduleWatch).values(missing).on_conflict_do_nothing())
+        upsert = dialect_insert(ScheduleWatch.__table__)
+        db.session.execute(upsert.values(missing).on_conflict_do_nothing())
         rows = {row.schedule_id: row for row in db.session.scalars(select(ScheduleWatch))}
     alerts: list[dict[str, Any]] = []
     for item in watched:

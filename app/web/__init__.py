@@ -1,12 +1,13 @@
 """The operator pages under ``/tasks/``."""
 
 from flask import Blueprint, current_app
+from flask.blueprints import BlueprintSetupState
 
 bp = Blueprint("web", __name__, url_prefix="/tasks")
 
 
 @bp.record_once
-def _setup(state) -> None:  # type: ignore[no-untyped-def]
+def _setup(state: BlueprintSetupState) -> None:
     from app.web import formatting
     from app.web.navigation import visible_entries
     from app.web.preferences import LANGUAGE_NAMES

@@ -45,7 +45,9 @@ def dead_letters() -> Response:
     before, after = id_arg("before"), id_arg("after")
     query = letters.letters_query(state, filters["task"], filters["q"], only or None)
     page = id_page(query, DeadLetter.id, PAGE_SIZE, before, after)
-    query_args = {k: v for k, v in filters.items() if v and not (k == "state" and v == "open")}
+    query_args: dict[str, Any] = {
+        k: v for k, v in filters.items() if v and not (k == "state" and v == "open")
+    }
     if only:
         query_args["only"] = only
     return page_or_fragment(
@@ -177,7 +179,8 @@ def confirm_dead_letters_all() -> str:
 def dead_letters_all() -> Response:
     """Requeue or discard every open dead letter matching the filter, up to MAX_ALL at once."""
     action, filters = _action(), _filters(request.form)
-    listing = url_for("web.dead_letters", **{k: v for k, v in filters.items() if v})
+    kept: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    listing = url_for("web.dead_letters", **kept)
     if action is None:
         return redirect(listing, 303)
     query = letters.letters_query("open", filters["task"], filters["q"])

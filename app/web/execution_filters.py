@@ -131,7 +131,7 @@ class ExecutionFilterForm(Form):
 
     def validate(self, extra_validators: Any = None) -> bool:
         self.moments: dict[str, datetime] = {}
-        self.terms: list[argument_search.Term] = []
+        self.terms = []
         return super().validate(extra_validators)
 
     def query(self) -> dict[str, Any]:

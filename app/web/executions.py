@@ -178,9 +178,11 @@ def _bulk(action: str) -> Response:
             ids, lambda t: execution_actions.retry(_canonical(t)), 202, "accepted"
         )
     else:
-        answers = answer_each(
-            ids, lambda t: execution_actions.cancel(_canonical(t)) and None, 202, "accepted"
-        )
+
+        def cancel(task_id: Any) -> None:
+            execution_actions.cancel(_canonical(task_id))
+
+        answers = answer_each(ids, cancel, 202, "accepted")
     results = answers["results"]
     return _answer(
         "tasks/executions/bulk_result.html",

@@ -36,7 +36,7 @@ FORMULA_STARTS = ("=", "+", "-", "@")
 CONTROL_STARTS = ("\t", "\r", "\n")
 # Every cell quoted: a spreadsheet opening the file with ";" (or tab) as its separator must not
 # split a cell that QUOTE_MINIMAL, thinking only of ",", left bare.
-CSV_DIALECT = {"lineterminator": "\r\n", "quoting": csv.QUOTE_ALL}
+CSV_DIALECT: dict[str, Any] = {"lineterminator": "\r\n", "quoting": csv.QUOTE_ALL}
 FIELDS = (
     "task_id",
     "task_name",

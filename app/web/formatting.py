@@ -6,11 +6,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Literal, TypeGuard
 
 from babel import Locale
 from babel.dates import DateTimePattern, get_date_format, get_datetime_format, get_time_format
 from babel.numbers import get_decimal_symbol, get_group_symbol
-from flask import Flask
+from flask.sansio.app import App
 from flask_babel import (
     format_datetime,
     format_decimal,
@@ -45,15 +46,21 @@ def _aware(moment: datetime) -> datetime:
     return displayable(moment)
 
 
+Style = Literal["short", "medium", "long", "full"]
 NAMED_STYLES = frozenset({"short", "medium", "long", "full"})
 
 
+def _is_named(style: str) -> TypeGuard[Style]:
+    return style in NAMED_STYLES
+
+
 @lru_cache(maxsize=64)
-def _named_style(locale: str, style: str) -> tuple[str, DateTimePattern, DateTimePattern]:
+def _named_style(locale: str, style: Style) -> tuple[str, DateTimePattern, DateTimePattern]:
     """The glue, date and time patterns Babel combines for a named style, looked up once."""
     parsed = Locale.parse(locale)
     return (
-        get_datetime_format(style, locale=parsed).replace("'", ""),
+        # a plain str at run time (the glue "{1} {0}"), whatever Babel's hint says
+        str(get_datetime_format(style, locale=parsed)).replace("'", ""),
         get_date_format(style, locale=parsed),
         get_time_format(style, locale=parsed),
     )
@@ -67,7 +74,7 @@ def when(moment: datetime | None, style: str = "medium") -> str:
     """
     if moment is None:
         return ""
-    if style not in NAMED_STYLES:
+    if not _is_named(style):
         return format_datetime(_aware(moment), style)
     locale = get_locale()
     local = _aware(moment).astimezone(get_timezone())
@@ -211,7 +218,7 @@ def isolate_quoted(message: object) -> Markup:
     return Markup("").join([*parts, escape(text[last:])])
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: App) -> None:
     app.jinja_env.globals["status_label"] = status_label
     app.jinja_env.filters.update(
         when=when,

@@ -76,12 +76,12 @@ def scheduled() -> Any:
         )
     search = _text_arg("q")
     filters = {"q": search or "", "enabled": enabled_arg}
-    kept = {k: v for k, v in filters.items() if v}
+    kept: dict[str, Any] = {k: v for k, v in filters.items() if v}
     after, before = _text_arg("after"), _text_arg("before")
     page = schedules_page(
         schedules_query(search, ENABLED_FILTERS[enabled_arg]), after=after, before=before
     )
-    position = {"after": after} if after else {"before": before} if before else {}
+    position: dict[str, Any] = {"after": after} if after else {"before": before} if before else {}
     return page_or_fragment(
         "tasks/scheduled_tasks.html",
         "tasks/scheduled/_table.html",

@@ -13,7 +13,7 @@ from app.web.formatting import duration, when
 ERROR_SHOWN = 120  # characters of a failed run's error in the reason
 
 # Badge colour of each state (engine.css status-* classes).
-STATE_CSS = {
+STATE_CSS: dict[str, str] = {
     WatchState.ON_TIME: "ok",
     WatchState.LATE: "failure",
     WatchState.OVERRUNNING: "warning",
