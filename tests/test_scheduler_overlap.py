@@ -342,6 +342,7 @@ def test_pause_after_three_failed_runs_with_beat_down(
     csrf = login_as(client, Role.OPERATOR)
     detail = f"/tasks/scheduled/{schedule.id}/"
     assert "Paused after 3 consecutive failures" in client.get(detail).text
+    assert "paused after 3 consecutive failures" in client.get("/tasks/scheduled/").text
     api = client.get(f"/tasks/api/scheduled/{schedule.id}/").json
     assert api["paused_after_failures"] == 3 and api["enabled"] is False
     response = client.post(f"{detail}toggle/", data={"enabled": "1", "csrf_token": csrf})
