@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from app.extensions import db
 from app.models import Alert, PipelineRun, RunStatus, ScheduledTask
 from app.models.types import utcnow
 from app.scheduler.service import changed_elsewhere
-from app.tracking.alerts import is_critical
+from app.tracking.alerts import is_critical, raise_alert
 
 ALERT_KIND = "schedule_paused"
 
@@ -51,7 +51,7 @@ def pause_failing(failed: list[dict[str, Any]]) -> list[int]:
             ScheduledTask.paused_after_failures.is_(None),
         )
     ).all()
-    alerts = []
+    alert_ids = []
     for schedule in candidates:
         limit = schedule.pause_after_failures
         if not failed_in_a_row(schedule.id, limit, schedule.scheduled_from):
@@ -68,10 +68,10 @@ def pause_failing(failed: list[dict[str, Any]]) -> list[int]:
         if paused.rowcount != 1:
             continue  # another recorder paused it first
         changed_elsewhere(schedule.id)  # leaves the Redis projection after the commit
-        alerts.append(_alert(schedule, limit))
-    if not alerts:
-        return []
-    return list(db.session.scalars(insert(Alert).returning(Alert.id), alerts))
+        alert = _alert(schedule, limit)
+        if alert is not None:
+            alert_ids.append(alert.id)
+    return alert_ids
 
 
 def failed_in_a_row(schedule_id: int, count: int, since: datetime) -> bool:
@@ -90,17 +90,13 @@ def failed_in_a_row(schedule_id: int, count: int, since: datetime) -> bool:
     return len(statuses) == count and all(s == RunStatus.FAILURE for s in statuses)
 
 
-def _alert(schedule: Any, limit: int) -> dict[str, Any]:
+def _alert(schedule: Any, limit: int) -> Alert | None:
+    """The schedule_paused alert (``raise_alert`` leaves out a repeat within the hour)."""
     names = [schedule.task, *((step or {}).get("task") for step in schedule.chain or [])]
     critical = any(is_critical({"task_name": name}, None) for name in names if name)
-    return {
-        "created_at": utcnow(),
-        "kind": ALERT_KIND,
-        "severity": "critical" if critical else "error",
-        "title": f"Schedule {schedule.name} paused after {limit} consecutive failures"[:255],
-        "message": (
-            f"Its latest {limit} runs failed, so it was disabled. Enable it again to resume."
-        ),
-        "task_id": None,
-        "task_name": schedule.task[:255],
-    }
+    return raise_alert(
+        ALERT_KIND,
+        f"Schedule {schedule.name} paused after {limit} consecutive failures",
+        f"Its latest {limit} runs failed, so it was disabled. Enable it again to resume.",
+        severity="critical" if critical else "error",
+    )
