@@ -12,7 +12,8 @@ from sqlalchemy import select
 from app.api.common import VIEWER_RULE, UTCDateTime, existing_id
 from app.bounds import MAX_DELAY_SECONDS, MAX_INT, MAX_RETRIES
 from app.extensions import db
-from app.models import IntervalUnit, MisfirePolicy, ScheduledTask, ScheduleKind
+from app.models import IntervalUnit, MisfirePolicy, OverlapPolicy, ScheduledTask, ScheduleKind
+from app.models.schedule import MAX_PAUSE_AFTER_FAILURES
 from app.scheduler import service
 from app.services.audit import record_audit
 from app.services.quick_actions import run_schedule_now
@@ -71,6 +72,20 @@ class ScheduleInputSchema(ma.Schema):
         validate=ma.validate.Range(1, MAX_SECONDS),
         metadata={"description": "A run still running after this long is overrunning"},
     )
+    overlap_policy = ma.fields.String(
+        load_default="allow",
+        validate=_choices(OverlapPolicy),
+        metadata={"description": "An occurrence due while the previous run still runs: allow "
+                  "(sent anyway), skip (recorded as a skipped run) or queue_one (sent when the "
+                  "previous run ends; at most one waits, a second is skipped)"},
+    )  # fmt: skip
+    pause_after_failures = ma.fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=ma.validate.Range(1, MAX_PAUSE_AFTER_FAILURES),
+        metadata={"description": "Disable the schedule (and raise an alert) after this many "
+                  "consecutive failed runs; null: never. Enabling it again resumes it"},
+    )  # fmt: skip
     enabled = ma.fields.Boolean(load_default=True)
     start_at = UTCDateTime(allow_none=True)
     expires_at = UTCDateTime(allow_none=True)
@@ -109,6 +124,14 @@ class ScheduleSchema(ma.Schema):
     misfire_policy = ma.fields.Function(lambda s: str(s.misfire_policy))
     grace_seconds = ma.fields.Integer(allow_none=True)
     max_duration_seconds = ma.fields.Integer(allow_none=True)
+    overlap_policy = ma.fields.Function(lambda s: str(s.overlap_policy or "allow"))
+    pause_after_failures = ma.fields.Integer(allow_none=True)
+    paused_after_failures = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "set while the schedule is paused after this many consecutive "
+                  "failures (cleared when it is enabled again)"},
+    )  # fmt: skip
+    paused_at = UTCDateTime(allow_none=True)
     enabled = ma.fields.Boolean()
     start_at = UTCDateTime(allow_none=True)
     expires_at = UTCDateTime(allow_none=True)
@@ -126,7 +149,9 @@ class LastRunSchema(ma.Schema):
     occurrence = UTCDateTime()
     task_id = ma.fields.String(allow_none=True)
     outcome = ma.fields.String(
-        metadata={"description": "running, success, failure, revoked, missed, error or sent"}
+        metadata={
+            "description": "running, success, failure, revoked, missed, skipped, error or sent"
+        }
     )
     run_id = ma.fields.Integer(allow_none=True, attribute="pipeline_run_id")
     failed_step = ma.fields.String(allow_none=True)
@@ -140,6 +165,7 @@ class ScheduleStatisticsSchema(ma.Schema):
     successes = ma.fields.Integer()
     failures = ma.fields.Integer()
     missed = ma.fields.Integer()
+    skipped = ma.fields.Integer(metadata={"description": "not sent: the previous run still ran"})
     send_errors = ma.fields.Integer()
     success_rate = ma.fields.Float(allow_none=True)
     average_seconds = ma.fields.Float(allow_none=True, attribute="average")

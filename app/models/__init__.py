@@ -9,6 +9,7 @@ from app.models.run import PipelineRun, RunStatus, RunStep, StepOrigin
 from app.models.schedule import (
     IntervalUnit,
     MisfirePolicy,
+    OverlapPolicy,
     RunKind,
     ScheduledTask,
     ScheduleKind,
@@ -33,6 +34,7 @@ __all__ = [
     "ExecutionHourly",
     "IntervalUnit",
     "MisfirePolicy",
+    "OverlapPolicy",
     "PipelineRun",
     "QueueSnapshot",
     "RawPayload",

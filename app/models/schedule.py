@@ -46,6 +46,16 @@ class MisfirePolicy(enum.StrEnum):
     SKIP = "skip"  # record the missed occurrences, resume at the next one
 
 
+class OverlapPolicy(enum.StrEnum):
+    ALLOW = "allow"  # send every occurrence, whatever the previous run is doing
+    SKIP = "skip"  # not sent while the previous run still runs: recorded as skipped
+    QUEUE_ONE = "queue_one"  # sent when the previous run ends; at most one waits
+
+
+# The largest N of "pause after N consecutive failed runs".
+MAX_PAUSE_AFTER_FAILURES = 1000
+
+
 class RunKind(enum.StrEnum):
     SCHEDULED = "scheduled"
     MANUAL = "manual"
@@ -77,6 +87,11 @@ class ScheduledTask(TranslatedDescription, Model):
         CheckConstraint(
             "max_duration_seconds IS NULL OR max_duration_seconds > 0", name="max_duration_positive"
         ),
+        CheckConstraint(
+            f"pause_after_failures IS NULL OR pause_after_failures BETWEEN 1 AND "
+            f"{MAX_PAUSE_AFTER_FAILURES}",
+            name="pause_after_failures_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,6 +120,16 @@ class ScheduledTask(TranslatedDescription, Model):
     # schedule is late (None: derived from its timing), and how long its run may take.
     grace_seconds: Mapped[int | None] = mapped_column(Integer)
     max_duration_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    # What an occurrence does while the previous run of this schedule still runs.
+    overlap_policy: Mapped[OverlapPolicy] = mapped_column(
+        _enum(OverlapPolicy, "overlap_policy"), default=OverlapPolicy.ALLOW
+    )
+    # Disable the schedule after this many consecutive failed runs (None: never). When it did,
+    # ``paused_after_failures`` says after how many (and ``paused_at`` when) until re-enabled.
+    pause_after_failures: Mapped[int | None] = mapped_column(Integer)
+    paused_after_failures: Mapped[int | None] = mapped_column(Integer)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -135,7 +160,8 @@ class ScheduledTask(TranslatedDescription, Model):
 
 
 class ScheduleRun(Model):
-    """One occurrence of a schedule: sent (scheduled, manual, catch-up) or missed."""
+    """One occurrence of a schedule: sent (scheduled, manual, catch-up, backfill), missed or
+    skipped."""
 
     __tablename__ = "schedule_runs"
     __table_args__ = (
@@ -151,6 +177,8 @@ class ScheduleRun(Model):
     task_id: Mapped[str | None] = mapped_column(String(64), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # Why it was not sent (a skipped occurrence: the previous run was still running).
+    reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     schedule: Mapped[ScheduledTask] = relationship(back_populates="runs")

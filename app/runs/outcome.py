@@ -41,7 +41,8 @@ def join_outcome(query: Select, task_id_column: Any) -> Select:
 
 
 def latest_outcomes(ids: list[int], include_missed: bool = True) -> dict[int, Row]:
-    """The latest run row of each schedule (optionally skipping missed ones) with its outcome.
+    """The latest run row of each schedule (optionally without the missed and skipped ones:
+    the latest send) with its outcome.
 
     Each value is ``(run, status, started_at, finished_at, error, pipeline_run_id,
     failed_step)``; one indexed lookup per schedule, in a single query.
@@ -56,7 +57,7 @@ def latest_outcomes(ids: list[int], include_missed: bool = True) -> dict[int, Ro
         .correlate(ScheduledTask)
     )
     if not include_missed:
-        latest = latest.where(ScheduleRun.kind != RunKind.MISSED)
+        latest = latest.where(ScheduleRun.kind.not_in([RunKind.MISSED, RunKind.SKIPPED]))
     wanted = select(latest.scalar_subquery()).where(ScheduledTask.id.in_(ids))
     rows = db.session.execute(
         join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id).where(

@@ -31,12 +31,13 @@ from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.models import MisfirePolicy, RunKind
+from app.models import MisfirePolicy, OverlapPolicy, RunKind
 from app.models.types import utcnow
 from app.outages import Outage
 from app.scheduler import history
-from app.scheduler.healing import MAX_BACKOFF, Keeper, interrupted
+from app.scheduler.healing import MAX_BACKOFF, OUTBOX_BATCH, Keeper, interrupted
 from app.scheduler.history import Outcome
+from app.scheduler.overlap import running_run
 from app.scheduler.projection import timing_of
 from app.scheduler.sending import send
 from app.scheduler.store import Store, get_store
@@ -44,6 +45,7 @@ from app.scheduler.timing import from_ms, next_run, occurrences_between, to_ms
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
+WAITING_CHECK_EVERY = 0.5  # seconds between two looks at the occurrences waiting (queue_one)
 
 
 class RedisScheduler(Scheduler):
@@ -64,6 +66,7 @@ class RedisScheduler(Scheduler):
         self.store: Store = get_store(self.flask_app)
         self.token: str | None = None
         self._last_prune = 0.0
+        self._last_waiting_check = 0.0
         self._wakeups: Any = None
         self._rebuilt = False
         self._heal_needed = False
@@ -147,6 +150,9 @@ class RedisScheduler(Scheduler):
         reason = self.keeper.incomplete(poll, self._heal_needed)
         if reason is not None and self._heal(reason):
             return 0.0  # poll again at once: what the rebuild made due fires now
+        # Waiting occurrences whose previous run ended go before what falls due now.
+        if poll.waiting and not self._release_waiting():
+            return self.max_sleep
         due, upcoming = poll.due, poll.upcoming
         handled_any = bool(due)
         while due:
@@ -299,6 +305,15 @@ class RedisScheduler(Scheduler):
             else:
                 missed, to_send = late[:-1], (last, RunKind.CATCHUP)
         following = next_run(timing, max(last, now) if missed or to_send is None else last)
+        finished = following is None and timing.kind == "one_time"
+        action, reason = "send", None
+        if to_send is not None and data.get("overlap", OverlapPolicy.ALLOW) != OverlapPolicy.ALLOW:
+            action, reason = self._overlap(schedule_id, data["overlap"])
+        skipped = []
+        if action == "skip" and to_send is not None:
+            skipped = [Outcome(schedule_id, to_send[0], RunKind.SKIPPED, finished=finished,
+                               reason=reason).to_row()]  # fmt: skip
+            to_send = None
         inflight = None
         if to_send is not None:
             occurrence, kind = to_send
@@ -309,15 +324,18 @@ class RedisScheduler(Scheduler):
                 "task_id": str(uuid4()),
                 "token": self.token,
             }
-            inflight = (f"{schedule_id}:{to_ms(occurrence)}", item)
-        finished = following is None and timing.kind == "one_time"
+            if action == "wait":  # noted under the schedule's id: at most one waits
+                item["finished"] = finished
+                inflight = (str(schedule_id), item)
+            else:
+                inflight = (f"{schedule_id}:{to_ms(occurrence)}", item)
         rows = [
             Outcome(schedule_id, m, RunKind.MISSED, finished=finished and to_send is None).to_row()
             for m in missed
-        ]
+        ] + skipped
         result = self.store.claim(
             self.token or "", self.lock_ttl_ms, schedule_id, due_ms, to_ms(last),
-            None if following is None else to_ms(following), inflight, rows,
+            None if following is None else to_ms(following), inflight, rows, action == "wait",
         )  # fmt: skip
         if result < 0:
             log.warning("beat: lost the scheduler lock before claiming, standing by")
@@ -326,9 +344,106 @@ class RedisScheduler(Scheduler):
         if result == 0:
             return True  # already claimed, or an edit moved it
         self.keeper.queued(rows)
+        if skipped:
+            log.info("beat: skipped %s (%s): %s", data["name"], skipped[0]["occurrence"], reason)
+        if action == "wait":
+            log.info("beat: %s waits for its previous run to end", data["name"])
+            return True  # sent by _release_waiting; a one-time entry stays until then
         if inflight is not None:
             # Fencing: a beat paused past its lock TTL after claiming must not send; the
             # in-flight note lets the new leader send it instead.
+            if not self.store.holds(self.token or ""):
+                log.warning("beat: lost the scheduler lock before sending, standing by")
+                self.token = None
+                return False
+            self._send(inflight[0], data, inflight[1], finished)
+        if finished:
+            self.store.remove(schedule_id)
+        return True
+
+    # -- overlap policy -----------------------------------------------------------------------
+    def _overlap(self, schedule_id: int, policy: str) -> tuple[str, str | None]:
+        """``send``, ``wait`` (queue_one, nothing waiting yet) or ``skip`` with its reason.
+
+        With queue_one, an occurrence already waiting goes first: a later one is skipped even
+        if the previous run has just ended (the waiting one is sent on this tick or the next).
+        """
+        if policy == OverlapPolicy.QUEUE_ONE and self.store.is_waiting(schedule_id):
+            return "skip", "one occurrence already waiting for the previous run to end"
+        held = self._previous_running(schedule_id)
+        if held is None:
+            return "send", None
+        if policy == OverlapPolicy.QUEUE_ONE:
+            return "wait", None
+        return "skip", held
+
+    def _previous_running(self, schedule_id: int) -> str | None:
+        """Why the previous run may still be running (None: it ended).
+
+        A database that cannot answer holds the occurrence back too (skipped, or waiting): the
+        policy promises no overlap, and a send this beat has not recorded yet is invisible to it.
+        """
+        # Sends not in the database yet: this beat's copies, and the outbox (a previous leader's).
+        waiting_rows = [*self.keeper.unrecorded, *self.store.outbox(OUTBOX_BATCH)]
+        sends = [
+            row
+            for row in waiting_rows
+            if row["schedule_id"] == schedule_id and row.get("sent_at") and not row.get("error")
+        ]
+        unrecorded = max(sends, key=lambda row: row["sent_at"])["task_id"] if sends else None
+        if self.keeper.db_outage.ready():
+            try:
+                with self.flask_app.app_context():
+                    try:
+                        running = running_run(schedule_id, unrecorded)
+                    finally:
+                        db.session.remove()
+                return None if running is None else f"previous run {running} still running"
+            except SQLAlchemyError as exc:
+                self.keeper.db_outage.failed(exc)
+        return "database unavailable: the previous run may still be running"
+
+    def _release_waiting(self) -> bool:
+        """Send each waiting occurrence whose previous run ended (queue_one); False when the
+        lock was lost. Moving a waiting note to the in-flight notes is fenced and atomic, so
+        from there it is sent exactly as a claimed occurrence is, by this leader or the next."""
+        if time.monotonic() - self._last_waiting_check < WAITING_CHECK_EVERY:
+            return True
+        self._last_waiting_check = time.monotonic()
+        try:
+            for key, (raw, item) in self.store.waiting().items():
+                if not self._release(key, raw, item):
+                    return False
+            return True
+        finally:
+            self._drain()
+
+    def _release(self, key: str, raw: bytes, item: dict) -> bool:
+        schedule_id = int(key)
+        data = self.store.entries([schedule_id])[0]
+        occurrence = from_ms(item["occurrence"])
+        finished = bool(item.get("finished"))  # a one-time entry: removed once sent
+        rows, inflight = [], None
+        if data is None:  # disabled or deleted while it waited
+            reason = "schedule disabled or deleted while waiting"
+            rows = [Outcome(schedule_id, occurrence, RunKind.SKIPPED, reason=reason).to_row()]
+        elif (
+            data.get("overlap", OverlapPolicy.ALLOW) != OverlapPolicy.ALLOW
+            and self._previous_running(schedule_id) is not None
+        ):
+            return True  # still running: it keeps waiting
+        else:
+            item = {k: v for k, v in item.items() if k != "finished"} | {"token": self.token}
+            inflight = (f"{schedule_id}:{item['occurrence']}", item)
+        result = self.store.take_waiting(self.token or "", key, raw, inflight, rows)
+        if result < 0:
+            log.warning("beat: lost the scheduler lock before sending, standing by")
+            self.token = None
+            return False
+        if result == 0:
+            return True
+        self.keeper.queued(rows)
+        if inflight is not None and data is not None:
             if not self.store.holds(self.token or ""):
                 log.warning("beat: lost the scheduler lock before sending, standing by")
                 self.token = None

@@ -73,6 +73,8 @@ def show_command(name: str) -> None:
         "run_at": s.run_at, "timezone": s.timezone, "args": s.args, "kwargs": s.kwargs,
         "queue": s.queue, "priority": s.priority, "retry_policy": s.retry_policy,
         "chain": s.chain, "misfire_policy": str(s.misfire_policy), "enabled": s.enabled,
+        "overlap_policy": str(s.overlap_policy), "pause_after_failures": s.pause_after_failures,
+        "paused_after_failures": s.paused_after_failures, "paused_at": s.paused_at,
         "start_at": s.start_at, "expires_at": s.expires_at, "last_run_at": s.last_run_at,
         "total_run_count": s.total_run_count, "next_due": from_ms(due) if due else None,
         "description": s.description,
@@ -86,7 +88,8 @@ def show_command(name: str) -> None:
     )
     for run in runs:
         click.echo(
-            f"  {run.occurrence.isoformat()}  {run.kind:<9} {run.task_id or '-'}  {run.error or ''}"
+            f"  {run.occurrence.isoformat()}  {run.kind:<9} {run.task_id or '-'}  "
+            f"{run.error or run.reason or ''}"
         )
 
 

@@ -1,4 +1,4 @@
-"""Run history: beat records each sent, failed or missed occurrence; old rows are pruned.
+"""Run history: beat records each sent, failed, missed or skipped occurrence; old rows are pruned.
 
 Beat queues each outcome as a row in its Redis outbox (with the claim or the send that made it)
 and drains the outbox here, so rows wait out a database outage; writing a row is idempotent on
@@ -31,6 +31,7 @@ class Outcome:
     sent_at: datetime | None = None
     error: str | None = None
     finished: bool = False  # no occurrence left (a fired one-time entry): disable it
+    reason: str | None = None  # why it was not sent (skipped: the previous run still ran)
 
     def to_row(self) -> dict[str, Any]:
         """JSON for the outbox (times as epoch ms)."""
@@ -85,6 +86,7 @@ def record(outcomes: list[Outcome]) -> int:
                 task_id=outcome.task_id,
                 sent_at=outcome.sent_at,
                 error=outcome.error,
+                reason=outcome.reason and outcome.reason[:255],
             )
         )
         if outcome.task_id is not None:

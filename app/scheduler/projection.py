@@ -37,6 +37,7 @@ def entry_data(schedule: ScheduledTask) -> dict[str, Any]:
         "retry_policy": schedule.retry_policy,
         "chain": schedule.chain or [],
         "misfire": str(schedule.misfire_policy),
+        "overlap": str(schedule.overlap_policy or "allow"),
         "timing": {
             "kind": str(schedule.kind),
             "crontab": schedule.crontab,

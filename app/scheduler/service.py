@@ -98,6 +98,9 @@ def update_schedule(schedule: ScheduledTask, **changes: Any) -> ScheduledTask:
         cleaned["enabled"] and not schedule.enabled
     )
     retimed = retimed or cleaned["name"] != schedule.name  # H fields hash the name
+    if cleaned["enabled"] and not schedule.enabled:
+        # Resuming: a schedule paused after failures counts its failures again from now.
+        schedule.paused_after_failures = schedule.paused_at = None
     _apply(schedule, cleaned)
     if retimed:
         schedule.scheduled_from = utcnow()
@@ -109,6 +112,13 @@ def update_schedule(schedule: ScheduledTask, **changes: Any) -> ScheduledTask:
 def set_enabled(schedule: ScheduledTask, enabled: bool) -> ScheduledTask:
     """Enable (next occurrence after now, no catch-up) or disable (leaves the due set)."""
     return update_schedule(schedule, enabled=enabled)
+
+
+def changed_elsewhere(schedule_id: int) -> None:
+    """Write ``schedule_id`` through to Redis after this commit: a change made outside this
+    module (the recorder pausing a schedule after failures), with its due time kept."""
+    pending = db.session.info.setdefault(PENDING, {})
+    pending.setdefault(schedule_id, False)
 
 
 def delete_schedule(schedule: ScheduledTask) -> None:

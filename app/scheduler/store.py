@@ -15,7 +15,9 @@ Keys (``<p>`` is ``SCHEDULER_REDIS_PREFIX``, default ``ewas:sched``):
   was lost (a flushed or restarted Redis) and the active beat rebuilds it;
 - ``<p>:outbox`` list: run rows (JSON) waiting to be written to ``schedule_runs``; a claim and
   its missed rows, or a send and its row, are written in one step, so a database outage delays
-  rows and never drops them.
+  rows and never drops them;
+- ``<p>:waiting`` hash: schedule id -> the claimed occurrence (the in-flight note it becomes)
+  waiting for the previous run to end (overlap policy ``queue_one``; at most one per schedule).
 """
 
 from __future__ import annotations
@@ -59,6 +61,18 @@ end
 return false
 """
 
+# Move a waiting occurrence (overlap policy queue_one) to the in-flight notes (ARGV[4] not
+# empty: it is sent next) or drop it with its run rows: fenced like a claim, and only if it is
+# still the very note the caller read.
+TAKE_WAITING = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) end
+for i = 6, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+return 1
+"""
+
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -98,6 +112,7 @@ class Poll:
     marked: bool  # the projection marker exists
     entries: int  # members of the ids set
     outbox: int  # run rows waiting for the database
+    waiting: int = 0  # occurrences waiting for their schedule's previous run to end
 
 
 @dataclass
@@ -112,6 +127,7 @@ class Store:
         self._release = self.client.register_script(RELEASE)
         self._mark = self.client.register_script(MARK)
         self._set_expected = self.client.register_script(SET_EXPECTED)
+        self._take_waiting = self.client.register_script(TAKE_WAITING)
 
     def key(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -198,7 +214,8 @@ class Store:
         pipe.hexists(self.key("projection"), "rebuilt_at")
         pipe.scard(self.key("ids"))
         pipe.llen(self.key("outbox"))
-        renewed, rows, first, marked, entries, outbox = pipe.execute()
+        pipe.hlen(self.key("waiting"))
+        renewed, rows, first, marked, entries, outbox, waiting = pipe.execute()
         return Poll(
             renewed=bool(renewed),
             due=[(int(member), int(score)) for member, score in rows],
@@ -206,6 +223,7 @@ class Store:
             marked=bool(marked),
             entries=int(entries),
             outbox=int(outbox),
+            waiting=int(waiting),
         )
 
     # -- the projection marker ------------------------------------------------------------------
@@ -277,10 +295,12 @@ class Store:
         next_ms: int | None,
         inflight: tuple[str, dict[str, Any]] | None,
         rows: list[dict[str, Any]] | None = None,
+        wait: bool = False,
     ) -> int:
         """Atomically: check the lock is ours, the entry still due at ``due_ms`` and not claimed,
-        then mark it claimed up to ``claimed_ms``, move it to ``next_ms``, note it in flight and
-        queue ``rows`` (its missed occurrences) in the outbox.
+        then mark it claimed up to ``claimed_ms``, move it to ``next_ms``, note it in flight (or,
+        with ``wait``, waiting for the previous run to end) and queue ``rows`` (its missed or
+        skipped occurrences) in the outbox.
 
         Returns 1 (claimed), 0 (someone else claimed it or an edit moved it), -1 (lock lost).
         """
@@ -291,7 +311,7 @@ class Store:
                     self.key("lock"),
                     self.key("due"),
                     self.key("claimed"),
-                    self.key("inflight"),
+                    self.key("waiting" if wait else "inflight"),
                     self.key("outbox"),
                 ],
                 args=[
@@ -311,6 +331,44 @@ class Store:
     def inflight(self) -> dict[str, dict[str, Any]]:
         raw = self.client.hgetall(self.key("inflight"))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def waiting(self) -> dict[str, tuple[bytes, dict[str, Any]]]:
+        """The waiting occurrences: schedule id -> (the raw note, the note)."""
+        raw = self.client.hgetall(self.key("waiting"))
+        return {k.decode(): (v, json.loads(v)) for k, v in raw.items()}
+
+    def is_waiting(self, schedule_id: int) -> bool:
+        return bool(self.client.hexists(self.key("waiting"), str(schedule_id)))
+
+    def take_waiting(
+        self,
+        token: str,
+        schedule_id: str,
+        raw: bytes,
+        inflight: tuple[str, dict[str, Any]] | None,
+        rows: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Atomically move a waiting occurrence to the in-flight notes (``inflight``) or drop it
+        with ``rows``; 1 done, 0 the note changed meanwhile, -1 the lock is lost."""
+        field, value = inflight if inflight else ("", {})
+        return int(
+            self._take_waiting(
+                keys=[
+                    self.key("lock"),
+                    self.key("waiting"),
+                    self.key("inflight"),
+                    self.key("outbox"),
+                ],
+                args=[
+                    token,
+                    schedule_id,
+                    raw,
+                    field,
+                    json.dumps(value),
+                    *(json.dumps(row) for row in rows or []),
+                ],
+            )
+        )
 
     def sent(self, field: str, row: dict[str, Any] | None = None) -> None:
         """Confirm a claim sent and queue its run row, in one transaction."""

@@ -25,7 +25,8 @@ from app.bounds import (
 )
 from app.config import LANGUAGES
 from app.errors import InvalidInput
-from app.models import IntervalUnit, MisfirePolicy, ScheduleKind
+from app.models import IntervalUnit, MisfirePolicy, OverlapPolicy, ScheduleKind
+from app.models.schedule import MAX_PAUSE_AFTER_FAILURES
 from app.models.types import utcnow
 from app.scheduler import timing
 from app.watch.states import MAX_SECONDS
@@ -34,7 +35,7 @@ FIELDS = (
     "name", "task", "kind", "crontab", "interval_every", "interval_unit", "run_at", "timezone",
     "args", "kwargs", "queue", "priority", "max_retries", "retry_backoff_seconds", "chain",
     "misfire_policy", "enabled", "start_at", "expires_at", "descriptions", "grace_seconds",
-    "max_duration_seconds",
+    "max_duration_seconds", "overlap_policy", "pause_after_failures",
 )  # fmt: skip
 MAX_INTERVAL_SECONDS = MAX_INTERVAL.total_seconds()
 TIMING_FIELDS = frozenset(
@@ -179,6 +180,19 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
         "misfire_policy", choice, values.get("misfire_policy") or "run_once", MisfirePolicy,
         "misfire_policy",
     )  # fmt: skip
+    out["overlap_policy"] = errors.check(
+        "overlap_policy", choice, values.get("overlap_policy") or "allow", OverlapPolicy,
+        "overlap_policy",
+    )  # fmt: skip
+    pause = values.get("pause_after_failures")
+    if pause is not None and not whole_number(pause, 1, MAX_PAUSE_AFTER_FAILURES):
+        errors.add(
+            "pause_after_failures",
+            _(
+                "Must be a whole number of failed runs from 1 to %(high)d, or empty.",
+                high=MAX_PAUSE_AFTER_FAILURES,
+            ),
+        )
     descriptions = values.get("descriptions") or {}
     if not isinstance(descriptions, dict) or set(descriptions) - set(LANGUAGES):
         errors.add("descriptions", _("Descriptions are keyed by language: en, fr, es, ar."))

@@ -44,6 +44,8 @@ class HistoryEntry:
     def outcome(self) -> str:
         if self.run.kind == RunKind.MISSED:
             return "missed"
+        if self.run.kind == RunKind.SKIPPED:
+            return "skipped"
         if self.run.error:
             return "error"
         return self.status if self.status is not None else "sent"
@@ -102,6 +104,7 @@ class ScheduleStats:
 
     runs: int = 0
     missed: int = 0
+    skipped: int = 0  # not sent: the previous run was still running (overlap policy)
     send_errors: int = 0
     successes: int = 0
     failures: int = 0
@@ -149,6 +152,8 @@ def schedule_stats(schedule_id: int, window: int = STATS_WINDOW) -> ScheduleStat
         stats.runs += 1
         if kind == RunKind.MISSED:
             stats.missed += 1
+        elif kind == RunKind.SKIPPED:
+            stats.skipped += 1
         elif send_error:
             stats.send_errors += 1
             stats.errors[_first_line(send_error)] += 1

@@ -42,9 +42,12 @@ class LastRun:
 
     @property
     def outcome(self) -> str:
-        """missed, error (could not send), the run's status, or sent (not tracked yet)."""
+        """missed, skipped (overlap policy), error (could not send), the run's status, or sent
+        (not tracked yet)."""
         if self.kind == RunKind.MISSED:
             return "missed"
+        if self.kind == RunKind.SKIPPED:
+            return "skipped"
         if self.error:
             return "error"
         return self.status if self.status is not None else "sent"

@@ -3,7 +3,7 @@
 1. take the recorders' lock, then read the rows of the batch's task ids;
 2. fold the events into each row (app.tracking.events) and write all rows back with one
    executemany upsert (INSERT ... ON CONFLICT (task_id) DO UPDATE);
-3. keep dead letters, raise alerts.
+3. keep dead letters, raise alerts, pause the schedules that failed too often in a row.
 The caller commits.
 """
 
@@ -24,6 +24,7 @@ from app.extensions import db
 from app.models import FINAL_STATUSES, DeadLetter, Source, TaskExecution, TaskType, Variable
 from app.models.types import UTCDateTime
 from app.monitoring.rollups import count_finals
+from app.runs.pausing import pause_failing
 from app.runs.record import record_runs
 from app.tracking import events as ev
 from app.tracking.alerts import alerts_for, run_alerts
@@ -79,7 +80,9 @@ def apply_batch(batch: list[dict[str, Any]]) -> list[int]:
     # for the whole run instead of one per execution.
     runs = record_runs(folded, by_task)
     alone = [row for row in finals if row["task_id"] not in runs.members]
-    return alerts_for(alone) + run_alerts(runs.failed, references.types)
+    alerts = alerts_for(alone) + run_alerts(runs.failed, references.types)
+    # A schedule whose latest N runs failed pauses itself (pause after failures).
+    return alerts + pause_failing(runs.failed)
 
 
 ROLLED_UP = ("status", "task_type_id", "task_name", "started_at", "completed_at", "updated_at")

@@ -23,7 +23,7 @@ class Watched:
 
 
 def latest_sends(ids: list[int]) -> dict[int, LatestSend]:
-    """Each schedule's latest sent (not missed) occurrence with its outcome."""
+    """Each schedule's latest sent (not missed, not skipped) occurrence with its outcome."""
     return {
         schedule_id: LatestSend(
             occurrence=run.occurrence,
@@ -52,6 +52,7 @@ def facts_of(schedule: ScheduledTask, last: datetime | None, send: LatestSend | 
         max_duration_seconds=schedule.max_duration_seconds,
         last_occurrence=last,
         latest_send=send,
+        overlap=str(schedule.overlap_policy or "allow"),
     )
 
 

@@ -4,7 +4,8 @@ The expected occurrence is computed by the same timing code as beat (``next_run`
 later of the schedule's last non-manual occurrence and the moment it was (re)timed), so the DST
 policy of ``app.scheduler.timing`` holds here too: a 02:30 crontab on a spring-forward day is
 expected at 03:00, and once on a fall-back day. An occurrence beat recorded as missed (skip
-policy) counts as handled: the operator chose to skip it.
+policy) counts as handled: the operator chose to skip it; so does one skipped by the overlap
+policy, and one that waits (``queue_one``) while the previous run still runs.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Facts:
     max_duration_seconds: int | None
     last_occurrence: datetime | None  # latest non-manual occurrence, missed ones included
     latest_send: LatestSend | None
+    overlap: str = "allow"  # the overlap policy: skip and queue_one hold back while a run runs
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,10 @@ def assess(facts: Facts, now: datetime) -> Assessment:
     )
     send = facts.latest_send
     common: _Common = {"grace": grace, "expected": expected, "latest_send": send}
-    if expected is not None and now > expected + grace:
+    # An occurrence held back by the overlap policy while the previous run runs is not late
+    # (queue_one sends it when the run ends; skip records it skipped).
+    held_back = facts.overlap != "allow" and send is not None and send.running
+    if expected is not None and now > expected + grace and not held_back:
         overdue = (now - expected).total_seconds()
         return Assessment(
             WatchState.LATE,

@@ -37,6 +37,7 @@ KIND_LABELS = {
     "schedule_overrunning": _l("schedule overrunning"),
     "schedule_failing": _l("schedule failing"),
     "schedule_resolved": _l("schedule back on time"),
+    "schedule_paused": _l("schedule paused after failures"),
     "health": _l("health"),
     "failure_rate": _l("failure rate"),
     "queue_depth": _l("queue depth"),

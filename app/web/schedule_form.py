@@ -30,7 +30,7 @@ from wtforms import (
 from wtforms.validators import Optional
 from wtforms.widgets import NumberInput
 
-from app.bounds import displayable
+from app.bounds import ASCII_DIGITS, displayable
 from app.config import LANGUAGES
 from app.errors import DomainError, InvalidInput
 from app.i18n import select_timezone
@@ -54,6 +54,11 @@ UNIT_CHOICES = [
 MISFIRE_CHOICES = [
     SelectChoice("run_once", _l("Run once late, then resume")),
     SelectChoice("skip", _l("Skip missed runs")),
+]
+OVERLAP_CHOICES = [
+    SelectChoice("allow", _l("Run anyway (overlap)")),
+    SelectChoice("skip", _l("Skip it (recorded as skipped)")),
+    SelectChoice("queue_one", _l("Run it when the previous run ends (at most one waits)")),
 ]
 LANGUAGE_LABELS = {
     "en": _l("Description (English)"),
@@ -114,6 +119,17 @@ class ScheduleForm(FlaskForm):
     )
     grace_seconds = _number(_l("Grace (seconds)"), min=1, max=MAX_SECONDS)
     max_duration_seconds = _number(_l("Maximum duration (seconds)"), min=1, max=MAX_SECONDS)
+    overlap_policy = SelectField(
+        _l("While the previous run still runs"),
+        choices=OVERLAP_CHOICES,
+        default="allow",
+        validate_choice=False,
+    )
+    # Text, not IntegerField: int() would take "١٢" or "²"; the service judges the number.
+    pause_after_failures = StringField(
+        _l("Pause after this many failed runs in a row"),
+        render_kw={"inputmode": "numeric", "dir": "ltr", "maxlength": 4},
+    )
     enabled = BooleanField(_l("Enabled"), default=True)
     description_fr = TextAreaField(LANGUAGE_LABELS["fr"])
     description_es = TextAreaField(LANGUAGE_LABELS["es"])
@@ -157,8 +173,9 @@ class ScheduleForm(FlaskForm):
         values = self.timing_values()
         for name in ("task", "args", "kwargs", "queue", "priority", "max_retries",
                      "retry_backoff_seconds", "chain", "misfire_policy", "enabled",
-                     "grace_seconds", "max_duration_seconds"):  # fmt: skip
+                     "grace_seconds", "max_duration_seconds", "overlap_policy"):  # fmt: skip
             values[name] = _service_value(self[name])
+        values["pause_after_failures"] = _whole_or_text(self.pause_after_failures.data)
         values["descriptions"] = {
             language: (self[f"description_{language}"].data or "").strip() or None
             for language in LANGUAGES
@@ -181,6 +198,15 @@ def _service_value(form_field: Any) -> Any:
     if isinstance(form_field, StringField):  # TextAreaField too; SelectField is not one
         return (form_field.data or "").strip()
     return form_field.data  # local times are aware (reader's zone); the service keeps UTC
+
+
+def _whole_or_text(text: str | None) -> int | str | None:
+    """ASCII digits as a number, empty as None; anything else as typed (refused by the service
+    with its message)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    return int(text) if ASCII_DIGITS.fullmatch(text) else text
 
 
 def in_zone(moment: datetime, zone: str) -> str:
@@ -214,6 +240,10 @@ def initial_data(schedule: ScheduledTask) -> dict[str, Any]:
         "enabled": schedule.enabled,
         "grace_seconds": schedule.grace_seconds,
         "max_duration_seconds": schedule.max_duration_seconds,
+        "overlap_policy": str(schedule.overlap_policy or "allow"),
+        "pause_after_failures": (
+            "" if schedule.pause_after_failures is None else str(schedule.pause_after_failures)
+        ),
     }
     for language, text in schedule.descriptions().items():
         data[f"description_{language}"] = text or ""

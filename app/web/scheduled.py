@@ -42,6 +42,7 @@ def run_outcome_label(outcome: str) -> str:
     if labels is None:
         labels = {status.value: status_label(status.value) for status in TaskStatus}
         labels.update(missed=_("missed"), error=_("not sent"), sent=_("sent"), running=_("running"))
+        labels.update(skipped=_("skipped (previous run still running)"))
         g.run_outcome_labels = labels
     return labels.get(outcome, outcome)
 
