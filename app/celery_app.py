@@ -27,7 +27,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.flask_app = app
     celery_app.config_from_object("celeryconfig")
     celery_app.conf.broker_url = app.config["REDIS_URL"]
-    kombu_fixes.install(app.config["REDIS_URL"])
+    kombu_fixes.install()
     celery_app.conf.update(app.config.get("CELERY", {}))
     if app.config.get("CELERY_RESULT_BACKEND"):
         # Celery's own result store, only for comparison benchmarks: the engine records results

@@ -11,11 +11,11 @@ after the connection was replaced: acknowledging its message on the closed chann
 
 Measured in ``tests/test_redis_outage_processes.py``: about one restart in ten left the worker
 consuming nothing. With this fix a channel whose transport is detached makes its connection pool
-from the broker URL itself, so restoring and acknowledging do what kombu meant them to do. When
-Redis is still down they raise a connection error, which Celery handles: the messages then stay
-in the unacknowledged hash and are handed out again after the visibility timeout. Without a pool,
-kombu's restore would even drop a message: it logs "Could not restore message" and still removes
-it from the unacknowledged hash.
+again the way it first made it (same server, database and options), so restoring and
+acknowledging do what kombu meant them to do. When Redis is still down they raise a connection
+error, which Celery handles: the messages then stay in the unacknowledged hash and are handed
+out again after the visibility timeout. Without a pool, kombu's restore would even drop a
+message: it logs "Could not restore message" and still removes it from the unacknowledged hash.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 import redis
 
 
-def install(broker_url: str) -> None:
-    """Patch kombu's Redis channel once per process (idempotent): a channel whose transport is
-    detached makes its connection pool from ``broker_url`` instead of failing."""
+def install() -> None:
+    """Patch kombu's Redis channel once per process (idempotent): each channel remembers how it
+    made its pool, and once its transport is detached makes the pool again from that."""
     from kombu.transport import redis as transport
 
     channel_class: Any = transport.Channel
@@ -36,9 +36,14 @@ def install(broker_url: str) -> None:
     get_pool = channel_class._get_pool
 
     def patched_get_pool(self: Any, asynchronous: bool = False) -> Any:
-        if getattr(self.connection, "client", None) is not None:
-            return get_pool(self, asynchronous)
-        return redis.ConnectionPool.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
+        made = getattr(self, "_ewas_pool_made", None)
+        if getattr(self.connection, "client", None) is None and made is not None:
+            connection_class, kwargs = made
+            return redis.ConnectionPool(connection_class=connection_class, **kwargs)
+        pool = get_pool(self, asynchronous)
+        if not asynchronous:
+            self._ewas_pool_made = (pool.connection_class, dict(pool.connection_kwargs))
+        return pool
 
     channel_class._get_pool = patched_get_pool
     channel_class._ewas_detached_fix = True

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,19 @@ import pytest
 from flask import Flask, url_for
 
 from app.extensions import db
-from app.models import Role, ScheduleRun, TaskExecution, TaskStatus, TaskType, User, Variable
+from app.models import (
+    AuditEntry,
+    Role,
+    ScheduleRun,
+    TaskExecution,
+    TaskStatus,
+    TaskType,
+    User,
+    Variable,
+)
 from app.models.schedule import RunKind
 from app.models.types import utcnow
+from app.services.backfill import ACTION as BACKFILL
 from app.services.tokens import create_token
 from tests.conftest import PROJECT_DIR, screenshot
 from tests.test_web_browser import sample_rows, sign_in, use_language
@@ -113,6 +124,16 @@ def every_kind_of_row(users: dict[Role, User]) -> dict[str, Any]:
     task_type = db.session.scalar(db.select(TaskType)) or TaskType(name="retrieval")
     db.session.add(task_type)
     create_token(users[Role.OPERATOR], name="nightly export", actor=users[Role.ADMIN])
+    backfill = AuditEntry(
+        actor_id=users[Role.OPERATOR].id,
+        actor_name=users[Role.OPERATOR].username,
+        action=BACKFILL,
+        target_type="schedule",
+        target_id=str(rows["schedule"]),
+        details={"start": (now - timedelta(hours=6)).isoformat(), "end": now.isoformat(),
+                 "timezone": "UTC", "chosen": 1, "skipped": 0, "task_ids": [done.task_id]},
+    )  # fmt: skip
+    db.session.add(backfill)
     db.session.commit()
     _, run = run_story(fail_at=1, schedule_id=rows["schedule"])
     variable = db.session.scalar(db.select(Variable))
@@ -126,6 +147,7 @@ def every_kind_of_row(users: dict[Role, User]) -> dict[str, Any]:
         "variable_id": variable.id,
         "type_id": task_type.id,
         "task_name": done.task_name,
+        "backfill_id": backfill.id,
     }
 
 
