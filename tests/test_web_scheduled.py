@@ -836,3 +836,13 @@ def test_a_crontab_is_one_unbreakable_code_value(operator: tuple[FlaskClient, st
     schedule(name="every five", crontab="*/5 * * * *")
     page = client.get("/tasks/scheduled/").text
     assert '<code class="nowrap ltr" dir="ltr">*/5 * * * *</code>' in page
+
+
+def test_each_description_field_reads_in_its_own_direction(
+    operator: tuple[FlaskClient, str],
+) -> None:
+    client, _ = operator
+    page = client.get(NEW, headers={"Accept-Language": "ar"}).text
+    for language, direction in (("en", "ltr"), ("fr", "ltr"), ("es", "ltr"), ("ar", "rtl")):
+        tag = re.search(rf'<textarea[^>]*name="description_{language}"[^>]*>', page).group(0)
+        assert f'dir="{direction}"' in tag and f'lang="{language}"' in tag, tag

@@ -93,7 +93,9 @@ def _number(label: Any, kind: type = IntegerField, **widget: Any) -> Any:
 
 class ScheduleForm(FlaskForm):
     name = StringField(_l("Name"), render_kw={"maxlength": 200})
-    description_en = TextAreaField(LANGUAGE_LABELS["en"])
+    # Each description in its own language and direction (an English one reads left to right
+    # inside an Arabic page).
+    description_en = TextAreaField(LANGUAGE_LABELS["en"], render_kw={"lang": "en", "dir": "ltr"})
     task = SelectField(_l("Task"), validate_choice=False, render_kw={"dir": "ltr"})
     kind = SelectField(_l("Timing"), choices=KIND_CHOICES, validate_choice=False)
     crontab = StringField(_l("Crontab expression"), render_kw=CODE_INPUT)
@@ -131,9 +133,9 @@ class ScheduleForm(FlaskForm):
         render_kw={"inputmode": "numeric", "dir": "ltr", "maxlength": 4},
     )
     enabled = BooleanField(_l("Enabled"), default=True)
-    description_fr = TextAreaField(LANGUAGE_LABELS["fr"])
-    description_es = TextAreaField(LANGUAGE_LABELS["es"])
-    description_ar = TextAreaField(LANGUAGE_LABELS["ar"], render_kw={"dir": "rtl"})
+    description_fr = TextAreaField(LANGUAGE_LABELS["fr"], render_kw={"lang": "fr", "dir": "ltr"})
+    description_es = TextAreaField(LANGUAGE_LABELS["es"], render_kw={"lang": "es", "dir": "ltr"})
+    description_ar = TextAreaField(LANGUAGE_LABELS["ar"], render_kw={"lang": "ar", "dir": "rtl"})
 
     def set_choices(self, current_task: str | None = None) -> None:
         """Registered tasks (Celery's own excluded) and the configured queues."""
