@@ -116,10 +116,15 @@ def hour_is_wildcard(expression: str, hash_id: str) -> bool:
     return hours == ["*"] or len(set(hours)) == 24
 
 
+@lru_cache(maxsize=8192)
 def next_crontab(
     expression: str, tz: ZoneInfo, after: datetime, hash_id: str = ""
 ) -> datetime | None:
-    """First real instant after ``after`` at which ``expression`` fires in zone ``tz``."""
+    """First real instant after ``after`` at which ``expression`` fires in zone ``tz``.
+
+    Pure, so cached: the watch asks the same questions of every schedule on every health answer
+    and dashboard (about 0.2 ms each through croniter; 300 schedules made the health answer
+    80 ms)."""
     every_hour = hour_is_wildcard(expression, hash_id)
     local_after = after.astimezone(tz).replace(tzinfo=None)
     # Fast path: the next wall-clock match, when no UTC offset change lies between (the usual
