@@ -95,8 +95,9 @@ def _beat() -> dict[str, Any]:
     }
 
 
-def checks(client: redis.Redis | None = None) -> dict[str, dict[str, Any]]:
-    """Every check by name (each with ``ok`` and, unless it raised, ``latency_ms``)."""
+def checks(client: redis.Redis | None = None, queue_ages: bool = True) -> dict[str, dict[str, Any]]:
+    """Every check by name (each with ``ok`` and, unless it raised, ``latency_ms``). Without
+    ``queue_ages`` the queues' oldest message ages (read from the executions) are left out."""
     from app.tracking.stream import recorder_check
     from app.watch.health import watcher_check
 
@@ -108,7 +109,7 @@ def checks(client: redis.Redis | None = None) -> dict[str, dict[str, Any]]:
     if not found["database"]["ok"]:
         db.session.rollback()
     if found["redis"]["ok"]:
-        found["queues"] = _timed(lambda: _queues(client, found["database"]["ok"]))
+        found["queues"] = _timed(lambda: _queues(client, queue_ages and found["database"]["ok"]))
         depths = found["queues"].get("depths") or {}
         found["workers"] = _timed(lambda: _workers(client, depths))
         found["beat"] = _timed(_beat)
@@ -117,10 +118,10 @@ def checks(client: redis.Redis | None = None) -> dict[str, dict[str, Any]]:
     return found
 
 
-def health(client: redis.Redis | None = None) -> dict[str, Any]:
+def health(client: redis.Redis | None = None, queue_ages: bool = True) -> dict[str, Any]:
     """Every check; ``healthy`` only when all are ok, ``serving`` when Redis and the database
     answer (what the engine needs to serve pages and take sends), ``failing`` names the rest."""
-    found = checks(client)
+    found = checks(client, queue_ages)
     failing = sorted(name for name, check in found.items() if not check["ok"])
     return {
         "healthy": not failing,

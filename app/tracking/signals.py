@@ -332,8 +332,10 @@ def on_postrun(
     if attempt is None:
         return
     fields = attempt.resources.stop()
+    published = tracker.logs.live.get() is not None  # lines were sent while it ran
     fields["logs"] = tracker.logs.stop()
-    tracker.emitter.take(f"logs:{task_id}")  # the final event carries every line
+    if published:
+        tracker.emitter.take(f"logs:{task_id}")  # the final event carries every line
     if attempt.children:
         fields["children"] = attempt.children
     outcome = attempt.outcome

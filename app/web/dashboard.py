@@ -63,7 +63,7 @@ def trends_context() -> dict[str, Any]:
 
 def health_context() -> dict[str, Any]:
     return {
-        "checks": health(redis_client())["checks"],
+        "checks": health(redis_client(), queue_ages=False)["checks"],
         "open_alerts": figures.open_alerts(),
         "error_rates": figures.failure_warnings(),
         "window_hours": current_app.config["FAILURE_RATE_WINDOW_HOURS"],

@@ -30,6 +30,15 @@ def _typed(source: Any, name: str, default: str = "") -> str:
     return (source.get(name) or default).replace("\x00", "")[:FIELD_MAX].strip()
 
 
+def _range(source: Any, schedule: ScheduledTask) -> dict[str, str]:
+    """The range as typed (query string or form); the schedule's timezone by default."""
+    return {
+        "start": _typed(source, "start"),
+        "end": _typed(source, "end"),
+        "timezone": _typed(source, "timezone", schedule.timezone),
+    }
+
+
 def _page(
     schedule: ScheduledTask,
     values: dict[str, str],
@@ -57,11 +66,7 @@ def _page(
 def scheduled_backfill(schedule_id: int) -> Response:
     """The range form; with ``start`` and ``end`` also the occurrences to choose from."""
     schedule = get_schedule_or_404(schedule_id)
-    values = {
-        "start": _typed(request.args, "start"),
-        "end": _typed(request.args, "end"),
-        "timezone": _typed(request.args, "timezone", schedule.timezone),
-    }
+    values = _range(request.args, schedule)
     listed = "start" in request.args or "end" in request.args
     if not listed:
         return _page(schedule, values)
@@ -77,11 +82,7 @@ def scheduled_backfill(schedule_id: int) -> Response:
 def scheduled_backfill_send(schedule_id: int) -> Response:
     """Send the checked occurrences (not run yet) in the background; then their progress."""
     schedule = get_schedule_or_404(schedule_id)
-    values = {
-        "start": _typed(request.form, "start"),
-        "end": _typed(request.form, "end"),
-        "timezone": _typed(request.form, "timezone", schedule.timezone),
-    }
+    values = _range(request.form, schedule)
     chosen = request.form.getlist("occurrences")
     try:
         started = backfill.start(
