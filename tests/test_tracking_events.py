@@ -527,3 +527,29 @@ def test_malformed_live_lines_are_ignored() -> None:
     row = fold([event(ev.STARTED, dt=1), event(ev.LOGS, dt=2, logs=odd_time)])
     row = ev.fold(row, [event(ev.LOGS, dt=3, logs=lines("next"))])
     assert [r["message"] for r in row["logs"]] == ["next"]
+
+
+def test_a_retry_shows_its_own_live_lines_whatever_the_arrival_order() -> None:
+    story = [
+        event(ev.STARTED, dt=1),
+        event(ev.RETRIED, dt=2, logs=lines("first try")),
+        event(ev.STARTED, attempt=1, dt=5),
+        event(ev.LOGS, attempt=1, dt=6, logs=lines("second try", dt=6)),
+    ]
+    for order in itertools.permutations(story):
+        row = fold(list(order))
+        assert row["status"] == "started" and row["retry_count"] == 1
+        assert [r["message"] for r in row["logs"]] == ["second try"], order
+
+
+def test_lines_logged_in_the_same_instant_replace_the_shorter_copy() -> None:
+    same = [{"time": T0 + 2, "level": "INFO", "logger": "t", "message": m} for m in ("a", "b")]
+    row = fold([event(ev.STARTED, dt=1), event(ev.LOGS, dt=2, logs=same[:1])])
+    row = ev.fold(row, [event(ev.LOGS, dt=3, logs=same)])
+    assert [r["message"] for r in row["logs"]] == ["a", "b"]
+
+
+def test_an_empty_live_copy_keeps_the_lines_shown() -> None:
+    row = fold([event(ev.STARTED, dt=1), event(ev.LOGS, dt=2, logs=lines("one"))])
+    row = ev.fold(row, [event(ev.LOGS, dt=3, logs=[])])
+    assert [r["message"] for r in row["logs"]] == ["one"]
