@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -253,3 +254,21 @@ def test_a_disabled_schedule_keeps_showing_its_latest_send_and_waits_for_nothing
     found = assess(facts(enabled=False, last=T0, send=sent(T0)), T0 + timedelta(days=3))
     assert found == Assessment(WatchState.DISABLED, timedelta(0), latest_send=sent(T0))
     assert (found.expected, found.occurrence, found.alert_key) == (None, None, None)
+
+
+def test_an_occurrence_held_back_by_the_overlap_policy_is_not_late():
+    yesterday = T0 - timedelta(days=1)
+    still_running = sent(yesterday, status="started", finished=False)
+    later = T0 + timedelta(hours=1)
+    for policy in ("skip", "queue_one"):
+        held = replace(facts(last=yesterday, send=still_running), overlap=policy)
+        assert assess(held, later).state != WatchState.LATE, policy
+    allowed = facts(last=yesterday, send=still_running)
+    assert assess(allowed, later).state == WatchState.LATE  # allow sends it: it is late
+    finished = replace(facts(last=yesterday, send=sent(yesterday)), overlap="skip")
+    assert assess(finished, later).state == WatchState.LATE  # nothing runs: nothing holds it
+    never_started = sent(yesterday, status="pending", started=False, finished=False)
+    waiting = replace(facts(last=yesterday, send=never_started), overlap="skip")
+    assert assess(waiting, later).state == WatchState.LATE
+    nothing_sent = replace(facts(), overlap="skip")
+    assert assess(nothing_sent, later).state == WatchState.LATE
