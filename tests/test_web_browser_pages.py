@@ -6,7 +6,9 @@ real web process, screenshots in tests/screenshots/).
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Role, TaskExecution
+from app.models import Role, RunKind, ScheduleRun, TaskExecution, TaskStatus
+from app.models.types import utcnow
+from app.scheduler.service import create_schedule
 from tests.conftest import SCREENSHOTS_DIR, screenshot
 from tests.test_web_browser import (
     Problems,
@@ -324,3 +328,59 @@ def test_schedule_form_clears_fixed_errors_and_keeps_inputs_in_their_box(
         paired = ("interval_every", "interval_unit", "start_at", "expires_at")
         in_line_with(page, paired, "timezone")
         screenshot(page, f"schedule-form-{width}")
+
+
+# Each scrolling table box whose content is wider than the box: [id or class, content, box] px.
+OVERFLOWING_TABLES = """() => [...document.querySelectorAll(".table-wrap")]
+  .filter(w => w.scrollWidth > w.clientWidth + 1)
+  .map(w => [w.id || w.className, w.scrollWidth, w.clientWidth])"""
+LONG_ERROR = (
+    "app.tracking.policies.TransientNetworkError: cannot reach helix-tools-api.idmcdb.org: "
+    "gaierror: [Errno -2] Name or service not known (GET https://helix-tools-api.idmcdb.org/"
+    "external-api/idus/last-180-days/)"
+)
+
+
+def test_a_failing_schedule_and_long_errors_keep_every_column_in_view_at_1366_px(
+    live_server: str, page: Any, users: Any
+) -> None:
+    """The watch's reason and a dotted error name have no space to wrap at: without care they
+    widen the schedules and executions tables until the row actions and the Error column
+    scroll out of view."""
+    schedule = create_schedule(
+        name="idmc-daily-pipeline", task="data_pipeline.tasks.run_full_pipeline",
+        kind="crontab", crontab="0 6 * * *",
+    )  # fmt: skip
+    now = utcnow()
+    occurrence = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    if occurrence > now:
+        occurrence -= timedelta(days=1)
+    task_id = str(uuid.uuid4())
+    db.session.add(
+        ScheduleRun(
+            schedule_id=schedule.id, occurrence=occurrence, kind=RunKind.CATCHUP,
+            task_id=task_id, sent_at=now,
+        )
+    )  # fmt: skip
+    db.session.add(
+        TaskExecution(
+            task_id=task_id, task_name="data_pipeline.tasks.retrieve_source",
+            status=TaskStatus.FAILURE, queue="data_retrieval", created_at=now,
+            started_at=now, completed_at=now, error_message=LONG_ERROR, retry_count=6,
+        )
+    )  # fmt: skip
+    db.session.commit()
+    sign_in(page, live_server, Role.ADMIN)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    for language in ("en", "ar"):
+        use_language(page, language)
+        page.goto(f"{live_server}/tasks/scheduled/")
+        expect(page.locator(f"#schedule-{schedule.id} .watch-reason")).to_be_visible()
+        assert page.evaluate(OVERFLOWING_TABLES) == [], language
+        run_now = page.locator(f"#schedule-{schedule.id} .row-actions button").last
+        box, width = run_now.bounding_box(), 1366
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (language, box)
+        screenshot(page, f"scheduled-failing-1366-{language}")
+        page.goto(f"{live_server}/tasks/executions/")
+        assert page.evaluate(OVERFLOWING_TABLES) == [], language
+        screenshot(page, f"executions-long-error-1366-{language}")

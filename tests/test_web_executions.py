@@ -587,6 +587,20 @@ def test_detail_of_a_success(viewer: FlaskClient) -> None:
     assert "/cancel" not in html and "/retry" not in html  # final, and a viewer
 
 
+def test_the_timeline_says_each_next_try_as_a_short_duration(viewer: FlaskClient) -> None:
+    def tried(attempt: int, delay: float) -> dict:
+        start = f"2026-01-01T00:00:{attempt * 10:02d}+00:00"
+        return {"run_id": f"r{attempt}", "attempt": attempt, "status": "retry",
+                "started_at": start, "completed_at": start,
+                "retry_delay_seconds": delay}  # fmt: skip
+
+    attempts = [tried(0, 1.949682071169938), tried(1, 95.2)]
+    execution = make(status=TaskStatus.RETRY, attempts=attempts)
+    html = viewer.get(f"/tasks/executions/{execution.task_id}/").text
+    assert "next try in 1.9 s" in html and "next try in 1 min 35 s" in html
+    assert "1.949" not in html
+
+
 def test_detail_of_a_failure_with_links(operator: tuple[FlaskClient, str]) -> None:
     client, _csrf = operator
     original = make(status=TaskStatus.FAILURE, error_message="first failure")

@@ -20,6 +20,7 @@ from app.models import FINAL_STATUSES, Role, ScheduledTask, TaskExecution, TaskS
 from app.services import execution_actions, executions, runs
 from app.tracking.retry import is_retryable
 from app.web import bp
+from app.web.formatting import duration
 from app.web.fragments import is_htmx, page_or_fragment
 
 LINKS_LIMIT = 50
@@ -73,7 +74,7 @@ def timeline(execution: TaskExecution) -> list[Step]:
                     _moment(run.get("completed_at")),
                     str(run.get("status") or ""),
                     _("Attempt %(number)s ended", number=attempt),
-                    detail=_("next try in %(seconds)s s", seconds=delay)
+                    detail=_("next try in %(delay)s", delay=duration(delay))
                     if delay is not None and run.get("status") == "retry"
                     else run.get("error_message"),
                     cpu_seconds=run.get("cpu_seconds"),
