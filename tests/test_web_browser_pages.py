@@ -334,6 +334,14 @@ def test_schedule_form_clears_fixed_errors_and_keeps_inputs_in_their_box(
 OVERFLOWING_TABLES = """() => [...document.querySelectorAll(".table-wrap")]
   .filter(w => w.scrollWidth > w.clientWidth + 1)
   .map(w => [w.id || w.className, w.scrollWidth, w.clientWidth])"""
+# The left edge (px) of the first character of a code value, and of the table cell around it.
+FIRST_CHARACTER_AND_CELL = """selector => {
+  const code = document.querySelector(selector);
+  const range = document.createRange();
+  range.setStart(code.firstChild, 0);
+  range.setEnd(code.firstChild, 1);
+  return [range.getBoundingClientRect().left, code.closest("td").getBoundingClientRect().left];
+}"""
 LONG_ERROR = (
     "app.tracking.policies.TransientNetworkError: cannot reach helix-tools-api.idmcdb.org: "
     "gaierror: [Errno -2] Name or service not known (GET https://helix-tools-api.idmcdb.org/"
@@ -380,6 +388,10 @@ def test_a_failing_schedule_and_long_errors_keep_every_column_in_view_at_1366_px
         run_now = page.locator(f"#schedule-{schedule.id} .row-actions button").last
         box, width = run_now.bounding_box(), 1366
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (language, box)
+        first, cell = page.evaluate(
+            FIRST_CHARACTER_AND_CELL, f"#schedule-{schedule.id} td.truncate code"
+        )
+        assert first >= cell, (language, first, cell)  # a cut name shows its start, not its end
         screenshot(page, f"scheduled-failing-1366-{language}")
         page.goto(f"{live_server}/tasks/executions/")
         assert page.evaluate(OVERFLOWING_TABLES) == [], language
