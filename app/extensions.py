@@ -59,6 +59,13 @@ def init_redis(app: Flask) -> None:
     )
 
 
+def own_redis(url: str, timeout: float = 5.0) -> redis.Redis:
+    """A Redis client with a pool of its own, for a long-lived loop or a task (the recorder, the
+    watcher, worker heartbeats, beat's checks): timeouts make a server that stopped answering
+    (paused, partitioned) an outage the loop rides out instead of a call that hangs forever."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
 def redis_client() -> redis.Redis:
     """The current app's Redis client (see ``init_redis``)."""
     return current_app.extensions["redis"]

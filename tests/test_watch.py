@@ -5,6 +5,9 @@ Real processes (beat stopped and restarted, an overrunning run) are in test_watc
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import uuid
 from datetime import timedelta
 
@@ -15,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.extensions import own_redis as own_redis_client
 from app.models import (
     Alert,
     Role,
@@ -273,3 +277,24 @@ def test_a_failing_reason_isolates_the_error_and_escapes_it(
         in row
     )
     assert "<script>alert" not in row
+
+
+def test_the_watch_keeps_checking_while_redis_is_paused(app: Flask, own_redis) -> None:
+    """A Redis that accepts connections and never answers (paused, partitioned) is an outage
+    the watch rides out: its heartbeat write times out, and its checks, which read the
+    database, go on raising the alerts an operator needs most at that moment."""
+    watcher = ScheduleWatcher(app, own_redis_client(own_redis.url, timeout=0.5), interval=1)
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        for name in ("idmc-06", "idmc-07"):
+            daily(name=name)
+            done = threading.Thread(target=watcher.tick, daemon=True)
+            done.start()
+            done.join(timeout=15)
+            assert not done.is_alive(), "the watch hung on a paused Redis"
+        assert watcher.checks == 2 and watcher.redis_outage.ongoing
+        states = dict(db.session.execute(select(ScheduledTask.name, ScheduleWatch.state).join(
+            ScheduleWatch, ScheduleWatch.schedule_id == ScheduledTask.id)).all())  # fmt: skip
+        assert states == {"idmc-06": "late", "idmc-07": "late"}
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import redis
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.extensions import db
+from app.extensions import db, own_redis
 from app.models import TaskExecution, TaskStatus, TaskType
 from app.models.types import utcnow
 from app.monitoring.queues import queue_depths
@@ -93,7 +92,7 @@ def check(
                     f"last {window_hours} h (threshold {threshold:.0%}).",
                 )
             )
-    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5)
+    client = own_redis(config["REDIS_URL"])
     try:
         depths = queue_depths(client)
     finally:

@@ -30,7 +30,7 @@ import redis
 from celery.beat import Scheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
+from app.extensions import db, own_redis
 from app.models import MisfirePolicy, OverlapPolicy, RunKind
 from app.models.types import utcnow
 from app.outages import Outage
@@ -481,7 +481,7 @@ class RedisScheduler(Scheduler):
 
         try:
             with self.flask_app.app_context():
-                client = redis.Redis.from_url(self.app.conf.broker_url)
+                client = own_redis(self.app.conf.broker_url)
                 try:
                     return already_published(client, task_ids)
                 finally:

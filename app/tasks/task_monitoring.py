@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-import redis
 from flask import current_app
 
-from app.extensions import db
+from app.extensions import db, own_redis
 from app.models.types import utcnow
 from app.monitoring import failure_rates, health, queue_history, statistics
 from app.tracking import tracked
@@ -63,7 +62,7 @@ def snapshot_queues(keep_days: int | None = None) -> dict[str, Any]:
     (default ``QUEUE_SNAPSHOT_RETENTION_DAYS``): the queues page draws its trend from them."""
     config = current_app.config
     keep_days = config["QUEUE_SNAPSHOT_RETENTION_DAYS"] if keep_days is None else keep_days
-    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=5)
+    client = own_redis(config["REDIS_URL"])
     try:
         rows = queue_history.take_snapshots(client)
     finally:

@@ -6,9 +6,10 @@ import signal
 import threading
 
 import click
-import redis
 from flask import current_app
 from flask.cli import with_appcontext
+
+from app.extensions import own_redis
 
 
 @click.command("recorder")
@@ -32,9 +33,7 @@ def recorder_command(batch_size: int, claim_idle: float) -> None:
     recorder = Recorder(
         app=app,
         # Timeouts make a server that stopped answering an outage to ride out, not a hang.
-        redis_client=redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
-        ),
+        redis_client=own_redis(app.config["REDIS_URL"]),
         batch_size=batch_size,
         claim_idle=claim_idle,
         upkeep_interval=app.config["RECORDER_UPKEEP_SECONDS"],
@@ -42,7 +41,7 @@ def recorder_command(batch_size: int, claim_idle: float) -> None:
     if app.config["WATCH_IN_RECORDER"]:
         from app.watch.watcher import ScheduleWatcher
 
-        ScheduleWatcher(app, redis.Redis.from_url(app.config["REDIS_URL"])).start(stop)
+        ScheduleWatcher(app, own_redis(app.config["REDIS_URL"])).start(stop)
     click.echo(f"recorder {recorder.consumer} started")
     recorder.run(stop=stop)
     click.echo(f"recorder stopped after {recorder.stats['events']} events")

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from celery import signals
 
+from app.extensions import own_redis
 from app.outages import Outage
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _interval(consumer: Any) -> float:
 
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
     consumer = sender
-    client = redis.Redis.from_url(consumer.app.conf.broker_url, socket_timeout=5)
+    client = own_redis(consumer.app.conf.broker_url)
     interval = _interval(consumer)
     _stop.clear()
 
@@ -124,7 +125,7 @@ def on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     if not hostname or app is None:
         return
     with contextlib.suppress(redis.RedisError):
-        mark_stopped(redis.Redis.from_url(app.conf.broker_url, socket_timeout=5), hostname)
+        mark_stopped(own_redis(app.conf.broker_url), hostname)
 
 
 def live_workers(client: redis.Redis) -> list[dict[str, Any]]:

@@ -6,9 +6,10 @@ import signal
 import threading
 
 import click
-import redis
 from flask import current_app
 from flask.cli import with_appcontext
+
+from app.extensions import own_redis
 
 
 @click.command("watch")
@@ -19,7 +20,7 @@ def watch_command(once: bool) -> None:
     from app.watch.watcher import ScheduleWatcher
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is typed Flask, not the proxy it is
-    watcher = ScheduleWatcher(app, redis.Redis.from_url(app.config["REDIS_URL"]))
+    watcher = ScheduleWatcher(app, own_redis(app.config["REDIS_URL"]))
     if once:
         from app.extensions import db
         from app.models import ScheduleWatch
