@@ -28,7 +28,7 @@ def _variable(source_id: int, variable_id: int) -> Variable:
 
 def _form_page(form: VariableForm, source: Source, variable: Variable | None) -> Page:
     page = render_template(
-        "tasks/catalog/variable_form.html", form=form, source=source, variable=variable
+        "tasks/sources/variable_form.html", form=form, source=source, variable=variable
     )
     return (page, 422) if form.is_submitted() else page
 

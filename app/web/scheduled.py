@@ -84,7 +84,7 @@ def scheduled() -> Any:
     )
     position: dict[str, Any] = {"after": after} if after else {"before": before} if before else {}
     return page_or_fragment(
-        "tasks/scheduled_tasks.html",
+        "tasks/scheduled/page.html",
         "tasks/scheduled/_table.html",
         listing=page,
         filters=filters,
