@@ -18,9 +18,8 @@ from app.models.translated import current_language
 from app.services import catalog, statistics
 from app.web import bp
 from app.web.catalog_forms import DescriptionsForm, SourceForm
-from app.web.inputs import get_or_404, refused, saved
+from app.web.inputs import Page, get_or_404, refused, saved
 
-Page = str | tuple[str, int]
 WEEK_HOURS = 24 * 7
 
 
@@ -171,6 +170,3 @@ def delete_source(source_id: int) -> Response:
     except DomainError as error:
         return refused(error, url_for("web.source_detail", source_id=source_id))
     return saved(_("Source %(code)s deleted.", code=code), url_for("web.sources"))
-
-
-from app.web import catalog_variables  # noqa: E402,F401  (the variables' routes)

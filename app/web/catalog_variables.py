@@ -13,9 +13,8 @@ from app.extensions import db
 from app.models import Role, Source, Variable
 from app.services import catalog
 from app.web import bp
-from app.web.catalog import Page
 from app.web.catalog_forms import VariableForm
-from app.web.inputs import get_or_404, not_found, refused, saved
+from app.web.inputs import Page, get_or_404, not_found, refused, saved
 
 
 def _variable(source_id: int, variable_id: int) -> Variable:

@@ -18,6 +18,7 @@ from app.scheduler.validation import FIELDS
 from app.services.audit import record_audit
 from app.web import bp
 from app.web.fragments import conditional
+from app.web.inputs import Page
 from app.web.schedule_form import (
     TIMING_FIELDS,
     Preview,
@@ -27,8 +28,6 @@ from app.web.schedule_form import (
     initial_data,
 )
 from app.web.scheduled import get_schedule_or_404
-
-Page = tuple[str, int]
 
 
 def _form_page(
