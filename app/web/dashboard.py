@@ -22,8 +22,9 @@ from app.monitoring.queues import queue_depths
 from app.scheduler.service import get_schedule
 from app.services import dashboard as figures
 from app.services import schedule_watch
-from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures, run_schedule_now
+from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures
 from app.services.runs import latest_by_schedule
+from app.services.schedules import run_now
 from app.tracking.heartbeats import live_workers
 from app.web import bp
 from app.web.dashboard_charts import trend_charts
@@ -162,7 +163,7 @@ def dashboard_run_now() -> Response:
     except NotFound:
         flash(_("No schedule %(id)s: it may have been deleted.", id=chosen), "error")
         return _back()
-    run = run_schedule_now(schedule)
+    run = run_now(schedule)
     db.session.commit()
     if run.error is not None:
         flash(
