@@ -14,7 +14,6 @@ from typing import Any
 
 from app.models import ScheduledTask, ScheduleRun
 from app.scheduler import service
-from app.scheduler.validation import FIELDS
 from app.services.audit import record_audit
 
 
@@ -29,17 +28,11 @@ def create(values: Mapping[str, Any]) -> ScheduledTask:
     return schedule
 
 
-def _snapshot(schedule: ScheduledTask) -> dict[str, Any]:
-    values = {f: getattr(schedule, f) for f in FIELDS if f != "descriptions"}
-    values["descriptions"] = schedule.descriptions()
-    return values
-
-
 def edit(schedule: ScheduledTask, values: Mapping[str, Any]) -> ScheduledTask:
     """Save the schedule form (it posts every field); the entry names the fields that changed."""
-    before = _snapshot(schedule)
+    before = service.current_values(schedule)
     service.update_schedule(schedule, **values)
-    changed = sorted(f for f, v in _snapshot(schedule).items() if before[f] != v)
+    changed = sorted(f for f, v in service.current_values(schedule).items() if before[f] != v)
     _audit("schedule.update", schedule.id, fields=changed)
     return schedule
 
