@@ -17,9 +17,7 @@ from app.extensions import db
 from app.models import ApiToken, Role, User
 from app.services import tokens as token_service
 from app.services import users as user_service
-from app.web.inputs import get_or_404
-
-Page = tuple[str, int] | tuple[str, int, dict[str, str]] | str
+from app.web.inputs import Page, get_or_404
 
 
 def _users_page(form: UserCreateForm | None = None, status: int = 200) -> Page:

@@ -17,7 +17,7 @@ from app.extensions import db, redis_client
 from app.models import AuditEntry, Role
 from app.services import quarantine as quarantine_service
 from app.services.audit import audit_query
-from app.web.inputs import id_arg, refused, saved, text_arg
+from app.web.inputs import Page, id_arg, refused, saved, text_arg
 
 AUDIT_PAGE_SIZE = 50
 FILTER_MAX_LENGTH = 128
@@ -56,7 +56,7 @@ QUARANTINE_PAGE_SIZE = 50
 
 @bp.get("/quarantine/")
 @requires(Role.ADMIN)
-def quarantine() -> tuple[str, int] | str:
+def quarantine() -> Page:
     """Tracking events the database refused (not an outage), newest first, with their error."""
     try:
         entries, next_before, total = quarantine_service.page(

@@ -15,8 +15,7 @@ from app.extensions import db
 from app.models import IntervalUnit, MisfirePolicy, OverlapPolicy, ScheduledTask, ScheduleKind
 from app.models.schedule import MAX_PAUSE_AFTER_FAILURES
 from app.scheduler import service
-from app.services.audit import record_audit
-from app.services.quick_actions import run_schedule_now
+from app.services import schedules
 from app.services.schedule_history import schedule_stats
 from app.services.schedule_listing import last_runs
 from app.services.schedule_watch import assessments
@@ -222,10 +221,6 @@ def _get(schedule_id: int) -> ScheduledTask:
     return service.get_schedule(existing_id(schedule_id))
 
 
-def _audited(action: str, schedule: ScheduledTask | None, target: Any, **details: Any) -> None:
-    record_audit(action, "schedule", schedule.id if schedule else target, details=details or None)
-
-
 @blp.route("/")
 class Schedules(MethodView):
     decorators = VIEWER_RULE
@@ -247,8 +242,7 @@ class Schedules(MethodView):
     @blp.alt_response(409, description="the name is taken")
     def post(self, values: dict[str, Any]) -> ScheduledTask:
         """Create a schedule; beat picks it up at once."""
-        schedule = service.create_schedule(**values)
-        _audited("schedule.create", schedule, None, name=schedule.name)
+        schedule = schedules.create(values)
         db.session.commit()
         return schedule
 
@@ -271,8 +265,7 @@ class Schedule(MethodView):
     @blp.response(200, ScheduleSchema)
     def put(self, values: dict[str, Any], schedule_id: int) -> ScheduledTask:
         """Replace a schedule's definition (fields left out take their defaults)."""
-        schedule = service.update_schedule(_get(schedule_id), **values)
-        _audited("schedule.update", schedule, schedule_id, fields=sorted(values))
+        schedule = schedules.change(_get(schedule_id), values)
         db.session.commit()
         return schedule
 
@@ -280,22 +273,14 @@ class Schedule(MethodView):
     @blp.response(200, ScheduleSchema)
     def patch(self, values: dict[str, Any], schedule_id: int) -> ScheduledTask:
         """Change some fields of a schedule."""
-        schedule = _get(schedule_id)
-        action = "schedule.update"
-        if set(values) == {"enabled"}:
-            action = "schedule.enable" if values["enabled"] else "schedule.disable"
-        schedule = service.update_schedule(schedule, **values)
-        _audited(action, schedule, schedule_id, fields=sorted(values))
+        schedule = schedules.change(_get(schedule_id), values)
         db.session.commit()
         return schedule
 
     @blp.response(204)
     def delete(self, schedule_id: int) -> None:
         """Delete a schedule and its run history."""
-        schedule = _get(schedule_id)
-        name = schedule.name
-        service.delete_schedule(schedule)
-        _audited("schedule.delete", None, schedule_id, name=name)
+        schedules.delete(_get(schedule_id))
         db.session.commit()
 
 
@@ -304,6 +289,6 @@ class Schedule(MethodView):
 @blp.response(202, RunSchema)
 def run(schedule_id: int) -> Any:
     """Send the schedule's task now; its next due time is unchanged."""
-    run = run_schedule_now(_get(schedule_id))
+    run = schedules.run_now(_get(schedule_id))
     db.session.commit()
     return run

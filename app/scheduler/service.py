@@ -48,7 +48,8 @@ def get_schedule(name_or_id: str | int) -> ScheduledTask:
     return schedule
 
 
-def _current_values(schedule: ScheduledTask) -> dict[str, Any]:
+def current_values(schedule: ScheduledTask) -> dict[str, Any]:
+    """The schedule's definition as the fields the validation takes (descriptions by language)."""
     from app.scheduler.validation import FIELDS
 
     values = {f: getattr(schedule, f) for f in FIELDS if f != "descriptions"}
@@ -91,7 +92,7 @@ def create_schedule(**values: Any) -> ScheduledTask:
 
 def update_schedule(schedule: ScheduledTask, **changes: Any) -> ScheduledTask:
     """Validate the schedule with ``changes`` applied; timing changes restart timing from now."""
-    merged = {**_current_values(schedule), **changes}
+    merged = {**current_values(schedule), **changes}
     cleaned = clean(merged)
     _check_unique(cleaned["name"], schedule.id)
     retimed = any(getattr(schedule, f) != cleaned[f] for f in TIMING_FIELDS) or (

@@ -1,6 +1,6 @@
-"""Operator actions offered on the dashboard (and the API): run a schedule now, retry the
-failures of the last hour. Each is audited; the caller commits (the retries commit each of
-their audit entries themselves, see :func:`retry_recent_failures`)."""
+"""The dashboard's quick retry of the failures of the last hour (its run-now button is
+:func:`app.services.schedules.run_now`). Each retry is audited and commits its own audit entry,
+see :func:`retry_recent_failures`."""
 
 from __future__ import annotations
 
@@ -15,27 +15,13 @@ from sqlalchemy.orm import aliased
 
 from app.errors import DomainError
 from app.extensions import db
-from app.models import AuditEntry, ScheduledTask, ScheduleRun, TaskExecution, TaskStatus
+from app.models import AuditEntry, TaskExecution, TaskStatus
 from app.models.types import utcnow
-from app.scheduler import service
 from app.services.audit import record_audit
 from app.tracking.retry import Unroutable, retry_execution
 
 RETRY_LIMIT = 500
 RETRY_ACTION = "execution.retry"
-
-
-def run_schedule_now(schedule: ScheduledTask) -> ScheduleRun:
-    """Send the schedule's task at once (its next due time is unchanged) and audit the run."""
-    run = service.run_now(schedule)
-    record_audit(
-        "schedule.run",
-        "schedule",
-        schedule.id,
-        outcome="ok" if run.error is None else "error",
-        details={"task_id": run.task_id, "error": run.error},
-    )
-    return run
 
 
 @dataclass

@@ -23,6 +23,7 @@ from app.models import PipelineRun, RunStep, ScheduledTask, TaskExecution
 from app.runs.resend import Plan, again_plan, resume_plan, run_steps
 from app.services.audit import record_audit
 from app.services.executions import decode_cursor, encode_cursor
+from app.services.schedules import run_now
 
 NEWEST_FIRST = (PipelineRun.created_at.desc(), PipelineRun.id.desc())
 OLDEST_FIRST = (PipelineRun.created_at.asc(), PipelineRun.id.asc())
@@ -203,9 +204,7 @@ def run_again(run_id: int) -> list[str]:
     run = get_run(run_id)
     schedule = db.session.get(ScheduledTask, run.schedule_id) if run.schedule_id else None
     if schedule is not None:
-        from app.services.quick_actions import run_schedule_now
-
-        sent = run_schedule_now(schedule)
+        sent = run_now(schedule)
         record_audit(
             "run.again",
             "run",

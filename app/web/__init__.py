@@ -32,6 +32,7 @@ def live_poll_seconds() -> int:
 from app.web import (  # noqa: E402,F401
     alerts,
     catalog,
+    catalog_variables,
     dashboard,
     dead_letters,
     execution_detail,

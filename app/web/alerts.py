@@ -67,7 +67,7 @@ def alerts() -> Response:
     page = id_page(query, Alert.id, PAGE_SIZE, before, after)
     query_args = {k: v for k, v in filters.items() if v and not (k == "state" and v == "open")}
     return page_or_fragment(
-        "tasks/alerts/list.html",
+        "tasks/alerts/page.html",
         "tasks/alerts/_table.html",
         listing=page,
         filters=filters,

@@ -18,9 +18,8 @@ from app.models.translated import current_language
 from app.services import catalog, statistics
 from app.web import bp
 from app.web.catalog_forms import DescriptionsForm, SourceForm
-from app.web.inputs import get_or_404, refused, saved
+from app.web.inputs import Page, get_or_404, refused, saved
 
-Page = str | tuple[str, int]
 WEEK_HOURS = 24 * 7
 
 
@@ -36,7 +35,7 @@ def task_types() -> str:
     """Task types with their tasks and queues, descriptions, and finished executions (roll-ups)."""
     types = db.session.scalars(select(TaskType).order_by(TaskType.name)).all()
     return render_template(
-        "tasks/catalog/task_types.html",
+        "tasks/task_types/page.html",
         task_types=types,
         tasks_by_type=catalog.registered_tasks(),
         day=statistics.by_type(24),
@@ -54,7 +53,7 @@ def edit_task_type(type_id: int) -> Page | Response:
     if form.validate_on_submit():
         catalog.update_task_type(task_type, form.values())
         return saved(_("Task type %(name)s saved.", name=task_type.name), url_for("web.task_types"))
-    page = render_template("tasks/catalog/task_type_form.html", form=form, task_type=task_type)
+    page = render_template("tasks/task_types/form.html", form=form, task_type=task_type)
     return (page, 422) if form.is_submitted() else page
 
 
@@ -81,7 +80,7 @@ def sources() -> str:
         ).all()
     )
     rows = db.session.scalars(select(Source).order_by(Source.is_active.desc(), Source.code)).all()
-    return render_template("tasks/catalog/sources.html", sources=rows, variable_counts=counts)
+    return render_template("tasks/sources/page.html", sources=rows, variable_counts=counts)
 
 
 @bp.get("/sources/<int:source_id>/")
@@ -93,7 +92,7 @@ def source_detail(source_id: int) -> str:
         select(Variable).where(Variable.source_id == source.id).order_by(Variable.code)
     ).all()
     return render_template(
-        "tasks/catalog/source_detail.html",
+        "tasks/sources/detail.html",
         source=source,
         variables=variables,
         languages=languages_reader_first(),
@@ -101,7 +100,7 @@ def source_detail(source_id: int) -> str:
 
 
 def _source_form_page(form: SourceForm, source: Source | None) -> Page:
-    page = render_template("tasks/catalog/source_form.html", form=form, source=source)
+    page = render_template("tasks/sources/form.html", form=form, source=source)
     return (page, 422) if form.is_submitted() else page
 
 
@@ -171,6 +170,3 @@ def delete_source(source_id: int) -> Response:
     except DomainError as error:
         return refused(error, url_for("web.source_detail", source_id=source_id))
     return saved(_("Source %(code)s deleted.", code=code), url_for("web.sources"))
-
-
-from app.web import catalog_variables  # noqa: E402,F401  (the variables' routes)

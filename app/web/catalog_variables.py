@@ -13,9 +13,8 @@ from app.extensions import db
 from app.models import Role, Source, Variable
 from app.services import catalog
 from app.web import bp
-from app.web.catalog import Page
 from app.web.catalog_forms import VariableForm
-from app.web.inputs import get_or_404, not_found, refused, saved
+from app.web.inputs import Page, get_or_404, not_found, refused, saved
 
 
 def _variable(source_id: int, variable_id: int) -> Variable:
@@ -28,7 +27,7 @@ def _variable(source_id: int, variable_id: int) -> Variable:
 
 def _form_page(form: VariableForm, source: Source, variable: Variable | None) -> Page:
     page = render_template(
-        "tasks/catalog/variable_form.html", form=form, source=source, variable=variable
+        "tasks/sources/variable_form.html", form=form, source=source, variable=variable
     )
     return (page, 422) if form.is_submitted() else page
 

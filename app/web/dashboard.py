@@ -22,8 +22,9 @@ from app.monitoring.queues import queue_depths
 from app.scheduler.service import get_schedule
 from app.services import dashboard as figures
 from app.services import schedule_watch
-from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures, run_schedule_now
+from app.services.quick_actions import RETRY_LIMIT, retry_recent_failures
 from app.services.runs import latest_by_schedule
+from app.services.schedules import run_now
 from app.tracking.heartbeats import live_workers
 from app.web import bp
 from app.web.dashboard_charts import trend_charts
@@ -98,7 +99,7 @@ def dashboard() -> str:
     """Every panel at once; with JavaScript off, reloading the page refreshes them all."""
     can_act = may_operate()
     return render_template(
-        "tasks/dashboard.html",
+        "tasks/dashboard/page.html",
         can_act=can_act,
         schedules=figures.schedule_choices() if can_act else [],
         retry_limit=RETRY_LIMIT,
@@ -114,35 +115,35 @@ def dashboard() -> str:
 @requires(Role.VIEWER)
 def dashboard_metrics() -> Response:
     """The last 24 hours by status, what runs and waits now, queues and live workers."""
-    return conditional(render_template("tasks/dashboard/metrics.html", **metrics_context()))
+    return conditional(render_template("tasks/dashboard/_metrics.html", **metrics_context()))
 
 
 @bp.get("/dashboard/trends")
 @requires(Role.VIEWER)
 def dashboard_trends() -> Response:
     """Executions and success rate per hour over 7 days; durations per task type."""
-    return conditional(render_template("tasks/dashboard/trends.html", **trends_context()))
+    return conditional(render_template("tasks/dashboard/_trends.html", **trends_context()))
 
 
 @bp.get("/dashboard/health")
 @requires(Role.VIEWER)
 def dashboard_health() -> Response:
     """Redis, database, beat, recorder, workers, open alerts and failure-rate warnings."""
-    return conditional(render_template("tasks/dashboard/health.html", **health_context()))
+    return conditional(render_template("tasks/dashboard/_health.html", **health_context()))
 
 
 @bp.get("/dashboard/recent")
 @requires(Role.VIEWER)
 def dashboard_recent() -> Response:
     """The newest executions."""
-    return conditional(render_template("tasks/dashboard/recent.html", **recent_context()))
+    return conditional(render_template("tasks/dashboard/_recent.html", **recent_context()))
 
 
 @bp.get("/dashboard/runs")
 @requires(Role.VIEWER)
 def dashboard_runs() -> Response:
     """Each enabled schedule's latest run, its status and, when it failed, where and why."""
-    return conditional(render_template("tasks/dashboard/runs.html", **scheduled_runs_context()))
+    return conditional(render_template("tasks/dashboard/_runs.html", **scheduled_runs_context()))
 
 
 def _back() -> Response:
@@ -162,7 +163,7 @@ def dashboard_run_now() -> Response:
     except NotFound:
         flash(_("No schedule %(id)s: it may have been deleted.", id=chosen), "error")
         return _back()
-    run = run_schedule_now(schedule)
+    run = run_now(schedule)
     db.session.commit()
     if run.error is not None:
         flash(

@@ -51,7 +51,7 @@ def dead_letters() -> Response:
     if only:
         query_args["only"] = only
     return page_or_fragment(
-        "tasks/dead_letters/list.html",
+        "tasks/dead_letters/page.html",
         "tasks/dead_letters/_table.html",
         listing=page,
         filters=filters,

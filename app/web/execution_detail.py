@@ -158,7 +158,7 @@ def execution_detail(task_id: str) -> Response:
     parent = executions.by_task_id(execution.parent_id) if execution.parent_id else None
     root_id = execution.root_id if execution.root_id not in (None, execution.task_id) else None
     return page_or_fragment(
-        "tasks/task_detail.html",
+        "tasks/executions/detail.html",
         "tasks/executions/_live.html",
         execution=execution,
         final=execution.status in FINAL_STATUSES,

@@ -55,7 +55,7 @@ def _page_context() -> dict[str, Any]:
 def invalid_page(form: ExecutionFilterForm, message: str) -> Response:
     """The list page with the filter form and its errors, as a 400."""
     body = render_template(
-        "tasks/executions_list.html",
+        "tasks/executions/page.html",
         form=form,
         invalid=message,
         filters=form.url_args(),
@@ -93,7 +93,7 @@ def executions() -> Response:
         "next_url": _page_url(filters, result["next_cursor"]),
         "previous_url": _page_url(filters, result["previous_cursor"]),
     }
-    return page_or_fragment("tasks/executions_list.html", "tasks/executions/_table.html", **context)
+    return page_or_fragment("tasks/executions/page.html", "tasks/executions/_table.html", **context)
 
 
 def _names(rows: list[TaskExecution]) -> dict[str, dict[int, str]]:

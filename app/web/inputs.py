@@ -22,6 +22,9 @@ from app.extensions import db
 
 MAX_TEXT = 200
 T = TypeVar("T")
+# A page as a view returns it: the body, or the body and its status (and headers, e.g. no-store
+# on the one page that shows a new secret).
+Page = str | tuple[str, int] | tuple[str, int, dict[str, str]]
 
 
 def bad_request(message: str) -> NoReturn:

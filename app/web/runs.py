@@ -25,7 +25,7 @@ PAGE_SIZE = 50
 def invalid_page(form: RunFilterForm, message: str) -> Response:
     """The list page with the filter form and its errors, as a 400."""
     body = render_template(
-        "tasks/runs/list.html",
+        "tasks/runs/page.html",
         form=form,
         invalid=message,
         filters=form.url_args(),
@@ -58,7 +58,7 @@ def runs() -> Response:
         "next_url": _page_url(filters, result["next_cursor"]),
         "previous_url": _page_url(filters, result["previous_cursor"]),
     }
-    return page_or_fragment("tasks/runs/list.html", "tasks/runs/_table.html", **context)
+    return page_or_fragment("tasks/runs/page.html", "tasks/runs/_table.html", **context)
 
 
 def _schedule_names(rows: list[PipelineRun]) -> dict[int, str]:

@@ -19,10 +19,8 @@ from app.errors import DomainError
 from app.extensions import db
 from app.models import Role, ScheduledTask, TaskStatus
 from app.models.types import utcnow
-from app.scheduler import service
 from app.scheduler.preview import occurrences
-from app.services.audit import record_audit
-from app.services.quick_actions import run_schedule_now
+from app.services import schedules
 from app.services.schedule_history import history_page, schedule_stats
 from app.services.schedule_listing import rows_for, schedules_page, schedules_query
 from app.web import bp
@@ -84,7 +82,7 @@ def scheduled() -> Any:
     )
     position: dict[str, Any] = {"after": after} if after else {"before": before} if before else {}
     return page_or_fragment(
-        "tasks/scheduled_tasks.html",
+        "tasks/scheduled/page.html",
         "tasks/scheduled/_table.html",
         listing=page,
         filters=filters,
@@ -135,15 +133,13 @@ def scheduled_toggle(schedule_id: int) -> Any:
     wanted = {"1": True, "0": False}.get(request.form.get("enabled", ""), not schedule.enabled)
     problem = None
     try:
-        service.set_enabled(schedule, wanted)
+        schedules.set_enabled(schedule, wanted)
     except DomainError as error:
         db.session.rollback()
         problem = _(
             "Could not change %(name)s: %(problem)s", name=schedule.name, problem=_problem(error)
         )
     else:
-        action = "schedule.enable" if wanted else "schedule.disable"
-        record_audit(action, "schedule", schedule.id, details={"fields": ["enabled"]})
         db.session.commit()
     if is_htmx():
         body = render_template(
@@ -168,7 +164,7 @@ def scheduled_toggle(schedule_id: int) -> Any:
 def scheduled_run(schedule_id: int) -> Response:
     """Send the schedule's task now, tracked as a manual run; its next due time is unchanged."""
     schedule = get_schedule_or_404(schedule_id)
-    run = run_schedule_now(schedule)
+    run = schedules.run_now(schedule)
     db.session.commit()
     if run.error:
         flash(_("Could not send %(name)s: %(error)s", name=schedule.name, error=run.error), "error")
@@ -188,8 +184,7 @@ def scheduled_delete(schedule_id: int) -> Any:
     if request.method == "GET" or request.form.get("confirm") != "yes":
         return render_template("tasks/scheduled/confirm_delete.html", schedule=schedule)
     name = schedule.name
-    service.delete_schedule(schedule)
-    record_audit("schedule.delete", "schedule", schedule_id, details={"name": name})
+    schedules.delete(schedule)
     db.session.commit()
     flash(_("%(name)s was deleted.", name=name), "success")
     return redirect(url_for("web.scheduled"), 303)

@@ -55,7 +55,9 @@ def _page(
         "in_zone": in_zone,
         "user_timezone": select_timezone(),
     }
-    template = f"tasks/scheduled/{'_backfill_list' if fragment else 'backfill'}.html"
+    template = (
+        "tasks/scheduled/_backfill_list.html" if fragment else "tasks/scheduled/backfill.html"
+    )
     # HTMX swaps no 4xx answer: a fragment or a boosted form gets its problem with a 200.
     status = 200 if error is None or fragment or request.headers.get("HX-Request") else 400
     return conditional(render_template(template, **context), status)

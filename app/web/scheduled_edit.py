@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
@@ -13,11 +11,10 @@ from app.errors import DomainError
 from app.extensions import db
 from app.i18n import select_timezone
 from app.models import Role, ScheduledTask
-from app.scheduler import service
-from app.scheduler.validation import FIELDS
-from app.services.audit import record_audit
+from app.services import schedules
 from app.web import bp
 from app.web.fragments import conditional
+from app.web.inputs import Page
 from app.web.schedule_form import (
     TIMING_FIELDS,
     Preview,
@@ -27,8 +24,6 @@ from app.web.schedule_form import (
     initial_data,
 )
 from app.web.scheduled import get_schedule_or_404
-
-Page = tuple[str, int]
 
 
 def _form_page(
@@ -49,12 +44,6 @@ def _form_page(
     return page, status
 
 
-def _snapshot(schedule: ScheduledTask) -> dict[str, Any]:
-    values = {f: getattr(schedule, f) for f in FIELDS if f != "descriptions"}
-    values["descriptions"] = schedule.descriptions()
-    return values
-
-
 def _submit(form: ScheduleForm, schedule: ScheduledTask | None) -> Page | Response:
     """Preview, or save and go to the schedule's page; problems are shown beside the fields."""
     if not form.validate_on_submit():
@@ -63,14 +52,7 @@ def _submit(form: ScheduleForm, schedule: ScheduledTask | None) -> Page | Respon
         return _form_page(form, schedule, build_preview(form, on_fields=True))
     values = form.values()
     try:
-        if schedule is None:
-            saved = service.create_schedule(**values)
-            record_audit("schedule.create", "schedule", saved.id, details={"name": saved.name})
-        else:
-            before = _snapshot(schedule)
-            saved = service.update_schedule(schedule, **values)
-            changed = sorted(f for f, v in _snapshot(saved).items() if before[f] != v)
-            record_audit("schedule.update", "schedule", saved.id, details={"fields": changed})
+        saved = schedules.create(values) if schedule is None else schedules.edit(schedule, values)
     except DomainError as error:
         db.session.rollback()
         form.show_errors(error)

@@ -82,7 +82,7 @@ def task_durations(task_name: str) -> str:
         for w in data["windows"]
     ]
     return render_template(
-        "tasks/catalog/task_durations.html",
+        "tasks/task_types/durations.html",
         task_name=task_name,
         windows=windows,
         days=data["p95_by_day"],
