@@ -21,6 +21,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, Select, literal, tuple_
+from sqlalchemy.types import TypeDecorator
 
 from app.bounds import MAX_BIGINT, utc_moment
 from app.errors import DomainError
@@ -73,13 +74,24 @@ def seek(
 ) -> Select[Any]:
     """``query`` from ``cursor`` on, ordered the way it is read: the list's order (``key``
     descending, or ascending) for a next page, the reverse for a previous one."""
-    down = descending == (cursor is None or cursor.forward)
     if cursor is not None:
         bounds = [literal(value, c.type) for c, value in zip(key, cursor.key, strict=True)]
         row: ColumnElement[Any] = key[0] if len(key) == 1 else tuple_(*key)
         bound: ColumnElement[Any] = bounds[0] if len(key) == 1 else tuple_(*bounds)
-        query = query.where(row < bound if down else row > bound)
-    return query.order_by(None).order_by(*(c.desc() if down else c.asc() for c in key))
+        query = query.where(row < bound if _down(cursor, descending) else row > bound)
+    return query.order_by(None).order_by(*reading_order(key, cursor, descending))
+
+
+def reading_order(
+    columns: Sequence[Any], cursor: Cursor | None = None, descending: bool = True
+) -> list[Any]:
+    """The ORDER BY of :func:`seek` on ``columns`` (the key, or a subquery's copy of it)."""
+    down = _down(cursor, descending)
+    return [c.desc() if down else c.asc() for c in columns]
+
+
+def _down(cursor: Cursor | None, descending: bool) -> bool:
+    return descending == (cursor is None or cursor.forward)
 
 
 def keyset_page(
@@ -121,6 +133,20 @@ def keyset_page(
     )
 
 
+def token_page(
+    query: Select[Any], key: Sequence[Any], size: int, token: str | None, **reading: Any
+) -> dict[str, Any]:
+    """:func:`keyset_page` from an opaque token (``reading`` passed on), answered as the JSON
+    lists answer: the items, the page size and the next and previous tokens."""
+    page = keyset_page(query, key, size, decode(token, key) if token else None, **reading)
+    return {
+        "items": page.rows,
+        "page_size": size,
+        "next_cursor": encode(page.next),
+        "previous_cursor": encode(page.previous),
+    }
+
+
 def _rows(query: Select[Any]) -> list[Any]:
     result = db.session.execute(query)
     return list(result.scalars() if len(query.column_descriptions) == 1 else result.all())
@@ -145,10 +171,15 @@ def decode(token: str, key: Sequence[Any]) -> Cursor:
         *values, direction = json.loads(raw)
         if direction not in DIRECTIONS:
             raise ValueError(token)
-        parsed = tuple(_value(v, c.type.python_type) for v, c in zip(values, key, strict=True))
+        parsed = tuple(_value(v, _python_type(c)) for v, c in zip(values, key, strict=True))
         return Cursor(parsed, DIRECTIONS[direction])
     except (ValueError, TypeError, binascii.Error, OverflowError, RecursionError):
         raise BadCursor() from None
+
+
+def _python_type(column: Any) -> type:
+    kind = column.type
+    return (kind.impl_instance if isinstance(kind, TypeDecorator) else kind).python_type
 
 
 def _value(value: Any, kind: type) -> Any:
