@@ -70,8 +70,8 @@ def url_cursor(next_value: Any, previous_value: Any) -> Cursor | None:
 
 
 def seek(
-    query: Select[Any], key: Sequence[Any], cursor: Cursor | None = None, descending: bool = True
-) -> Select[Any]:
+    query: Select, key: Sequence[Any], cursor: Cursor | None = None, descending: bool = True
+) -> Select:
     """``query`` from ``cursor`` on, ordered the way it is read: the list's order (``key``
     descending, or ascending) for a next page, the reverse for a previous one."""
     if cursor is not None:
@@ -95,7 +95,7 @@ def _down(cursor: Cursor | None, descending: bool) -> bool:
 
 
 def keyset_page(
-    query: Select[Any],
+    query: Select,
     key: Sequence[Any],
     size: int,
     cursor: Cursor | None = None,
@@ -134,7 +134,7 @@ def keyset_page(
 
 
 def token_page(
-    query: Select[Any], key: Sequence[Any], size: int, token: str | None, **reading: Any
+    query: Select, key: Sequence[Any], size: int, token: str | None, **reading: Any
 ) -> dict[str, Any]:
     """:func:`keyset_page` from an opaque token (``reading`` passed on), answered as the JSON
     lists answer: the items, the page size and the next and previous tokens."""
@@ -147,7 +147,7 @@ def token_page(
     }
 
 
-def _rows(query: Select[Any]) -> list[Any]:
+def _rows(query: Select) -> list[Any]:
     result = db.session.execute(query)
     return list(result.scalars() if len(query.column_descriptions) == 1 else result.all())
 
