@@ -56,6 +56,8 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Page:
+    """A page's rows and the cursors of the pages on either side of it."""
+
     rows: list[Any]  # in list order, whichever way the page was read
     next: Cursor | None  # None on the last page
     previous: Cursor | None  # None on the first page
@@ -107,9 +109,9 @@ def keyset_page(
     """One page of ``size`` rows of ``query`` ordered by ``key``, from ``cursor`` on.
 
     Reads one row more than the page to know whether another follows: no COUNT. The rows are
-    the entities of a one-entity select, else result rows; ``fetch(cursor, limit)`` replaces
-    that read (it must return the rows in :func:`seek`'s order), and ``key_of`` says a row's key
-    when it is not the attributes named like the key columns.
+    scalars for a select of one entity (or column), else result rows; ``fetch(cursor, limit)``
+    replaces that read (returning the rows in :func:`seek`'s order), and ``key_of`` gives a
+    row's key when it is not the row's attributes named like the key columns.
     """
 
     def read_rows(at: Cursor | None, limit: int) -> Sequence[Any]:
@@ -185,7 +187,7 @@ def _python_type(column: Any) -> type:
 def _value(value: Any, kind: type) -> Any:
     if kind is datetime and isinstance(value, str):
         moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
+        if moment.tzinfo is None or moment.isoformat() != value:  # aware, and as encode wrote it
             raise ValueError(value)
         utc_moment(moment)  # an edited cursor's year 1 or 9999 must not reach the database
         return moment
