@@ -252,17 +252,13 @@ def run(url: str, options: argparse.Namespace) -> None:
             print(f"{label:44} {p50:8.1f} {p95:8.1f}")
             slowest = max(slowest, (label, p95), key=lambda item: item[1])
         print(f"slowest runs call p95: {slowest[1]:.1f} ms ({slowest[0]}); target <= 50 ms")
-        from sqlalchemy import literal, tuple_
+        from app.paging import decode, seek
+        from app.services.executions import KEY, NEWEST_FIRST
 
-        from app.api.common import decode_cursor
-
-        created, row_id, _ = decode_cursor(cursor)
-        order = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
-        key = tuple_(TaskExecution.created_at, TaskExecution.id)
-        bound = tuple_(literal(created, TaskExecution.created_at.type), literal(row_id))
+        deep = seek(select(TaskExecution), KEY, decode(cursor, KEY))
         queries = {
-            "cursor": select(TaskExecution).where(key < bound).order_by(*order).limit(50),
-            "OFFSET": select(TaskExecution).order_by(*order).offset(10_000).limit(50),
+            "cursor": deep.limit(50),
+            "OFFSET": select(TaskExecution).order_by(*NEWEST_FIRST).offset(10_000).limit(50),
         }
         p50s = {}
         for label, query in queries.items():

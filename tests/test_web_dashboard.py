@@ -521,6 +521,25 @@ def test_retry_is_bounded_and_says_more_remain(
     assert redis_client.llen("data_retrieval") == 3
 
 
+def test_retried_failures_not_recorded_yet_never_hold_back_the_others(
+    operator: tuple[FlaskClient, str], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.web import dashboard
+
+    client, csrf = operator
+    for minutes in (5, 6, 7, 8, 9):
+        failed(minutes)
+    original = dashboard.retry_recent_failures
+    monkeypatch.setattr(dashboard, "retry_recent_failures", lambda hours: original(hours, 2))
+    for sent in (2, 4):  # the first rounds' retries are only audited (no recorder runs here)
+        client.post(RETRY, data={"csrf_token": csrf})
+        assert redis_client.llen("data_retrieval") == sent
+        assert "More failures remain" in client.get("/tasks/").text
+    client.post(RETRY, data={"csrf_token": csrf})
+    assert redis_client.llen("data_retrieval") == 5
+    assert "More failures remain" not in client.get("/tasks/").text
+
+
 @pytest.mark.parametrize("url", [RUN_NOW, RETRY])
 def test_actions_need_an_operator_and_a_csrf_token(
     app: Flask, login_as: Callable, url: str

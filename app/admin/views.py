@@ -15,6 +15,7 @@ from app.auth.access import requires
 from app.errors import DomainError
 from app.extensions import db, redis_client
 from app.models import AuditEntry, Role
+from app.paging import keyset_page, url_cursor
 from app.services import quarantine as quarantine_service
 from app.services.audit import audit_query
 from app.web.inputs import Page, id_arg, refused, saved, text_arg
@@ -33,18 +34,15 @@ def _filter_arg(name: str) -> str | None:
 def audit() -> str:
     """The audit log, newest first, filtered by action and user, paged by id."""
     action, username = _filter_arg("action"), _filter_arg("user")
-    before = id_arg("before")
-    rows = db.session.scalars(
-        audit_query(action, username, before).limit(AUDIT_PAGE_SIZE + 1)
-    ).all()
-    entries, has_more = rows[:AUDIT_PAGE_SIZE], len(rows) > AUDIT_PAGE_SIZE
+    cursor = url_cursor(id_arg("before"), None)
+    page = keyset_page(audit_query(action, username), [AuditEntry.id], AUDIT_PAGE_SIZE, cursor)
     actions = db.session.scalars(
         select(AuditEntry.action).distinct().order_by(AuditEntry.action)
     ).all()
     return render_template(
         "admin/audit.html",
-        entries=entries,
-        next_before=entries[-1].id if has_more else None,
+        entries=page.rows,
+        next_before=page.next.value if page.next else None,
         action=action or "",
         username=username or "",
         actions=actions,

@@ -1,4 +1,4 @@
-"""Shared API pieces: the error schema, keyset cursors, common arguments."""
+"""Shared API pieces: the error schema, common arguments."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from flask_smorest import abort as smorest_abort
 
 from app.auth.access import requires
 from app.bounds import ASCII_DIGITS, MAX_INT, OUT_OF_RANGE, OutOfRange, utc_moment
+from app.bounds import MAX_BIGINT as MAX_ID
 from app.models import Role
 
-# The cursors and the bulk helper live in the services the pages share; re-exported here.
+# The bulk helper lives in the services the pages share; re-exported here.
 from app.services.bulk import answer_each  # noqa: F401
-from app.services.executions import MAX_ID, decode_cursor, encode_cursor  # noqa: F401
 
 # flask_smorest ships no type hints; its abort always raises an HTTPException.
 abort: Callable[..., NoReturn] = smorest_abort

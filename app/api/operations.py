@@ -23,6 +23,7 @@ from app.api.stats import QueueSchema
 from app.extensions import db, redis_client
 from app.models import DeadLetter
 from app.monitoring.queues import queue_stats
+from app.paging import keyset_page, url_cursor
 from app.services import dead_letters as dead_letter_service
 from app.services import workers
 from app.services.dead_letters import letters_query
@@ -195,12 +196,9 @@ class DeadLetters(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Dead letters, newest first (keyset on id through ``before_id``)."""
         query = letters_query(args["state"], args.get("task_name"))
-        if args.get("before_id"):
-            query = query.where(DeadLetter.id < args["before_id"])
-        rows = list(db.session.scalars(query.limit(args["page_size"] + 1)))
-        more = len(rows) > args["page_size"]
-        rows = rows[: args["page_size"]]
-        return {"items": rows, "next_before_id": rows[-1].id if more else None}
+        cursor = url_cursor(args.get("before_id"), None)
+        page = keyset_page(query, [DeadLetter.id], args["page_size"], cursor)
+        return {"items": page.rows, "next_before_id": page.next.value if page.next else None}
 
 
 def _requeue(letter_id: int) -> str | None:

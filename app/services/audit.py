@@ -47,15 +47,11 @@ def record_audit(
     return entry
 
 
-def audit_query(
-    action: str | None = None, username: str | None = None, before_id: int | None = None
-) -> Select[AuditEntry]:
-    """Entries newest first, filtered; ``before_id`` is the keyset cursor of the next page."""
+def audit_query(action: str | None = None, username: str | None = None) -> Select[AuditEntry]:
+    """Entries newest first, filtered (paged by id, app.paging)."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc())
     if action:
         query = query.where(AuditEntry.action == action)
     if username:
         query = query.where(AuditEntry.actor_name == username)
-    if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
     return query

@@ -6,60 +6,22 @@ same as the first one (the ``ix_task_executions_created_at`` index serves both d
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
-from sqlalchemy import Row, Select, literal, select, tuple_
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.interfaces import ORMOption
 
-from app.bounds import MAX_BIGINT as MAX_ID
-from app.bounds import utc_moment
-from app.errors import DomainError
 from app.extensions import db
 from app.models import TaskExecution, TaskType
+from app.paging import Cursor, seek, token_page
 from app.services import argument_search, search_plan
 
-BAD_CURSOR = _l("The cursor is not valid; start again from the first page.")
+KEY = (TaskExecution.created_at, TaskExecution.id)
 NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
 OLDEST_FIRST = (TaskExecution.created_at.asc(), TaskExecution.id.asc())
-
-
-class BadCursor(DomainError):
-    """A cursor that was not made by :func:`encode_cursor` (edited, cut or stale format)."""
-
-    code = "bad_cursor"
-    http_status = 400
-
-    def __init__(self) -> None:
-        super().__init__(str(BAD_CURSOR))
-
-
-def encode_cursor(created_at: datetime, row_id: int, direction: str) -> str:
-    """An opaque cursor for the keyset (created_at, id) and a direction (next or prev)."""
-    raw = json.dumps([created_at.isoformat(), row_id, direction], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int, str]:
-    """The keyset and direction of ``cursor``; raises :class:`BadCursor` when malformed."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, row_id, direction = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or direction not in ("next", "prev"):
-            raise ValueError(cursor)
-        utc_moment(moment)  # an edited cursor's year 1 or 9999 must not reach the database
-        if not isinstance(row_id, int) or isinstance(row_id, bool) or abs(row_id) > MAX_ID:
-            raise ValueError(cursor)
-        return moment, row_id, direction
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError):
-        raise BadCursor() from None
 
 
 def _escape_like(text: str) -> str:
@@ -129,54 +91,24 @@ def filtered(args: dict[str, Any]) -> Select[TaskExecution]:
     return query
 
 
-def _after(query: Select, created_at: datetime, row_id: int, newer: bool) -> Select:
-    key = tuple_(TaskExecution.created_at, TaskExecution.id)
-    bound = tuple_(literal(created_at, TaskExecution.created_at.type), literal(row_id))
-    return query.where(key > bound if newer else key < bound)
-
-
 def page(args: dict[str, Any], options: Sequence[ORMOption] = ()) -> dict[str, Any]:
     """One page of ``args["page_size"]`` rows, newest first, with next/previous cursors.
 
-    Fetches one row more than the page to know whether another page follows: no COUNT.
-    ``options`` (e.g. ``load_only``) shape how the rows are loaded.
+    ``options`` (e.g. ``load_only``) shape how the rows are loaded. An argument search on
+    PostgreSQL reads its page through :mod:`app.services.search_plan`.
     """
-    size = args["page_size"]
-    direction, keyset = "next", None
-    if args.get("cursor"):
-        created_at, row_id, direction = decode_cursor(args["cursor"])
-        keyset = (created_at, row_id)
+    fetch = None
     if args.get("arg") and db.engine.dialect.name == "postgresql":
-        rows = search_plan.searched(_ordered, args, options, keyset, direction, size + 1)
-    else:
-        query = _ordered(args, keyset, direction).options(*options).limit(size + 1)
-        rows = list(db.session.scalars(query))
-    more = len(rows) > size
-    rows = rows[:size]
-    if direction == "prev":
-        rows.reverse()
-    first, last = (rows[0], rows[-1]) if rows else (None, None)
-    has_next = more if direction == "next" else bool(args.get("cursor"))
-    has_prev = bool(args.get("cursor")) if direction == "next" else more
-    return {
-        "items": rows,
-        "page_size": size,
-        "next_cursor": encode_cursor(last.created_at, last.id, "next")
-        if has_next and last
-        else None,
-        "previous_cursor": (
-            encode_cursor(first.created_at, first.id, "prev") if has_prev and first else None
-        ),
-    }
+
+        def fetch(cursor: Cursor | None, limit: int) -> list[TaskExecution]:
+            return search_plan.searched(_ordered, args, options, cursor, limit)
+
+    query = filtered(args).options(*options)
+    return token_page(query, KEY, args["page_size"], args.get("cursor"), fetch=fetch)
 
 
-def _ordered(
-    args: dict[str, Any], keyset: tuple[datetime, int] | None, direction: str
-) -> Select[TaskExecution]:
-    query = filtered(args)
-    if keyset is not None:
-        query = _after(query, *keyset, newer=direction == "prev")
-    return query.order_by(*(NEWEST_FIRST if direction == "next" else OLDEST_FIRST))
+def _ordered(args: dict[str, Any], cursor: Cursor | None) -> Select[TaskExecution]:
+    return seek(filtered(args), KEY, cursor)
 
 
 def batches(
@@ -187,16 +119,15 @@ def batches(
     Each batch is its own keyset query, so memory stays flat however many rows match; the last
     two columns must be ``created_at`` and ``id`` (the keyset).
     """
-    base = filtered(args).with_only_columns(*columns).order_by(*NEWEST_FIRST).limit(size)
-    query = base
+    base = filtered(args).with_only_columns(*columns).limit(size)
+    query = seek(base, KEY)
     while True:
         rows = db.session.execute(query).all()
         if rows:
             yield rows
         if len(rows) < size:
             return
-        created_at, row_id = rows[-1][-2], rows[-1][-1]
-        query = _after(base, created_at, row_id, newer=False)
+        query = seek(base, KEY, Cursor(tuple(rows[-1][-2:])))
 
 
 def by_task_id(task_id: str) -> TaskExecution | None:

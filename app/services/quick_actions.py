@@ -17,6 +17,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.models import AuditEntry, TaskExecution, TaskStatus
 from app.models.types import utcnow
+from app.paging import Cursor, keyset_page
 from app.services.audit import record_audit
 from app.tracking.retry import Unroutable, retry_execution
 
@@ -45,19 +46,26 @@ def recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> tuple[list[str]
     options = current_app.extensions["celery"].conf.broker_transport_options or {}
     earliest = since - timedelta(seconds=float(options.get("visibility_timeout", 3600)))
     retry = aliased(TaskExecution)
-    query = (
-        select(TaskExecution.task_id)
-        .where(
-            TaskExecution.status == TaskStatus.FAILURE,
-            or_(TaskExecution.started_at >= earliest, TaskExecution.started_at.is_(None)),
-            TaskExecution.completed_at >= since,
-            ~select(retry.id).where(retry.retry_of == TaskExecution.task_id).exists(),
-        )
-        .order_by(TaskExecution.completed_at, TaskExecution.id)
-        .limit(limit + 1)
+    query = select(TaskExecution.task_id, TaskExecution.completed_at, TaskExecution.id).where(
+        TaskExecution.status == TaskStatus.FAILURE,
+        or_(TaskExecution.started_at >= earliest, TaskExecution.started_at.is_(None)),
+        TaskExecution.completed_at >= since,
+        ~select(retry.id).where(retry.retry_of == TaskExecution.task_id).exists(),
     )
-    task_ids = list(db.session.scalars(query))
-    # The retry's own row appears when the recorder stores it; the audit trail knows at once.
+    key = (TaskExecution.completed_at, TaskExecution.id)
+    fresh: list[str] = []
+    cursor: Cursor | None = None
+    while True:  # until one past the limit: audited failures are skipped, not counted
+        page = keyset_page(query, key, limit, cursor, descending=False)
+        fresh += _not_retried([row.task_id for row in page.rows])
+        cursor = page.next
+        if len(fresh) > limit or cursor is None:
+            return fresh[:limit], len(fresh) > limit
+
+
+def _not_retried(task_ids: list[str]) -> list[str]:
+    """``task_ids`` but those retried already: the retry's own row appears when the recorder
+    stores it, the audit trail knows at once."""
     audited = set(
         db.session.scalars(
             select(AuditEntry.target_id).where(
@@ -66,8 +74,7 @@ def recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> tuple[list[str]
             )
         )
     )
-    fresh = [task_id for task_id in task_ids if task_id not in audited]
-    return fresh[:limit], len(fresh) > limit
+    return [task_id for task_id in task_ids if task_id not in audited]
 
 
 def retry_recent_failures(hours: int = 1, limit: int = RETRY_LIMIT) -> RetryReport:

@@ -14,19 +14,19 @@ from flask import current_app
 from flask_babel import gettext as _
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import Select, literal, select, tuple_
+from sqlalchemy import Select, select
 
 from app.bounds import key_fits
 from app.errors import DomainError, NotFound, Unavailable
 from app.extensions import db
 from app.models import PipelineRun, RunStep, ScheduledTask, TaskExecution
+from app.paging import token_page
 from app.runs.resend import Plan, again_plan, resume_plan, run_steps
 from app.services.audit import record_audit
-from app.services.executions import decode_cursor, encode_cursor
 from app.services.schedules import run_now
 
+KEY = (PipelineRun.created_at, PipelineRun.id)
 NEWEST_FIRST = (PipelineRun.created_at.desc(), PipelineRun.id.desc())
-OLDEST_FIRST = (PipelineRun.created_at.asc(), PipelineRun.id.asc())
 
 
 def filtered(args: dict[str, Any]) -> Select[PipelineRun]:
@@ -48,32 +48,7 @@ def filtered(args: dict[str, Any]) -> Select[PipelineRun]:
 
 def page(args: dict[str, Any]) -> dict[str, Any]:
     """One page of ``args["page_size"]`` runs, newest first, with next/previous cursors."""
-    size = args["page_size"]
-    query = filtered(args)
-    direction = "next"
-    if args.get("cursor"):
-        created_at, row_id, direction = decode_cursor(args["cursor"])
-        key = tuple_(PipelineRun.created_at, PipelineRun.id)
-        bound = tuple_(literal(created_at, PipelineRun.created_at.type), literal(row_id))
-        query = query.where(key > bound if direction == "prev" else key < bound)
-    query = query.order_by(*(NEWEST_FIRST if direction == "next" else OLDEST_FIRST))
-    rows = list(db.session.scalars(query.limit(size + 1)))
-    more = len(rows) > size
-    rows = rows[:size]
-    if direction == "prev":
-        rows.reverse()
-    has_next = more if direction == "next" else bool(args.get("cursor"))
-    has_prev = bool(args.get("cursor")) if direction == "next" else more
-    return {
-        "items": rows,
-        "page_size": size,
-        "next_cursor": (
-            encode_cursor(rows[-1].created_at, rows[-1].id, "next") if has_next and rows else None
-        ),
-        "previous_cursor": (
-            encode_cursor(rows[0].created_at, rows[0].id, "prev") if has_prev and rows else None
-        ),
-    }
+    return token_page(filtered(args), KEY, args["page_size"], args.get("cursor"))
 
 
 def get_run(run_id: int) -> PipelineRun:

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import RunKind, ScheduleRun
 from app.monitoring.percentiles import nearest_rank
+from app.paging import decode, encode, keyset_page
 from app.runs.outcome import ERROR_TEXT, join_outcome, outcome_columns
 
 HISTORY_PAGE_SIZE = 25
 STATS_WINDOW = 500  # statistics cover the latest runs, not all time
 TOP_ERRORS = 5
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-MAX_RUN_ID = 2**63 - 1
+HISTORY_KEY = (ScheduleRun.occurrence, ScheduleRun.id)
 
 
 @dataclass(frozen=True)
@@ -57,45 +56,22 @@ class HistoryEntry:
         return (self.completed_at - self.started_at).total_seconds()
 
 
-def encode_cursor(run: ScheduleRun) -> str:
-    """The keyset position after ``run``: its occurrence (exact, in microseconds) and id."""
-    return f"{(run.occurrence - EPOCH) // MICROSECOND}_{run.id}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """``(occurrence, id)`` from a cursor; ValueError when it is not one of ours."""
-    micros, _, run_id = cursor.partition("_")
-    try:
-        occurrence = EPOCH + int(micros) * MICROSECOND
-    except OverflowError:
-        raise ValueError(cursor) from None
-    if not 0 < int(run_id) <= MAX_RUN_ID:
-        raise ValueError(cursor)
-    return occurrence, int(run_id)
-
-
 def history_page(
     schedule_id: int, cursor: str | None = None, size: int = HISTORY_PAGE_SIZE
 ) -> tuple[list[HistoryEntry], str | None]:
-    """Runs newest first, from ``cursor`` on; returns them and the next page's cursor."""
-    query = (
-        join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id)
-        .where(ScheduleRun.schedule_id == schedule_id)
-        .order_by(ScheduleRun.occurrence.desc(), ScheduleRun.id.desc())
-        .limit(size + 1)
+    """Runs newest first, from ``cursor`` on; returns them and the next page's cursor.
+
+    Raises :class:`app.paging.BadCursor` for a cursor that is not one of ours."""
+    query = join_outcome(select(ScheduleRun, *outcome_columns()), ScheduleRun.task_id).where(
+        ScheduleRun.schedule_id == schedule_id
     )
-    if cursor is not None:
-        occurrence, run_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                ScheduleRun.occurrence < occurrence,
-                and_(ScheduleRun.occurrence == occurrence, ScheduleRun.id < run_id),
-            )
-        )
-    rows = db.session.execute(query).all()
-    entries = [HistoryEntry(*row) for row in rows[:size]]
-    following = encode_cursor(entries[-1].run) if len(rows) > size else None
-    return entries, following
+    at = decode(cursor, HISTORY_KEY) if cursor is not None else None
+    page = keyset_page(query, HISTORY_KEY, size, at, key_of=lambda row: _key(row[0]))
+    return [HistoryEntry(*row) for row in page.rows], encode(page.next)
+
+
+def _key(run: ScheduleRun) -> tuple[datetime, int]:
+    return run.occurrence, run.id
 
 
 @dataclass

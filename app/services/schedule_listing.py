@@ -7,15 +7,15 @@ say (down, or the entry not projected yet) they are computed from the schedule's
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import redis
 from sqlalchemy import Select, select
 
-from app.extensions import db
 from app.models import RunKind, ScheduledTask
 from app.models.types import utcnow
+from app.paging import Page, keyset_page, url_cursor
 from app.runs.outcome import latest_outcomes
 from app.scheduler.preview import occurrences
 from app.scheduler.store import get_store
@@ -61,13 +61,6 @@ class ScheduleRow:
     watch: Assessment | None = None  # what the schedule watch says now
 
 
-@dataclass(frozen=True)
-class SchedulePage:
-    rows: list[ScheduleRow]
-    next_after: str | None  # keyset cursors: names
-    previous_before: str | None
-
-
 def schedules_query(search: str | None = None, enabled: bool | None = None) -> Select:
     """Schedules whose name contains ``search`` (any case), optionally by enabled state."""
     query = select(ScheduledTask)
@@ -80,24 +73,12 @@ def schedules_query(search: str | None = None, enabled: bool | None = None) -> S
 
 def schedules_page(
     query: Select, after: str | None = None, before: str | None = None, size: int = PAGE_SIZE
-) -> SchedulePage:
-    """One page of ``query`` by name, after or before a name (keyset, never OFFSET)."""
-    name = ScheduledTask.name
-    if before is not None:
-        found = db.session.scalars(
-            query.where(name < before).order_by(name.desc()).limit(size + 1)
-        ).all()
-        schedules = list(reversed(found[:size]))
-        previous = schedules[0].name if len(found) > size else None
-        following = schedules[-1].name if schedules else None
-    else:
-        if after is not None:
-            query = query.where(name > after)
-        found = db.session.scalars(query.order_by(name).limit(size + 1)).all()
-        schedules = list(found[:size])
-        following = schedules[-1].name if len(found) > size else None
-        previous = schedules[0].name if after is not None and schedules else None
-    return SchedulePage(rows_for(schedules), following, previous)
+) -> Page:
+    """One page of ``query`` by name, after or before a name (keyset, never OFFSET), as
+    :class:`ScheduleRow` rows."""
+    cursor = url_cursor(after, before)
+    page = keyset_page(query, [ScheduledTask.name], size, cursor, descending=False)
+    return replace(page, rows=rows_for(page.rows))
 
 
 def rows_for(schedules: list[ScheduledTask]) -> list[ScheduleRow]:

@@ -17,7 +17,6 @@ query. The worst case pays both, each about as much as the better plan.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, text
@@ -25,29 +24,29 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from app.extensions import db
 from app.models import TaskExecution
+from app.paging import Cursor, reading_order
 from app.services import argument_search
 
 PROBE = 2_000  # rows tested in order first
 MAX_WINDOW = 50_000  # rows a second ordered window may read
 ROW_COST, MATCH_COST = 4.0, 10.0  # microseconds: a row tested in order, a match from the index
 
-Keyset = tuple[datetime, int] | None
-Ordered = Callable[[dict[str, Any], Keyset, str], Select[TaskExecution]]
+Ordered = Callable[[dict[str, Any], Cursor | None], Select[TaskExecution]]
 
 
-def _order(table: Any, direction: str) -> list[Any]:
-    columns = (table.c.created_at, table.c.id)
-    return [c.desc() if direction == "next" else c.asc() for c in columns]
+def _order(table: Any, cursor: Cursor | None) -> list[Any]:
+    return reading_order((table.c.created_at, table.c.id), cursor)
 
 
 def _window(
-    ordered: Ordered, args: dict[str, Any], keyset: Keyset, direction: str, size: int, want: int
-) -> tuple[list[int], Keyset]:
-    """The ids of the first ``want`` matches among the next ``size`` rows in keyset order, and
-    the keyset of the ``size``-th row (None when fewer rows remain: the matches are all)."""
+    ordered: Ordered, args: dict[str, Any], cursor: Cursor | None, size: int, want: int
+) -> tuple[list[int], Cursor | None]:
+    """The ids of the first ``want`` matches among the next ``size`` rows from ``cursor`` in
+    keyset order, and a cursor after the ``size``-th row (None when fewer rows remain: the
+    matches are all)."""
     E = TaskExecution
     rows = (
-        ordered({**args, "arg": None}, keyset, direction)
+        ordered({**args, "arg": None}, cursor)
         .with_only_columns(E.id, E.created_at, E.args, E.kwargs)
         .limit(size)
         .subquery()
@@ -57,17 +56,18 @@ def _window(
         rows.c.id,
         rows.c.created_at,
         hit.label("hit"),
-        func.row_number().over(order_by=_order(rows, direction)).label("n"),
+        func.row_number().over(order_by=_order(rows, cursor)).label("n"),
     ).subquery()
     # The size-th row comes back even when it does not match: it says more rows remain.
     query = (
         select(numbered.c.id, numbered.c.created_at, numbered.c.hit, numbered.c.n)
         .where(or_(numbered.c.hit, numbered.c.n == size))
-        .order_by(*_order(numbered, direction))
+        .order_by(*_order(numbered, cursor))
         .limit(want + 1)
     )
     seen = db.session.execute(query).all()
-    last = next(((r.created_at, r.id) for r in seen if r.n == size), None)
+    forward = cursor is None or cursor.forward
+    last = next((Cursor((r.created_at, r.id), forward) for r in seen if r.n == size), None)
     return [r.id for r in seen if r.hit][:want], last
 
 
@@ -92,21 +92,20 @@ def searched(
     ordered: Ordered,
     args: dict[str, Any],
     options: Sequence[ORMOption],
-    keyset: Keyset,
-    direction: str,
+    cursor: Cursor | None,
     limit: int,
 ) -> list[TaskExecution]:
-    """The first ``limit`` executions matching ``args`` (argument terms included) after
-    ``keyset`` in ``direction``, as ``ordered(args, keyset, direction)`` orders them."""
-    ids, last = _window(ordered, args, keyset, direction, PROBE, limit)
+    """The first ``limit`` executions matching ``args`` (argument terms included) from
+    ``cursor`` on, as ``ordered(args, cursor)`` orders them."""
+    ids, last = _window(ordered, args, cursor, PROBE, limit)
     if len(ids) < limit and last is not None and ids:
         share = len(ids) / PROBE
         needed = (limit - len(ids)) / share  # rows still to read in order, at this share
         if needed <= MAX_WINDOW and needed * ROW_COST <= share * _table_rows() * MATCH_COST:
-            more, last = _window(ordered, args, last, direction, int(needed * 2) + 1, limit)
+            more, last = _window(ordered, args, last, int(needed * 2) + 1, limit)
             ids += more[: limit - len(ids)]
     if len(ids) < limit and last is not None:
-        query = ordered(args, keyset, direction).options(*options).limit(limit)
+        query = ordered(args, cursor).options(*options).limit(limit)
         return _without("enable_indexscan", query)
     if not ids:
         return []

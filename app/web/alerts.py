@@ -15,10 +15,10 @@ from werkzeug.wrappers import Response
 from app.auth.access import may_operate, requires
 from app.extensions import db
 from app.models import Alert, Role
+from app.paging import keyset_page, url_cursor
 from app.services import alerts as alert_service
 from app.web import bp, links  # noqa: F401  (links registers execution_url)
 from app.web.fragments import page_or_fragment
-from app.web.id_paging import id_page
 from app.web.inputs import back, choice_arg, form_ids, get_or_404, id_arg, ids_in
 
 PAGE_SIZE = 50
@@ -64,7 +64,7 @@ def alerts() -> Response:
     filters = _filters()
     before, after = id_arg("before"), id_arg("after")
     query = alert_service.alerts_query(filters["state"], filters["severity"] or None)
-    page = id_page(query, Alert.id, PAGE_SIZE, before, after)
+    page = keyset_page(query, [Alert.id], PAGE_SIZE, url_cursor(before, after))
     query_args = {k: v for k, v in filters.items() if v and not (k == "state" and v == "open")}
     return page_or_fragment(
         "tasks/alerts/page.html",

@@ -15,10 +15,10 @@ from app.auth.access import may_operate, requires
 from app.errors import DomainError
 from app.extensions import db
 from app.models import DeadLetter, Role
+from app.paging import keyset_page, url_cursor
 from app.services import dead_letters as letters
 from app.web import bp, links  # noqa: F401  (links registers execution_url)
 from app.web.fragments import is_htmx, page_or_fragment
-from app.web.id_paging import id_page
 from app.web.inputs import back, choice_arg, form_ids, get_or_404, id_arg, ids_in, text_arg
 
 PAGE_SIZE = 50
@@ -44,7 +44,7 @@ def dead_letters() -> Response:
     filters = {"state": state, "task": text_arg("task")[:255], "q": text_arg("q")}
     before, after = id_arg("before"), id_arg("after")
     query = letters.letters_query(state, filters["task"], filters["q"], only or None)
-    page = id_page(query, DeadLetter.id, PAGE_SIZE, before, after)
+    page = keyset_page(query, [DeadLetter.id], PAGE_SIZE, url_cursor(before, after))
     query_args: dict[str, Any] = {
         k: v for k, v in filters.items() if v and not (k == "state" and v == "open")
     }

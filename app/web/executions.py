@@ -16,10 +16,11 @@ from app.auth.access import requires
 from app.errors import NotFound
 from app.extensions import db
 from app.models import Role, Source, TaskExecution, TaskStatus, TaskType, Variable
+from app.paging import BadCursor
 from app.services import execution_actions
 from app.services.bulk import answer_each
 from app.services.execution_analysis import analyze
-from app.services.executions import BadCursor, page
+from app.services.executions import page
 from app.web import bp
 from app.web.execution_filters import ExecutionFilterForm
 from app.web.formatting import status_label

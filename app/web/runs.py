@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from app.auth.access import requires
 from app.extensions import db
 from app.models import PipelineRun, Role, ScheduledTask
-from app.services.executions import BadCursor
+from app.paging import BadCursor
 from app.services.runs import page
 from app.web import bp
 from app.web.fragments import page_or_fragment

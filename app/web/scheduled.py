@@ -19,6 +19,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.models import Role, ScheduledTask, TaskStatus
 from app.models.types import utcnow
+from app.paging import BadCursor
 from app.scheduler.preview import occurrences
 from app.services import schedules
 from app.services.schedule_history import history_page, schedule_stats
@@ -101,7 +102,7 @@ def scheduled_detail(schedule_id: int) -> Any:
     cursor = request.args.get("cursor") or None
     try:
         entries, next_cursor = history_page(schedule.id, cursor)
-    except ValueError:
+    except BadCursor:
         return error_response(400, "invalid", _("This history page link is not valid."))
     history = {
         "schedule": schedule,
