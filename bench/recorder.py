@@ -110,7 +110,9 @@ def drain(count: int, n: int, env: dict[str, str], logs: Path, engine: Any, data
         cpu = [cpu_seconds(p.pid) for p in processes]
         backends, host = backend_cpu(database), service_cpu()["postgres"]
         began = time.perf_counter()
-        client.xgroup_setid(STREAM, GROUP, "0")
+        # SETID does not wake a reader blocked on the group; an entry does (this one holds no
+        # event: it is acknowledged and writes nothing).
+        client.pipeline().xgroup_setid(STREAM, GROUP, "0").xadd(STREAM, {"e": "[]"}).execute()
         # Redis first (the stream is acknowledged after each commit), then the rows: polling the
         # database all along would load it while the recorders write.
         while backlog(client)["unacknowledged"]:
@@ -129,7 +131,7 @@ def drain(count: int, n: int, env: dict[str, str], logs: Path, engine: Any, data
             stop(process)
     check(engine, client, n)
     rate = n / elapsed
-    label = f"{count} recorder{'s' if count > 1 else ''}"
+    label = recorders_label(count)
     print(f"{label:<11} {n} lifecycles ({events} events) in {elapsed:6.2f} s = {rate:7.0f}/s; "
           f"CPU per lifecycle: recorders {used / n * 1e6:.0f} µs, PostgreSQL "
           f"{postgres / n * 1e6:.0f} µs (this database's backends; every postgres process on "
@@ -215,6 +217,10 @@ def latency(seconds: float, env: dict[str, str], logs: Path, engine: Any) -> lis
     return found
 
 
+def recorders_label(count: int) -> str:
+    return f"{count} recorder{'s' * (count > 1)}"
+
+
 def summary(counts: list[int], rates: dict[int, list[float]]) -> str:
     """The line issue #16 names: each count's median rate, and the median of the rounds' ratios
     of the last count to the first."""
@@ -222,7 +228,7 @@ def summary(counts: list[int], rates: dict[int, list[float]]) -> str:
     for count in counts:
         unit = " lifecycles/s" if count == counts[0] else ""
         rate = statistics.median(rates[count])
-        parts.append(f"{rate:.0f}{unit} ({count} recorder{'s' * (count > 1)})")
+        parts.append(f"{rate:.0f}{unit} ({recorders_label(count)})")
     if len(counts) > 1:
         ratios = [b / a for a, b in zip(rates[counts[0]], rates[counts[-1]], strict=True)]
         parts.append(f"scaling {statistics.median(ratios):.2f}")
@@ -264,7 +270,7 @@ def measure(options: argparse.Namespace, env: dict[str, str], engine: Any, logs:
             rates[count].append(drain(count, options.n, env, logs, engine, database))
     if options.repeat > 1:
         for count, each in rates.items():
-            print(f"{count} recorder(s): median {statistics.median(each):.0f}/s, rounds "
+            print(f"{recorders_label(count)}: median {statistics.median(each):.0f}/s, rounds "
                   f"{', '.join(f'{rate:.0f}' for rate in each)} "
                   f"(spread {min(each):.0f}-{max(each):.0f})")  # fmt: skip
     print(summary(counts, rates))
