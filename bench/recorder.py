@@ -19,7 +19,6 @@ It creates (and drops) its own PostgreSQL database and flushes the given Redis d
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,7 +37,15 @@ from app.tracking.emitter import STREAM, Emitter
 from app.tracking.recorder import GROUP
 from app.tracking.stream import backlog
 from bench.lifecycles import RETRY_DELAY, VARIABLES, attempt_end, begin, shape, write
-from bench.throughput import BIN, cpu_seconds, scratch_database, service_cpu, start, stop
+from bench.throughput import (
+    BIN,
+    cpu_seconds,
+    log_dir,
+    scratch_database,
+    service_cpu,
+    start,
+    stop,
+)
 
 BLOCK = 256  # lifecycles per fill step: their publishes, then their attempts' ends
 LATENCY_RATE = 1000  # lifecycles per second in the latency mode
@@ -246,14 +253,8 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     options = parser.parse_args()
-    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/ewas-bench"))
-    logs.mkdir(parents=True, exist_ok=True)
-    with scratch_database(options.database_url, options.redis_url) as env:
-        engine = create_engine(env["DATABASE_URL"])
-        try:
-            measure(options, env, engine, logs)
-        finally:
-            engine.dispose()
+    with scratch_database(options.database_url, options.redis_url) as (env, engine):
+        measure(options, env, engine, log_dir())
 
 
 def measure(options: argparse.Namespace, env: dict[str, str], engine: Any, logs: Path) -> None:

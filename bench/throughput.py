@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -162,10 +162,18 @@ def run_mode(
     return rate, used
 
 
+def log_dir() -> Path:
+    """Where the processes a benchmark starts write their output (``BENCH_LOG_DIR``)."""
+    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/ewas-bench"))
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
 @contextmanager
-def scratch_database(server_url: str, redis_url: str) -> Iterator[dict[str, str]]:
+def scratch_database(server_url: str, redis_url: str) -> Iterator[tuple[dict[str, str], Engine]]:
     """A new PostgreSQL database on the server of ``server_url``, migrated and seeded, dropped on
-    exit; yields the environment the engine's processes run in (its DATABASE_URL, REDIS_URL)."""
+    exit; yields the environment the engine's processes run in (its DATABASE_URL, REDIS_URL) and
+    an SQLAlchemy engine on it."""
     server = make_url(server_url)
     name = f"ewas_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
@@ -178,7 +186,11 @@ def scratch_database(server_url: str, redis_url: str) -> Iterator[dict[str, str]
         for command in (["db", "upgrade"], ["seed"]):
             subprocess.run([str(BIN / "flask"), *command], cwd=PROJECT, env=env, check=True,
                            capture_output=True)  # fmt: skip
-        yield env
+        engine = create_engine(url)
+        try:
+            yield env, engine
+        finally:
+            engine.dispose()
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -199,14 +211,8 @@ def main() -> None:
     )  # fmt: skip
     options = parser.parse_args()
 
-    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/ewas-bench"))
-    logs.mkdir(parents=True, exist_ok=True)
-    with scratch_database(options.database_url, options.redis_url) as base:
-        engine = create_engine(base["DATABASE_URL"])
-        try:
-            compare(options, base, engine, logs)
-        finally:
-            engine.dispose()
+    with scratch_database(options.database_url, options.redis_url) as (base, engine):
+        compare(options, base, engine, log_dir())
 
 
 def compare(options: argparse.Namespace, base: dict[str, str], engine, logs: Path) -> None:
