@@ -24,10 +24,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -160,6 +162,41 @@ def run_mode(
     return rate, used
 
 
+def log_dir() -> Path:
+    """Where the processes a benchmark starts write their output (``BENCH_LOG_DIR``)."""
+    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/ewas-bench"))
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+@contextmanager
+def scratch_database(server_url: str, redis_url: str) -> Iterator[tuple[dict[str, str], Engine]]:
+    """A new PostgreSQL database on the server of ``server_url``, migrated and seeded, dropped on
+    exit; yields the environment the engine's processes run in (its DATABASE_URL, REDIS_URL) and
+    an SQLAlchemy engine on it."""
+    server = make_url(server_url)
+    name = f"ewas_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url,
+           "PYTHONPATH": str(PROJECT), "FLASK_APP": "wsgi"}  # fmt: skip
+    try:
+        for command in (["db", "upgrade"], ["seed"]):
+            subprocess.run([str(BIN / "flask"), *command], cwd=PROJECT, env=env, check=True,
+                           capture_output=True)  # fmt: skip
+        engine = create_engine(url)
+        try:
+            yield env, engine
+        finally:
+            engine.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=5000)
@@ -174,93 +211,80 @@ def main() -> None:
     )  # fmt: skip
     options = parser.parse_args()
 
-    server = make_url(options.database_url)
-    name = f"ewas_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/ewas-bench"))
-    logs.mkdir(parents=True, exist_ok=True)
-    base = {**os.environ, "DATABASE_URL": url, "REDIS_URL": options.redis_url,
-            "PYTHONPATH": str(PROJECT), "FLASK_APP": "wsgi"}  # fmt: skip
-    try:
-        subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=PROJECT, env=base, check=True,
-                       capture_output=True)  # fmt: skip
-        subprocess.run([str(BIN / "flask"), "seed"], cwd=PROJECT, env=base, check=True,
-                       capture_output=True)  # fmt: skip
+    with scratch_database(options.database_url, options.redis_url) as (base, engine):
+        compare(options, base, engine, log_dir())
 
-        def all_acked(client: redis.Redis) -> bool:
-            return client.llen("default") == 0 and client.hlen("unacked") == 0
 
-        def all_recorded(_client: redis.Redis) -> bool:
-            with engine.connect() as connection:
+def compare(options: argparse.Namespace, base: dict[str, str], engine, logs: Path) -> None:
+    """Rounds of untracked and tracked, then Celery's database backend; the ratios printed."""
+    url = base["DATABASE_URL"]
+
+    def all_acked(client: redis.Redis) -> bool:
+        return client.llen("default") == 0 and client.hlen("unacked") == 0
+
+    def all_recorded(_client: redis.Redis) -> bool:
+        with engine.connect() as connection:
+            return (
+                connection.scalar(
+                    text("SELECT count(*) FROM task_executions WHERE status = 'success'")
+                )
+                >= options.n
+            )
+
+    def all_stored(_client: redis.Redis) -> bool:
+        with engine.connect() as connection:
+            try:
                 return (
                     connection.scalar(
-                        text("SELECT count(*) FROM task_executions WHERE status = 'success'")
+                        text("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
                     )
                     >= options.n
                 )
+            except Exception:
+                return False
 
-        def all_stored(_client: redis.Redis) -> bool:
-            with engine.connect() as connection:
-                try:
-                    return (
-                        connection.scalar(
-                            text("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
-                        )
-                        >= options.n
-                    )
-                except Exception:
-                    return False
-
-        ratios, untracked_rates = [], []
-        added_cpu: dict[str, list[float]] = {"worker": [], "sender": []}
-        for _round in range(options.repeat):
-            with engine.begin() as connection:
-                connection.execute(text("DELETE FROM task_executions"))
-            # Rounds alternate the order (untracked first, then tracked first) so a drift in
-            # the machine's other load during the run does not favour one mode.
-            modes = {
-                "untracked": lambda: run_mode("untracked", options.n,
-                                              {**base, "TRACKING_ENABLED": "false"},
-                                              all_acked, logs, recorder=False),
-                "tracked": lambda: run_mode("tracked", options.n,
-                                            {**base, "TRACKING_ENABLED": "true"},
-                                            all_recorded, logs, recorder=True),
-            }  # fmt: skip
-            order = ["untracked", "tracked"] if _round % 2 == 0 else ["tracked", "untracked"]
-            results = {name: modes[name]() for name in order}
-            untracked, tracked = results["untracked"][0], results["tracked"][0]
-            for kind in ("worker", "sender"):
-                added = results["tracked"][1][kind] - results["untracked"][1][kind]
-                added_cpu[kind].append(added / options.n * 1e6)
-            with engine.connect() as connection:
-                count = connection.scalar(text("SELECT count(*) FROM task_executions"))
-            if count != options.n:
-                raise SystemExit(f"FAIL: {options.n - count} executions missing")
-            ratios.append(tracked / untracked)
-            untracked_rates.append(untracked)
-        anchor, _used = run_mode(
-            "celery-db", options.n,
-            {**base, "TRACKING_ENABLED": "false", "CELERY_RESULT_BACKEND": f"db+{url}"},
-            all_stored, logs, recorder=False,
-        )  # fmt: skip
-        untracked = statistics.median(untracked_rates)
-        print(f"celery database backend/untracked throughput ratio: {anchor / untracked:.2f}")
-        if len(ratios) > 1:
-            each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
-            print(f"tracked/untracked ratio of each round: {each} (median below)")
-        for kind, added in added_cpu.items():
-            each = ", ".join(f"{value:.0f}" for value in added)
-            print(f"{kind} CPU added per task by tracking: {statistics.median(added):.0f} µs "
-                  f"(rounds: {each})")  # fmt: skip
-        print(f"tracked/untracked throughput ratio: {statistics.median(ratios):.2f}")
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    ratios, untracked_rates = [], []
+    added_cpu: dict[str, list[float]] = {"worker": [], "sender": []}
+    for _round in range(options.repeat):
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM task_executions"))
+        # Rounds alternate the order (untracked first, then tracked first) so a drift in
+        # the machine's other load during the run does not favour one mode.
+        modes = {
+            "untracked": lambda: run_mode("untracked", options.n,
+                                          {**base, "TRACKING_ENABLED": "false"},
+                                          all_acked, logs, recorder=False),
+            "tracked": lambda: run_mode("tracked", options.n,
+                                        {**base, "TRACKING_ENABLED": "true"},
+                                        all_recorded, logs, recorder=True),
+        }  # fmt: skip
+        order = ["untracked", "tracked"] if _round % 2 == 0 else ["tracked", "untracked"]
+        results = {name: modes[name]() for name in order}
+        untracked, tracked = results["untracked"][0], results["tracked"][0]
+        for kind in ("worker", "sender"):
+            added = results["tracked"][1][kind] - results["untracked"][1][kind]
+            added_cpu[kind].append(added / options.n * 1e6)
+        with engine.connect() as connection:
+            count = connection.scalar(text("SELECT count(*) FROM task_executions"))
+        if count != options.n:
+            raise SystemExit(f"FAIL: {options.n - count} executions missing")
+        ratios.append(tracked / untracked)
+        untracked_rates.append(untracked)
+    anchor, _used = run_mode(
+        "celery-db", options.n,
+        {**base, "TRACKING_ENABLED": "false", "CELERY_RESULT_BACKEND": f"db+{url}"},
+        all_stored, logs, recorder=False,
+    )  # fmt: skip
+    untracked = statistics.median(untracked_rates)
+    print(f"celery database backend/untracked throughput ratio: {anchor / untracked:.2f}")
+    if len(ratios) > 1:
+        each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+        print(f"tracked/untracked ratio of each round: {each} (median below)")
+    for kind, added in added_cpu.items():
+        each = ", ".join(f"{value:.0f}" for value in added)
+        print(f"{kind} CPU added per task by tracking: {statistics.median(added):.0f} µs "
+              f"(rounds: {each})")  # fmt: skip
+    print(f"tracked/untracked throughput ratio: {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":
