@@ -24,10 +24,6 @@ NEWEST_FIRST = (TaskExecution.created_at.desc(), TaskExecution.id.desc())
 OLDEST_FIRST = (TaskExecution.created_at.asc(), TaskExecution.id.asc())
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 HEX_DIGITS = "0123456789abcdef"
 
 
@@ -73,7 +69,7 @@ def filtered(args: dict[str, Any]) -> Select[TaskExecution]:
             query = query.where(attribute == args[name])
     if args.get("task_id_prefix"):
         prefix = args["task_id_prefix"]
-        query = query.where(column.task_id.like(f"{_escape_like(prefix)}%", escape="\\"))
+        query = query.where(column.task_id.startswith(prefix, autoescape=True))
         bounds = _prefix_range(prefix)
         if bounds:
             query = query.where(column.task_id >= bounds[0], column.task_id < bounds[1])
