@@ -19,7 +19,6 @@ from app.location.matching import match_name, normalize_name
 from app.models import (
     Alert,
     CountryMonthTotal,
-    DailyTaskStatistic,
     DataPoint,
     RawPayload,
     Source,
@@ -270,7 +269,8 @@ def _execution(name, type_name, status, created, seconds=None, cpu=None, memory=
     )  # fmt: skip
 
 
-def test_daily_statistics_roll_up_yesterday_per_type_and_name(app: Flask) -> None:
+def test_daily_statistics_sum_yesterday_from_the_hourly_roll_ups(app: Flask) -> None:
+    from app.monitoring import rollups
     from app.tasks import task_monitoring
 
     yesterday = utcnow().replace(hour=12) - timedelta(days=1)
@@ -278,19 +278,20 @@ def test_daily_statistics_roll_up_yesterday_per_type_and_name(app: Flask) -> Non
         db.session.add(_execution("r.fetch", "retrieval", TaskStatus.SUCCESS, yesterday, seconds,
                                   cpu=0.5, memory=1000 * seconds))  # fmt: skip
     db.session.add(_execution("r.fetch", "retrieval", TaskStatus.FAILURE, yesterday, 40))
-    db.session.add(_execution("m.check", "monitoring", TaskStatus.STARTED, yesterday))
+    db.session.add(_execution("m.check", "monitoring", TaskStatus.STARTED, yesterday))  # not final
     db.session.add(_execution("r.fetch", "retrieval", TaskStatus.SUCCESS, utcnow(), 1))  # today
     db.session.commit()
+    rollups.rebuild(yesterday - timedelta(days=1))  # what the recorder counted
+    db.session.commit()
     result = task_monitoring.aggregate_daily_statistics()
-    assert result == {"day": yesterday.date().isoformat(), "rows": 2, "executions": 22}
-    task_monitoring.aggregate_daily_statistics()  # idempotent
-    rows = {r.task_name: r for r in db.session.scalars(select(DailyTaskStatistic))}
-    fetch = rows["r.fetch"]
-    assert (fetch.task_type, fetch.total, fetch.success, fetch.failure) == ("retrieval", 21, 20, 1)
-    assert fetch.avg_duration_seconds == pytest.approx(250 / 21)
-    assert fetch.p95_duration_seconds == 20.0
-    assert fetch.avg_cpu_seconds == 0.5 and fetch.max_peak_memory_bytes == 20000
-    assert rows["m.check"].started == 1 and rows["m.check"].avg_duration_seconds is None
+    assert result["day"] == yesterday.date().isoformat() and result["finished"] == 21
+    (fetch,) = result["tasks"]
+    assert (fetch["task_type"], fetch["task_name"]) == ("retrieval", "r.fetch")
+    assert fetch["counts"] == {"success": 20, "failure": 1, "revoked": 0}
+    assert fetch["duration_avg_seconds"] == round(250 / 21, 3)
+    assert fetch["duration_p95_estimate"] and 10 < fetch["duration_p95_seconds"] <= 30
+    assert task_monitoring.aggregate_daily_statistics(result["day"]) == result  # any day, again
+    assert task_monitoring.aggregate_daily_statistics("2020-01-01")["tasks"] == []
 
 
 def test_failure_rates_and_queue_depth_raise_alerts_once(app: Flask, redis_client) -> None:

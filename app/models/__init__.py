@@ -15,7 +15,7 @@ from app.models.schedule import (
     ScheduleKind,
     ScheduleRun,
 )
-from app.models.statistics import DailyTaskStatistic, ExecutionHourly
+from app.models.statistics import ExecutionHourly
 from app.models.task_execution import FINAL_STATUSES, TaskExecution, TaskStatus
 from app.models.task_type import TaskType
 from app.models.tracking import Alert, DeadLetter
@@ -28,7 +28,6 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "CountryMonthTotal",
-    "DailyTaskStatistic",
     "DataPoint",
     "DeadLetter",
     "ExecutionHourly",

@@ -1,1 +1,1 @@
-"""Monitoring services: system health, daily statistics, failure-rate and queue-depth alerts."""
+"""Monitoring services: system health, failure-rate and queue-depth alerts."""

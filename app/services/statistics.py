@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import current_app
@@ -144,6 +144,23 @@ def series(task_type: str, hours: int, bucket: str) -> list[dict[str, Any]]:
         buckets.append({"start": moment, **summarize(_Row(merged), inside)})
         moment += step
     return buckets
+
+
+def daily(day: date) -> dict[str, Any]:
+    """The executions that became final on ``day`` (UTC), per task type and name, summed from
+    the hourly roll-ups (p95 estimated from their histogram)."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    query = (
+        select(H.task_type, H.task_name, *SUMS)
+        .where(H.hour >= start, H.hour < start + timedelta(days=1))
+        .group_by(H.task_type, H.task_name)
+        .order_by(H.task_type, H.task_name)
+    )
+    tasks = [
+        {"task_type": row.task_type, "task_name": row.task_name, **summarize(row)}
+        for row in db.session.execute(query)
+    ]
+    return {"day": day.isoformat(), "finished": sum(t["finished"] for t in tasks), "tasks": tasks}
 
 
 class _Row:

@@ -10,7 +10,8 @@ from flask import current_app
 
 from app.extensions import db, own_redis
 from app.models.types import utcnow
-from app.monitoring import failure_rates, health, queue_history, statistics
+from app.monitoring import failure_rates, health, queue_history
+from app.services import statistics
 from app.tracking import tracked
 from app.tracking.alerts import raise_alert
 
@@ -40,10 +41,9 @@ def health_check() -> dict[str, Any]:
 
 @tracked("aggregation", name="task_monitoring.tasks.aggregate_daily_statistics")
 def aggregate_daily_statistics(day: str | None = None) -> dict[str, Any]:
-    """Roll up the previous UTC day (or ``day``, ISO date) per task type and name."""
-    result = statistics.roll_up(date.fromisoformat(day) if day else None)
-    db.session.commit()
-    return result
+    """The previous UTC day's (or ``day``'s, ISO date) figures per task type and name, from the
+    hourly roll-ups; they are this execution's result, shown on its page and by the API."""
+    return statistics.daily(date.fromisoformat(day) if day else (utcnow() - timedelta(1)).date())
 
 
 @tracked("monitoring", name="task_monitoring.tasks.check_failure_rates")
