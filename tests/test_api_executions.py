@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,34 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, Role, TaskExecution, TaskStatus, TaskType
+from app.models import AuditEntry, Role, TaskStatus
+from tests import factories
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def add(n: int, **values: object) -> list[TaskExecution]:
-    rows = []
-    for i in range(n):
-        status = values.get("status", TaskStatus.SUCCESS)
-        row = TaskExecution(
-            task_id=values.get("task_id") or str(uuid.uuid4()),
-            task_name=values.get("task_name", "data_pipeline.tasks.retrieve_source"),
-            status=status,
-            queue=values.get("queue", "data_retrieval"),
-            created_at=values.get("created_at", BASE + timedelta(minutes=i)),
-            started_at=values.get("started_at"),
-            error_message="boom" if status == TaskStatus.FAILURE else None,
-            args=[1],
-            kwargs={},
-        )
-        if values.get("task_type"):
-            row.task_type = db.session.scalar(
-                select(TaskType).where(TaskType.name == values["task_type"])
-            )
-        db.session.add(row)
-        rows.append(row)
-    db.session.commit()
-    return rows
 
 
 @pytest.fixture
@@ -53,7 +28,8 @@ def operator(token_for: Callable) -> dict[str, str]:
 
 
 def test_list_newest_first_with_cursors_both_ways(client: FlaskClient, viewer: dict) -> None:
-    rows = add(25)
+    rows = factories.executions(25, BASE)
+    db.session.commit()
     first = client.get("/tasks/api/executions/?page_size=10", headers=viewer).json
     assert [i["task_id"] for i in first["items"]] == [r.task_id for r in rows[::-1][:10]]
     assert first["previous_cursor"] is None and first["next_cursor"]
@@ -73,14 +49,18 @@ def test_list_newest_first_with_cursors_both_ways(client: FlaskClient, viewer: d
 
 
 def test_cursor_stable_while_rows_arrive(client: FlaskClient, viewer: dict) -> None:
-    rows = add(30)
+    rows = factories.executions(30, BASE)
+    db.session.commit()
     seen, cursor = [], None
     for page_number in range(4):
         url = "/tasks/api/executions/?page_size=8" + (f"&cursor={cursor}" if cursor else "")
         page = client.get(url, headers=viewer).json
         seen += [i["task_id"] for i in page["items"]]
         # new executions arrive between pages, newer than everything (and one with a tie)
-        add(3, created_at=datetime.now(UTC) + timedelta(minutes=page_number))
+        factories.executions(
+            3, datetime.now(UTC) + timedelta(minutes=page_number), step=timedelta(0)
+        )
+        db.session.commit()
         cursor = page["next_cursor"]
         if cursor is None:
             break
@@ -88,16 +68,21 @@ def test_cursor_stable_while_rows_arrive(client: FlaskClient, viewer: dict) -> N
 
 
 def test_combined_filters(client: FlaskClient, viewer: dict) -> None:
-    add(3, status=TaskStatus.FAILURE, task_type="retrieval", started_at=BASE)
-    wanted = add(2, status=TaskStatus.FAILURE, task_type="processing", queue="data_processing")
-    add(2, status=TaskStatus.SUCCESS, task_type="processing", queue="data_processing")
-    add(
-        1,
+    factories.executions(3, BASE, status=TaskStatus.FAILURE, task_type="retrieval", started_at=BASE)
+    wanted = factories.executions(
+        2, BASE, status=TaskStatus.FAILURE, task_type="processing", queue="data_processing"
+    )
+    factories.executions(
+        2, BASE, status=TaskStatus.SUCCESS, task_type="processing", queue="data_processing"
+    )
+    factories.execution(
+        created_at=BASE,
         status=TaskStatus.REVOKED,
         task_type="processing",
         queue="data_processing",
         task_name="other",
     )
+    db.session.commit()
     url = (
         "/tasks/api/executions/?status=failure&status=revoked&task_type=processing"
         "&queue=data_processing&task_name=data_pipeline.tasks.retrieve_source"
@@ -139,8 +124,9 @@ def test_bad_filters(client: FlaskClient, viewer: dict, query: str, status: int,
 
 
 def test_detail_and_404(client: FlaskClient, viewer: dict) -> None:
-    (row,) = add(1, status=TaskStatus.FAILURE)
-    (retry,) = add(1)
+    row = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    retry = factories.execution(created_at=BASE)
+    db.session.commit()
     retry.retry_of = row.task_id
     row.traceback, row.logs = "Traceback...", [{"level": "INFO", "message": "hi"}]
     row.attempts = [{"attempt": 1, "status": "failure", "worker": "w1"}]
@@ -153,8 +139,9 @@ def test_detail_and_404(client: FlaskClient, viewer: dict) -> None:
 
 
 def test_retry_rules(client: FlaskClient, operator: dict, viewer: dict) -> None:
-    (done,) = add(1, status=TaskStatus.SUCCESS)
-    (failed,) = add(1, status=TaskStatus.FAILURE)
+    done = factories.execution(created_at=BASE, status=TaskStatus.SUCCESS)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     response = client.post(f"/tasks/api/executions/{done.task_id}/retry/", headers=operator)
     assert response.status_code == 409 and response.json["error"]["code"] == "conflict"
     response = client.post(f"/tasks/api/executions/{failed.task_id}/retry/", headers=viewer)
@@ -169,9 +156,10 @@ def test_retry_rules(client: FlaskClient, operator: dict, viewer: dict) -> None:
 
 
 def test_cancel_and_bulk(client: FlaskClient, operator: dict) -> None:
-    (pending,) = add(1, status=TaskStatus.PENDING)
-    (finished,) = add(1, status=TaskStatus.SUCCESS)
-    (failed,) = add(1, status=TaskStatus.FAILURE)
+    pending = factories.execution(created_at=BASE, status=TaskStatus.PENDING)
+    finished = factories.execution(created_at=BASE, status=TaskStatus.SUCCESS)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     response = client.post(f"/tasks/api/executions/{finished.task_id}/cancel/", headers=operator)
     assert response.status_code == 409
     body = client.post(
@@ -245,7 +233,8 @@ def test_nul_characters_are_refused_not_500(client: FlaskClient, viewer: dict) -
 def test_a_retry_to_an_unconfigured_queue_is_refused_and_audited(
     client: FlaskClient, operator: dict, redis_client: redis.Redis
 ) -> None:
-    (stray,) = add(1, status=TaskStatus.FAILURE, queue="no_such_queue")
+    stray = factories.execution(created_at=BASE, status=TaskStatus.FAILURE, queue="no_such_queue")
+    db.session.commit()
     for _ in range(2):
         response = client.post(f"/tasks/api/executions/{stray.task_id}/retry/", headers=operator)
         assert response.status_code == 409 and response.json["error"]["code"] == "unroutable"

@@ -5,7 +5,6 @@ PostgreSQL (where the GIN indexes on the arguments answer)."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from app.extensions import db
 from app.models import Role, TaskExecution, TaskStatus
 from app.services import argument_search, executions, search_plan
 from app.tracking.capture import REDACTED, capture_arguments
+from tests import factories
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 API = "/tasks/api/executions/"
@@ -43,29 +43,19 @@ def stored(app: Flask) -> dict[str, str]:
     """One execution per entry of ARGUMENTS, plus one whose api_key was redacted: name -> id."""
     ids = {}
     for minute, (name, (args, kwargs)) in enumerate(ARGUMENTS.items()):
-        ids[name] = _add(args, kwargs, minute)
+        ids[name] = factories.execution(
+            args=args, kwargs=kwargs, created_at=BASE + timedelta(minutes=minute)
+        ).task_id
     captured = capture_arguments([], {"api_key": "s3cret", "country": "AFG"})
     assert captured["kwargs"]["api_key"] == REDACTED
-    ids["redacted"] = _add(captured["args"], captured["kwargs"], 30, status=TaskStatus.FAILURE)
+    ids["redacted"] = factories.execution(
+        args=captured["args"],
+        kwargs=captured["kwargs"],
+        created_at=BASE + timedelta(minutes=30),
+        status=TaskStatus.FAILURE,
+    ).task_id
     db.session.commit()
     return ids
-
-
-def _add(args: Any, kwargs: Any, minute: int, status: TaskStatus = TaskStatus.SUCCESS) -> str:
-    task_id = str(uuid.uuid4())
-    db.session.add(
-        TaskExecution(
-            task_id=task_id,
-            task_name="data_pipeline.tasks.retrieve_source",
-            status=status,
-            queue="data_retrieval",
-            created_at=BASE + timedelta(minutes=minute),
-            error_message="boom" if status == TaskStatus.FAILURE else None,
-            args=args,
-            kwargs=kwargs,
-        )
-    )
-    return task_id
 
 
 def found(stored: dict[str, str], search: str | list[str], **filters: Any) -> set[str]:

@@ -24,12 +24,12 @@ from app.models import (
     Source,
     TaskExecution,
     TaskStatus,
-    TaskType,
 )
 from app.models.types import utcnow
 from app.pipeline import aggregation, processing, retrieval, sources, validation
 from app.pipeline.retrieval import PermanentRetrievalError
 from app.tracking import DataValidationError, TransientNetworkError
+from tests import factories
 from tests.idmc_server import IDU_RECORDS
 
 IDU = "/idus/last-180-days/"
@@ -257,29 +257,23 @@ def test_validation_finds_gaps_duplicates_and_outliers(idmc, idmc_server) -> Non
     assert report["ok"] is False and (report["gaps"], report["duplicates"]) == (1, 1)
 
 
-def _execution(name, type_name, status, created, seconds=None, cpu=None, memory=None):
-    task_type = db.session.scalar(select(TaskType).where(TaskType.name == type_name))
-    started = created + timedelta(seconds=1)
-    return TaskExecution(
-        task_id=str(uuid4()), task_name=name, task_type=task_type, status=status,
-        created_at=created, started_at=started,
-        completed_at=started + timedelta(seconds=seconds) if seconds is not None else None,
-        error_message="boom" if status == TaskStatus.FAILURE else None,
-        cpu_seconds=cpu, peak_memory_bytes=memory,
-    )  # fmt: skip
-
-
 def test_daily_statistics_sum_yesterday_from_the_hourly_roll_ups(app: Flask) -> None:
     from app.monitoring import rollups
     from app.tasks import task_monitoring
 
     yesterday = utcnow().replace(hour=12) - timedelta(days=1)
+    r_fetch = {"task_name": "r.fetch", "task_type": "retrieval"}
     for seconds in range(1, 21):  # durations 1..20 s
-        db.session.add(_execution("r.fetch", "retrieval", TaskStatus.SUCCESS, yesterday, seconds,
-                                  cpu=0.5, memory=1000 * seconds))  # fmt: skip
-    db.session.add(_execution("r.fetch", "retrieval", TaskStatus.FAILURE, yesterday, 40))
-    db.session.add(_execution("m.check", "monitoring", TaskStatus.STARTED, yesterday))  # not final
-    db.session.add(_execution("r.fetch", "retrieval", TaskStatus.SUCCESS, utcnow(), 1))  # today
+        factories.execution(**r_fetch, **factories.ran(seconds, yesterday))
+    factories.execution(**r_fetch, status=TaskStatus.FAILURE, **factories.ran(40, yesterday))
+    factories.execution(  # not final
+        task_name="m.check",
+        task_type="monitoring",
+        status=TaskStatus.STARTED,
+        created_at=yesterday,
+        started_at=yesterday + timedelta(seconds=1),
+    )
+    factories.execution(**r_fetch, **factories.ran(1, utcnow()))  # today
     db.session.commit()
     rollups.rebuild(yesterday - timedelta(days=1))  # what the recorder counted
     db.session.commit()
@@ -300,8 +294,9 @@ def test_failure_rates_and_queue_depth_raise_alerts_once(app: Flask, redis_clien
     now = utcnow() - timedelta(minutes=5)
     for index in range(10):
         status = TaskStatus.FAILURE if index < 4 else TaskStatus.SUCCESS
-        db.session.add(_execution("r.fetch", "retrieval", status, now, 1))
-        db.session.add(_execution("a.sum", "aggregation", TaskStatus.SUCCESS, now, 1))
+        factories.execution(task_name="r.fetch", task_type="retrieval", status=status,
+                            **factories.ran(1, now))  # fmt: skip
+        factories.execution(task_name="a.sum", task_type="aggregation", **factories.ran(1, now))
     db.session.commit()
     redis_client.rpush("data_processing", *[b"{}"] * 6)
     result = task_monitoring.check_failure_rates(threshold=0.3, max_depth=5)
@@ -334,12 +329,10 @@ def test_maintenance_cleans_prunes_rotates_and_optimizes(app: Flask, tmp_path) -
     from app.tasks import maintenance
 
     old = utcnow() - timedelta(days=100)
-    db.session.add_all([
-        _execution("x", "retrieval", TaskStatus.SUCCESS, old, 1),
-        _execution("x", "retrieval", TaskStatus.SUCCESS, utcnow(), 1),
-        Alert(kind="health", title="old", created_at=old),
-        Alert(kind="health", title="new"),
-    ])  # fmt: skip
+    factories.execution(task_name="x", task_type="retrieval", **factories.ran(1, old))
+    factories.execution(task_name="x", task_type="retrieval", **factories.ran(1, utcnow()))
+    factories.alert(kind="health", severity="error", title="old", created_at=old)
+    factories.alert(kind="health", severity="error", title="new")
     db.session.commit()
     assert maintenance.cleanup_old_executions(days=90)["deleted"] == 1
     assert db.session.scalar(select(func.count()).select_from(TaskExecution)) == 1

@@ -5,7 +5,6 @@ API and the page with its SVG charts, and names that are refused."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,35 +15,20 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Role, TaskExecution, TaskStatus, TaskType
+from app.models import Role, TaskExecution, TaskStatus
 from app.models.statistics import DURATION_BOUNDS
 from app.models.types import utcnow
 from app.monitoring import rollups
 from app.monitoring.percentiles import nearest_rank
 from app.services.duration_distribution import distribution
 from app.services.statistics import window_start
+from tests import factories
 
 NAME = "data_pipeline.tasks.retrieve_source"
 OTHER = "data_pipeline.tasks.process_source"
 SECONDS = (0.003, 0.02, 0.07, 0.3, 0.31, 1.2, 4.0, 8.5, 25.0, 70.0, 400.0, 2000.0)
 # Hours before now at which executions end: inside 24 h, inside 7 days, and 9 days ago (out).
 AGES = (0.5, 3, 20, 30, 50, 75, 100, 130, 150, 160, 9 * 24)
-
-
-def _add(name: str, ended: datetime, seconds: float, status: TaskStatus) -> None:
-    db.session.add(
-        TaskExecution(
-            task_id=str(uuid.uuid4()),
-            task_name=name,
-            task_type=db.session.scalar(select(TaskType).where(TaskType.name == "retrieval")),
-            status=status,
-            queue="data_retrieval",
-            created_at=ended - timedelta(seconds=seconds + 1),
-            started_at=ended - timedelta(seconds=seconds),
-            completed_at=ended,
-            error_message="boom" if status == TaskStatus.FAILURE else None,
-        )
-    )
 
 
 @pytest.fixture
@@ -59,8 +43,17 @@ def executions(app: Flask) -> datetime:
     for a, age in enumerate(AGES):
         for s, seconds in enumerate(SECONDS):
             ended = now - timedelta(hours=age, minutes=s)
-            _add(NAME, ended, seconds * (1 + a / 10), statuses[(a + s) % len(statuses)])
-        _add(OTHER, now - timedelta(hours=age), 9999.0, TaskStatus.SUCCESS)
+            factories.execution(
+                task_name=NAME,
+                task_type="retrieval",
+                status=statuses[(a + s) % len(statuses)],
+                **factories.ran(seconds * (1 + a / 10), ended),
+            )
+        factories.execution(
+            task_name=OTHER,
+            task_type="retrieval",
+            **factories.ran(9999.0, now - timedelta(hours=age)),
+        )
     db.session.commit()
     rollups.rebuild(now - timedelta(days=30))
     db.session.commit()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from uuid import uuid4
 
 import redis
 from flask import Flask
@@ -13,6 +12,7 @@ from app.extensions import db
 from app.models import ScheduledTask, TaskExecution, TaskStatus
 from app.models.types import utcnow
 from app.scheduler.store import get_store
+from tests import factories
 from tests.scheduler_support import scheduled_headers
 
 PREDEFINED = {
@@ -45,27 +45,18 @@ def test_setup_scheduled_tasks_is_idempotent(app: Flask, runner) -> None:
     assert again == updated
 
 
-def add_executions(count: int, age_days: int, status: TaskStatus) -> None:
-    created = utcnow() - timedelta(days=age_days)
-    for _ in range(count):
-        db.session.add(
-            TaskExecution(
-                task_id=str(uuid4()), task_name="t", status=status, created_at=created,
-                error_message="boom" if status == TaskStatus.FAILURE else None,
-            )
-        )  # fmt: skip
-    db.session.commit()
-
-
 def count(**filters) -> int:
     query = select(func.count(TaskExecution.id)).filter_by(**filters)
     return db.session.scalar(query)
 
 
 def test_cleanup_deletes_old_executions_in_batches(app: Flask, runner) -> None:
-    add_executions(25, 40, TaskStatus.SUCCESS)
-    add_executions(5, 40, TaskStatus.FAILURE)
-    add_executions(7, 2, TaskStatus.SUCCESS)
+    long_ago, lately = utcnow() - timedelta(days=40), utcnow() - timedelta(days=2)
+    same_time = timedelta(0)
+    factories.executions(25, long_ago, same_time, task_name="t")
+    factories.executions(5, long_ago, same_time, task_name="t", status=TaskStatus.FAILURE)
+    factories.executions(7, lately, same_time, task_name="t")
+    db.session.commit()
     statements: list[str] = []
 
     from sqlalchemy import event

@@ -20,61 +20,32 @@ from app.extensions import db
 from app.models import (
     AuditEntry,
     Role,
-    Source,
     TaskExecution,
     TaskStatus,
-    TaskType,
-    Variable,
 )
 from app.services.executions import batches
+from tests import factories
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 LIST = "/tasks/executions/"
 HTMX = {"HX-Request": "true"}
 
 
-def make(**values: object) -> TaskExecution:
-    """One stored execution; ``task_type`` is a type name."""
-    status = values.pop("status", TaskStatus.SUCCESS)
-    type_name = values.pop("task_type", None)
-    row = TaskExecution(
-        task_id=values.pop("task_id", None) or str(uuid.uuid4()),
-        task_name=values.pop("task_name", "data_pipeline.tasks.retrieve_source"),
-        status=status,
-        queue=values.pop("queue", "data_retrieval"),
-        created_at=values.pop("created_at", BASE),
-        error_message=values.pop("error_message", "boom" if status == TaskStatus.FAILURE else None),
-        args=values.pop("args", [1]),
-        kwargs=values.pop("kwargs", {}),
-        **values,
-    )
-    if type_name:
-        row.task_type = db.session.scalar(select(TaskType).where(TaskType.name == type_name))
-    db.session.add(row)
-    db.session.commit()
-    return row
-
-
 def bulk_insert(count: int, **values: object) -> None:
-    """``count`` executions in one statement (no ORM objects), one second apart."""
+    """``count`` processing successes in one statement (no ORM objects), one second apart."""
     rows = [
-        {
-            "task_id": str(uuid.uuid4()),
-            "task_name": "data_pipeline.tasks.process_source",
-            "status": TaskStatus.SUCCESS,
-            "queue": "data_processing",
-            "created_at": BASE + timedelta(seconds=i),
-            "updated_at": BASE + timedelta(seconds=i),
-            "started_at": BASE + timedelta(seconds=i),
-            "completed_at": BASE + timedelta(seconds=i, milliseconds=250),
-            "retry_count": 0,
-            "is_dead_letter": False,
-            "lost_suspect": False,
-            "replayable": True,
-            "state_rank": 0,
-            "state_at": 0.0,
-            **values,
-        }
+        factories.execution_values(
+            **{
+                "task_name": "data_pipeline.tasks.process_source",
+                "status": TaskStatus.SUCCESS,
+                "queue": "data_processing",
+                "created_at": BASE + timedelta(seconds=i),
+                "updated_at": BASE + timedelta(seconds=i),
+                "started_at": BASE + timedelta(seconds=i),
+                "completed_at": BASE + timedelta(seconds=i, milliseconds=250),
+                **values,
+            }
+        )
         for i in range(count)
     ]
     db.session.execute(insert(TaskExecution), rows)
@@ -107,12 +78,11 @@ def operator(app: Flask, login_as: Callable) -> tuple[FlaskClient, str]:
 
 
 def test_list_shows_the_columns_newest_first(viewer: FlaskClient) -> None:
-    source = Source(code="idmc", name="IDMC")
-    variable = Variable(code="new_displacements", name="New displacements", source=source)
-    db.session.add_all([source, variable])
+    source = factories.source(name="IDMC")
+    variable = factories.variable(source, code="new_displacements", name="New displacements")
     db.session.commit()
-    old = make(created_at=BASE, task_type="retrieval", source_id=source.id)
-    new = make(
+    old = factories.execution(created_at=BASE, task_type="retrieval", source_id=source.id)
+    new = factories.execution(
         created_at=BASE + timedelta(hours=1),
         status=TaskStatus.FAILURE,
         error_message="ValueError: the feed answered 502",
@@ -121,6 +91,7 @@ def test_list_shows_the_columns_newest_first(viewer: FlaskClient) -> None:
         variable_id=variable.id,
         source_id=source.id,
     )
+    db.session.commit()
     response = viewer.get(LIST)
     assert response.status_code == 200
     html = response.text
@@ -155,24 +126,28 @@ def test_list_shows_the_columns_newest_first(viewer: FlaskClient) -> None:
     ],
 )
 def test_each_filter_and_combinations(viewer: FlaskClient, query: str, wanted: set[str]) -> None:
-    source = Source(code="idmc", name="IDMC")
-    variable = Variable(code="stock", name="Stock", source=source)
-    db.session.add_all([source, variable])
+    source = factories.source(name="IDMC")
+    variable = factories.variable(source, code="stock", name="Stock")
     db.session.commit()
     day = timedelta(days=1)
     rows = {
-        "failed": make(status=TaskStatus.FAILURE, created_at=BASE),
-        "revoked": make(status=TaskStatus.REVOKED, created_at=BASE + timedelta(hours=1)),
-        "processing": make(task_type="processing", created_at=BASE + timedelta(hours=2)),
-        "other_name": make(task_name="other.task", created_at=BASE + day),
-        "slow_queue": make(queue="slow", created_at=BASE + day + timedelta(hours=1)),
-        "late": make(created_at=BASE + 2 * day + timedelta(hours=1)),
-        "sourced": make(
+        "failed": factories.execution(status=TaskStatus.FAILURE, created_at=BASE),
+        "revoked": factories.execution(
+            status=TaskStatus.REVOKED, created_at=BASE + timedelta(hours=1)
+        ),
+        "processing": factories.execution(
+            task_type="processing", created_at=BASE + timedelta(hours=2)
+        ),
+        "other_name": factories.execution(task_name="other.task", created_at=BASE + day),
+        "slow_queue": factories.execution(queue="slow", created_at=BASE + day + timedelta(hours=1)),
+        "late": factories.execution(created_at=BASE + 2 * day + timedelta(hours=1)),
+        "sourced": factories.execution(
             created_at=BASE + day + timedelta(hours=13),
             source_id=source.id,
             variable_id=variable.id,
         ),
     }
+    db.session.commit()
     failed = rows["failed"].task_id
     query = query.format(
         source=source.id,
@@ -189,8 +164,9 @@ def test_each_filter_and_combinations(viewer: FlaskClient, query: str, wanted: s
 
 
 def test_dates_are_read_in_the_users_timezone(viewer: FlaskClient) -> None:
-    before = make(created_at=datetime(2026, 1, 1, 14, 59, tzinfo=UTC))
-    after = make(created_at=datetime(2026, 1, 1, 15, 1, tzinfo=UTC))
+    before = factories.execution(created_at=datetime(2026, 1, 1, 14, 59, tzinfo=UTC))
+    after = factories.execution(created_at=datetime(2026, 1, 1, 15, 1, tzinfo=UTC))
+    db.session.commit()
     page = viewer.get(LIST)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     viewer.post("/tasks/preferences", data={"timezone": "Asia/Tokyo", "csrf_token": csrf})
@@ -223,7 +199,8 @@ def test_dates_are_read_in_the_users_timezone(viewer: FlaskClient) -> None:
 def test_bad_filters_are_a_400_with_the_message(
     viewer: FlaskClient, query: str, message: str
 ) -> None:
-    make()
+    factories.execution(created_at=BASE)
+    db.session.commit()
     response = viewer.get(f"{LIST}?{query}")
     assert response.status_code == 400
     assert message in response.text
@@ -255,7 +232,8 @@ def test_cursor_pages_keep_the_filters(viewer: FlaskClient) -> None:
 
 
 def test_fragment_for_htmx_with_etag_and_304(viewer: FlaskClient) -> None:
-    make(status=TaskStatus.FAILURE)
+    factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     page = viewer.get(f"{LIST}?status=failure")
     assert "<html" in page.text and 'id="executions-table"' in page.text
     fragment = viewer.get(f"{LIST}?status=failure", headers=HTMX)
@@ -268,13 +246,18 @@ def test_fragment_for_htmx_with_etag_and_304(viewer: FlaskClient) -> None:
     etag = fragment.headers["ETag"]
     again = viewer.get(f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
-    make(status=TaskStatus.FAILURE, created_at=BASE + timedelta(minutes=1))
+    factories.execution(status=TaskStatus.FAILURE, created_at=BASE + timedelta(minutes=1))
+    db.session.commit()
     changed = viewer.get(f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
 def test_polled_fragment_keeps_the_checked_rows(viewer: FlaskClient) -> None:
-    kept, other = make(), make(created_at=BASE + timedelta(seconds=1))
+    kept, other = (
+        factories.execution(created_at=BASE),
+        factories.execution(created_at=BASE + timedelta(seconds=1)),
+    )
+    db.session.commit()
     fragment = viewer.get(f"{LIST}?task_ids={kept.task_id}", headers=HTMX).text
     assert re.search(rf'value="{kept.task_id}" id="select-\d+" checked', fragment)
     assert not re.search(rf'value="{other.task_id}" id="select-\d+" checked', fragment)
@@ -287,9 +270,10 @@ def test_polled_fragment_keeps_the_checked_rows(viewer: FlaskClient) -> None:
 
 def test_bulk_retry_says_what_happened_to_each(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    failed = make(status=TaskStatus.FAILURE)
-    revoked = make(status=TaskStatus.REVOKED)
-    done = make(status=TaskStatus.SUCCESS)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    revoked = factories.execution(created_at=BASE, status=TaskStatus.REVOKED)
+    done = factories.execution(created_at=BASE, status=TaskStatus.SUCCESS)
+    db.session.commit()
     unknown = str(uuid.uuid4())
     response = client.post(
         "/tasks/executions/retry",
@@ -318,8 +302,9 @@ def test_bulk_retry_says_what_happened_to_each(operator: tuple[FlaskClient, str]
 
 def test_bulk_cancel_and_htmx_fragment(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    pending = make(status=TaskStatus.PENDING)
-    finished = make(status=TaskStatus.SUCCESS)
+    pending = factories.execution(created_at=BASE, status=TaskStatus.PENDING)
+    finished = factories.execution(created_at=BASE, status=TaskStatus.SUCCESS)
+    db.session.commit()
     response = client.post(
         "/tasks/executions/cancel",
         data={"csrf_token": csrf, "task_ids": [pending.task_id, finished.task_id]},
@@ -350,7 +335,8 @@ def test_selection_bounds(operator: tuple[FlaskClient, str]) -> None:
 
 
 def test_viewer_may_analyze_but_not_act(viewer: FlaskClient) -> None:
-    failed = make(status=TaskStatus.FAILURE)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', viewer.get(LIST).text).group(1)
     page = viewer.get(LIST).text
     assert "/tasks/executions/analyze" in page
@@ -364,7 +350,8 @@ def test_viewer_may_analyze_but_not_act(viewer: FlaskClient) -> None:
 
 def test_batch_actions_need_the_csrf_token(operator: tuple[FlaskClient, str]) -> None:
     client, _csrf = operator
-    failed = make(status=TaskStatus.FAILURE)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     for action in ("retry", "cancel", "analyze"):
         response = client.post(f"/tasks/executions/{action}", data={"task_ids": [failed.task_id]})
         assert response.status_code == 400, action
@@ -375,7 +362,7 @@ def test_batch_actions_need_the_csrf_token(operator: tuple[FlaskClient, str]) ->
 def test_analysis_of_a_selection(viewer: FlaskClient) -> None:
     start = BASE
     chosen = [
-        make(
+        factories.execution(
             status=TaskStatus.SUCCESS,
             started_at=start,
             completed_at=start + timedelta(seconds=seconds),
@@ -384,12 +371,21 @@ def test_analysis_of_a_selection(viewer: FlaskClient) -> None:
         for i, seconds in enumerate(range(1, 21))  # 1..20 s
     ]
     chosen += [
-        make(status=TaskStatus.FAILURE, error_message="TimeoutError: feed\nTraceback line"),
-        make(status=TaskStatus.FAILURE, error_message="TimeoutError: feed"),
-        make(status=TaskStatus.FAILURE, error_message="KeyError: 'x'"),
-        make(status=TaskStatus.PENDING),
+        factories.execution(
+            created_at=BASE,
+            status=TaskStatus.FAILURE,
+            error_message="TimeoutError: feed\nTraceback line",
+        ),
+        factories.execution(
+            created_at=BASE, status=TaskStatus.FAILURE, error_message="TimeoutError: feed"
+        ),
+        factories.execution(
+            created_at=BASE, status=TaskStatus.FAILURE, error_message="KeyError: 'x'"
+        ),
+        factories.execution(created_at=BASE, status=TaskStatus.PENDING),
     ]
-    make(status=TaskStatus.FAILURE, error_message="not selected")
+    factories.execution(created_at=BASE, status=TaskStatus.FAILURE, error_message="not selected")
+    db.session.commit()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', viewer.get(LIST).text).group(1)
     response = viewer.post(
         "/tasks/executions/analyze",
@@ -547,7 +543,8 @@ def test_batches_read_keyset_chunks(app: Flask) -> None:
 
 
 def test_detail_of_a_success(viewer: FlaskClient) -> None:
-    execution = make(
+    execution = factories.execution(
+        created_at=BASE,
         status=TaskStatus.SUCCESS,
         task_type="retrieval",
         worker="celery@w1",
@@ -572,6 +569,7 @@ def test_detail_of_a_success(viewer: FlaskClient) -> None:
             }
         ],
     )
+    db.session.commit()
     response = viewer.get(f"/tasks/executions/{execution.task_id}/")
     assert response.status_code == 200
     html = response.text
@@ -603,16 +601,22 @@ def test_the_timeline_says_each_next_try_as_a_short_duration(viewer: FlaskClient
 
 def test_detail_of_a_failure_with_links(operator: tuple[FlaskClient, str]) -> None:
     client, _csrf = operator
-    original = make(status=TaskStatus.FAILURE, error_message="first failure")
-    failed = make(
+    original = factories.execution(
+        created_at=BASE, status=TaskStatus.FAILURE, error_message="first failure"
+    )
+    failed = factories.execution(
+        created_at=BASE,
         status=TaskStatus.FAILURE,
         error_message="ValueError: bad feed",
         traceback='Traceback (most recent call last):\n  File "x.py"\nValueError: bad feed',
         retry_of=original.task_id,
         parent_id=str(uuid.uuid4()),
     )
-    retry = make(status=TaskStatus.PENDING, retry_of=failed.task_id)
-    child = make(status=TaskStatus.SUCCESS, root_id=failed.task_id, task_name="child.task")
+    retry = factories.execution(created_at=BASE, status=TaskStatus.PENDING, retry_of=failed.task_id)
+    child = factories.execution(
+        created_at=BASE, status=TaskStatus.SUCCESS, root_id=failed.task_id, task_name="child.task"
+    )
+    db.session.commit()
     html = client.get(f"/tasks/executions/{failed.task_id}/").text
     assert "ValueError: bad feed" in html and "Traceback (most recent call last)" in html
     assert f'href="/tasks/executions/{original.task_id}/"' in html  # retry of
@@ -625,7 +629,10 @@ def test_detail_of_a_failure_with_links(operator: tuple[FlaskClient, str]) -> No
 
 
 def test_running_detail_polls_until_final(viewer: FlaskClient) -> None:
-    running = make(status=TaskStatus.STARTED, started_at=BASE, worker="celery@w2")
+    running = factories.execution(
+        created_at=BASE, status=TaskStatus.STARTED, started_at=BASE, worker="celery@w2"
+    )
+    db.session.commit()
     url = f"/tasks/executions/{running.task_id}/"
     page = viewer.get(url).text
     polled = f'data-hx-get="{url}" data-hx-trigger="every 1s" data-hx-swap="outerHTML" data-live'
@@ -645,7 +652,8 @@ def test_running_detail_polls_until_final(viewer: FlaskClient) -> None:
 
 def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    running = make(status=TaskStatus.STARTED, started_at=BASE)
+    running = factories.execution(created_at=BASE, status=TaskStatus.STARTED, started_at=BASE)
+    db.session.commit()
     html = client.get(f"/tasks/executions/{running.task_id}/").text
     assert f'action="/tasks/executions/{running.task_id}/cancel"' in html
     assert f'action="/tasks/executions/{running.task_id}/retry"' not in html
@@ -653,11 +661,13 @@ def test_operator_retries_and_cancels_from_the_detail(operator: tuple[FlaskClien
     assert response.status_code == 303
     assert response.headers["Location"] == f"/tasks/executions/{running.task_id}/"
     assert "the worker terminates the running task" in client.get(response.headers["Location"]).text
-    failed = make(status=TaskStatus.FAILURE)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     response = client.post(f"/tasks/executions/{failed.task_id}/retry", data={"csrf_token": csrf})
     assert response.status_code == 303
     assert "Retry sent as the new execution" in client.get(response.headers["Location"]).text
-    done = make(status=TaskStatus.SUCCESS)
+    done = factories.execution(created_at=BASE, status=TaskStatus.SUCCESS)
+    db.session.commit()
     response = client.post(f"/tasks/executions/{done.task_id}/retry", data={"csrf_token": csrf})
     page = client.get(response.headers["Location"]).text
     assert "Only failed, revoked or lost executions can be retried" in page
@@ -669,7 +679,8 @@ def test_cancelling_a_pending_execution_shows_the_request_at_once(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, csrf = operator
-    pending = make(status=TaskStatus.PENDING)
+    pending = factories.execution(created_at=BASE, status=TaskStatus.PENDING)
+    db.session.commit()
     response = client.post(f"/tasks/executions/{pending.task_id}/cancel", data={"csrf_token": csrf})
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).text
@@ -695,7 +706,8 @@ def test_a_finished_execution_is_never_marked_cancel_requested(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, csrf = operator
-    done = make(status=TaskStatus.SUCCESS)
+    done = factories.execution(created_at=BASE, status=TaskStatus.SUCCESS)
+    db.session.commit()
     response = client.post(f"/tasks/executions/{done.task_id}/cancel", data={"csrf_token": csrf})
     assert "The execution is already success" in client.get(response.headers["Location"]).text
     db.session.expire_all()
@@ -703,7 +715,8 @@ def test_a_finished_execution_is_never_marked_cancel_requested(
 
 
 def test_viewer_cannot_retry_from_the_detail(viewer: FlaskClient) -> None:
-    failed = make(status=TaskStatus.FAILURE)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     html = viewer.get(f"/tasks/executions/{failed.task_id}/").text
     assert "/retry" not in html
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
@@ -730,7 +743,8 @@ def test_detail_links_to_its_schedule(app: Flask, login_as: Callable) -> None:
     )
     db.session.add(schedule)
     db.session.commit()
-    execution = make(schedule_id=schedule.id)
+    execution = factories.execution(created_at=BASE, schedule_id=schedule.id)
+    db.session.commit()
     html = app.test_client()
     login_as(html, Role.VIEWER)
     text = html.get(f"/tasks/executions/{execution.task_id}/").text
@@ -827,14 +841,20 @@ def test_short_error_names_the_exception_by_its_short_name(message, shown) -> No
 
 
 def test_error_column_shows_the_exception_type_and_message_start(viewer: FlaskClient) -> None:
-    make(status=TaskStatus.FAILURE, error_message="app.tracking.policies.DataValidationError: x")
+    factories.execution(
+        created_at=BASE,
+        status=TaskStatus.FAILURE,
+        error_message="app.tracking.policies.DataValidationError: x",
+    )
+    db.session.commit()
     html = viewer.get("/tasks/executions/").text
     assert '<bdi class="ltr" dir="ltr">DataValidationError: x</bdi>' in html
 
 
 def test_bulk_retry_links_each_new_execution(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    failed = make(status=TaskStatus.FAILURE)
+    failed = factories.execution(created_at=BASE, status=TaskStatus.FAILURE)
+    db.session.commit()
     response = client.post(
         "/tasks/executions/retry", data={"csrf_token": csrf, "task_ids": [failed.task_id]}
     )
