@@ -57,8 +57,9 @@ def execution(*, task_type: TaskType | str | None = None, **values: Any) -> Task
     values.setdefault("error_message", "boom" if status == TaskStatus.FAILURE else None)
     values.setdefault("args", [1])
     values.setdefault("kwargs", {})
-    kind = type_named(task_type) if isinstance(task_type, str) else task_type
-    return _added(TaskExecution(task_type=kind, **values))
+    if task_type is not None:  # None leaves task_type_id alone
+        values["task_type"] = type_named(task_type) if isinstance(task_type, str) else task_type
+    return _added(TaskExecution(**values))
 
 
 def ran(seconds: float, ended: datetime) -> dict[str, datetime]:

@@ -13,20 +13,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Alert, AuditEntry
+from app.models import AuditEntry
 from app.models.types import utcnow
+from tests import factories
 
 HTMX = {"HX-Request": "true"}
-
-
-def add_alert(**values: object) -> Alert:
-    values.setdefault("kind", "critical_failure")
-    values.setdefault("severity", "critical")
-    values.setdefault("title", "Critical task failed: data_pipeline.tasks.retrieve_source")
-    alert = Alert(**values)
-    db.session.add(alert)
-    db.session.commit()
-    return alert
 
 
 def row_ids(page: str) -> list[int]:
@@ -35,20 +26,21 @@ def row_ids(page: str) -> list[int]:
 
 def test_open_alerts_newest_first_with_their_details(client: FlaskClient, viewer: str) -> None:
     task_id = str(uuid.uuid4())
-    old = add_alert(
+    old = factories.alert(
         created_at=utcnow() - timedelta(hours=2),
         task_id=task_id,
         task_name="data_pipeline.tasks.retrieve_source",
         message="ConnectionError: refused",
         notified_at=utcnow(),
     )
-    new = add_alert(
+    new = factories.alert(
         kind="queue_depth",
         severity="error",
         title="Queue data_retrieval holds 900 messages",
         notify_error="webhook: timed out",
     )
-    done = add_alert(acknowledged_at=utcnow(), acknowledged_by="ana", title="Old and handled")
+    done = factories.alert(acknowledged_at=utcnow(), acknowledged_by="ana", title="Old and handled")
+    db.session.commit()
     response = client.get("/tasks/alerts/")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = html.unescape(response.text)
@@ -67,7 +59,8 @@ def test_open_alerts_newest_first_with_their_details(client: FlaskClient, viewer
 
 
 def test_alert_times_are_valid_html(client: FlaskClient, viewer: str) -> None:
-    alert = add_alert()
+    alert = factories.alert()
+    db.session.commit()
     alert.created_at = datetime(2026, 12, 3, 14, 5, 6, 123456, tzinfo=UTC)
     db.session.commit()
     page = client.get("/tasks/alerts/").text
@@ -77,8 +70,9 @@ def test_alert_times_are_valid_html(client: FlaskClient, viewer: str) -> None:
 
 def test_task_link_goes_to_the_execution_page_of_its_task(client: FlaskClient, viewer: str) -> None:
     task_id = str(uuid.uuid4())
-    linked = add_alert(task_id=task_id, task_name="x.tasks.y")
-    add_alert(task_name="x.tasks.without_id")  # no task id: nothing to link to
+    linked = factories.alert(task_id=task_id, task_name="x.tasks.y")
+    factories.alert(task_name="x.tasks.without_id")  # no task id: nothing to link to
+    db.session.commit()
     page = client.get("/tasks/alerts/").text
     link = f'href="/tasks/executions/{task_id}/"><code class="ltr" dir="ltr">x.tasks.y</code></a>'
     assert link in page
@@ -94,7 +88,8 @@ def test_bad_filters_are_a_400(client: FlaskClient, viewer: str) -> None:
 
 
 def test_keyset_pages_both_ways(client: FlaskClient, viewer: str) -> None:
-    alerts = [add_alert(title=f"alert {i}") for i in range(60)]
+    alerts = [factories.alert(title=f"alert {i}") for i in range(60)]
+    db.session.commit()
     newest_first = [a.id for a in reversed(alerts)]
     first = client.get("/tasks/alerts/").text
     assert row_ids(first) == newest_first[:50]
@@ -111,7 +106,8 @@ def test_keyset_pages_both_ways(client: FlaskClient, viewer: str) -> None:
 def test_polled_fragment_answers_304_until_something_changes(
     client: FlaskClient, operator: str
 ) -> None:
-    alert = add_alert()
+    alert = factories.alert()
+    db.session.commit()
     response = client.get("/tasks/alerts/?severity=critical", headers=HTMX)
     assert response.status_code == 200
     body = response.text
@@ -122,7 +118,8 @@ def test_polled_fragment_answers_304_until_something_changes(
     etag = response.headers["ETag"]
     again = client.get("/tasks/alerts/?severity=critical", headers={**HTMX, "If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
-    add_alert(title="Another one")
+    factories.alert(title="Another one")
+    db.session.commit()
     changed = client.get(
         "/tasks/alerts/?severity=critical", headers={**HTMX, "If-None-Match": etag}
     )
@@ -136,7 +133,8 @@ def test_polled_fragment_answers_304_until_something_changes(
 
 
 def test_operator_acknowledges_one_alert(client: FlaskClient, operator: str) -> None:
-    alert = add_alert()
+    alert = factories.alert()
+    db.session.commit()
     page = client.get("/tasks/alerts/").text
     assert f'formaction="/tasks/alerts/{alert.id}/acknowledge/"' in page
     response = client.post(
@@ -156,7 +154,8 @@ def test_operator_acknowledges_one_alert(client: FlaskClient, operator: str) -> 
 
 
 def test_operator_acknowledges_a_selection(client: FlaskClient, operator: str) -> None:
-    first, second, untouched = add_alert(), add_alert(), add_alert()
+    first, second, untouched = factories.alert(), factories.alert(), factories.alert()
+    db.session.commit()
     response = client.post(
         "/tasks/alerts/acknowledge/",
         data={"csrf_token": operator, "id": [str(first.id), str(second.id), "999999", "x"]},
@@ -175,7 +174,8 @@ def test_operator_acknowledges_a_selection(client: FlaskClient, operator: str) -
 
 
 def test_unsafe_next_goes_back_to_the_alerts(client: FlaskClient, operator: str) -> None:
-    alert = add_alert()
+    alert = factories.alert()
+    db.session.commit()
     response = client.post(
         f"/tasks/alerts/{alert.id}/acknowledge/",
         data={"csrf_token": operator, "next": "https://evil.example/"},
@@ -194,7 +194,8 @@ def test_missing_alert_is_404(client: FlaskClient, operator: str) -> None:
 def test_viewer_and_anonymous_cannot_acknowledge(
     client: FlaskClient, viewer: str, app: Flask
 ) -> None:
-    alert = add_alert()
+    alert = factories.alert()
+    db.session.commit()
     response = client.post(f"/tasks/alerts/{alert.id}/acknowledge/", data={"csrf_token": viewer})
     assert response.status_code == 403
     response = client.post(
@@ -209,7 +210,8 @@ def test_viewer_and_anonymous_cannot_acknowledge(
 
 
 def test_csrf_token_is_required(client: FlaskClient, operator: str) -> None:
-    alert = add_alert()
+    alert = factories.alert()
+    db.session.commit()
     response = client.post(f"/tasks/alerts/{alert.id}/acknowledge/")
     assert response.status_code == 400
     db.session.expire_all()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -19,11 +18,12 @@ from app.models import (
     ExecutionHourly,
     Role,
     Source,
-    TaskExecution,
     TaskType,
     Variable,
 )
 from app.models.types import utcnow
+from tests import factories
+from tests.factories import type_named
 
 
 def field_block(page: str, name: str) -> str:
@@ -41,31 +41,6 @@ def assert_error_beside(page: str, name: str, message: str) -> None:
 
 def flashes(client: FlaskClient, path: str) -> str:
     return html.unescape(client.get(path).text)
-
-
-def make_source(code: str = "idmc", **values: object) -> Source:
-    source = Source(code=code, name=values.pop("name", f"Source {code}"), **values)
-    db.session.add(source)
-    db.session.commit()
-    return source
-
-
-def make_variable(source: Source, code: str = "idu") -> Variable:
-    variable = Variable(source=source, code=code, name=f"Variable {code}")
-    db.session.add(variable)
-    db.session.commit()
-    return variable
-
-
-def execution(**values: object) -> TaskExecution:
-    row = TaskExecution(task_id=str(uuid.uuid4()), task_name="x.tasks.y", **values)
-    db.session.add(row)
-    db.session.commit()
-    return row
-
-
-def task_type(name: str) -> TaskType:
-    return db.session.scalar(select(TaskType).where(TaskType.name == name))
 
 
 def actions() -> set[str]:
@@ -96,7 +71,7 @@ def test_task_types_list_descriptions_tasks_and_rollup_counts(
     page = html.unescape(response.text)
     for name in ("retrieval", "processing", "aggregation", "monitoring", "maintenance"):
         assert f'<code class="ltr" dir="ltr">{name}</code>' in page
-    row = page.split(f'id="type-{task_type("retrieval").id}"')[1].split("</tr>")[0]
+    row = page.split(f'id="type-{type_named("retrieval").id}"')[1].split("</tr>")[0]
     # Every language, English (the reader's) first.
     texts = [
         "Fetch raw data from external sources",
@@ -128,7 +103,7 @@ def test_task_types_show_the_readers_language_first(client: FlaskClient, viewer:
     )
     assert response.status_code == 303
     page = html.unescape(client.get("/tasks/types/").text)
-    row = page.split(f'id="type-{task_type("processing").id}"')[1].split("</tr>")[0]
+    row = page.split(f'id="type-{type_named("processing").id}"')[1].split("</tr>")[0]
     french = row.index("Transforme les données brutes")
     assert french < row.index("Transform raw data into the standard format")
     assert french < row.index("Transforma los datos brutos")
@@ -136,7 +111,7 @@ def test_task_types_show_the_readers_language_first(client: FlaskClient, viewer:
 
 def test_operator_edits_task_type_descriptions(client: FlaskClient, operator: str) -> None:
     page = client.get("/tasks/types/").text
-    retrieval = task_type("retrieval")
+    retrieval = type_named("retrieval")
     assert f"/tasks/types/{retrieval.id}/edit/" in page
     form = client.get(f"/tasks/types/{retrieval.id}/edit/")
     assert form.status_code == 200 and "Récupère les données brutes" in html.unescape(form.text)
@@ -152,7 +127,7 @@ def test_operator_edits_task_type_descriptions(client: FlaskClient, operator: st
     )
     assert response.status_code == 303 and response.headers["Location"] == "/tasks/types/"
     db.session.expire_all()
-    retrieval = task_type("retrieval")
+    retrieval = type_named("retrieval")
     assert retrieval.description_fr == "Récupère des choses."
     assert retrieval.description_es is None  # empty falls back to English when read
     assert "task_type.update" in actions()
@@ -166,14 +141,14 @@ def test_operator_edits_task_type_descriptions(client: FlaskClient, operator: st
 def test_task_type_form_errors_beside_the_field(
     client: FlaskClient, operator: str, value: str, message: str
 ) -> None:
-    type_id = task_type("processing").id
+    type_id = type_named("processing").id
     response = client.post(
         f"/tasks/types/{type_id}/edit/", data={"description_fr": value, "csrf_token": operator}
     )
     assert response.status_code == 422
     assert_error_beside(response.text, "description_fr", message)
     db.session.expire_all()
-    assert task_type("processing").description_fr.startswith("Transforme")
+    assert type_named("processing").description_fr.startswith("Transforme")
 
 
 def test_task_type_delete_refused_while_declared_or_used(
@@ -182,17 +157,18 @@ def test_task_type_delete_refused_while_declared_or_used(
     legacy, old = TaskType(name="legacy"), TaskType(name="old_imports")
     db.session.add_all([legacy, old])
     db.session.commit()
-    execution(task_type_id=legacy.id)
+    factories.execution(task_name="x.tasks.y", task_type_id=legacy.id)
+    db.session.commit()
     page = client.get("/tasks/types/").text
     assert f"/tasks/types/{old.id}/delete/" in page
-    assert f"/tasks/types/{task_type('retrieval').id}/delete/" not in page  # declared in code
+    assert f"/tasks/types/{type_named('retrieval').id}/delete/" not in page  # declared in code
 
     response = client.post(f"/tasks/types/{legacy.id}/delete/", data={"csrf_token": operator})
     assert response.status_code == 303
     assert "Task type legacy has executions and cannot be deleted." in flashes(
         client, "/tasks/types/"
     )
-    retrieval = task_type("retrieval")
+    retrieval = type_named("retrieval")
     client.post(f"/tasks/types/{retrieval.id}/delete/", data={"csrf_token": operator})
     assert "Task type retrieval is declared by tasks in the code" in flashes(
         client, "/tasks/types/"
@@ -201,16 +177,16 @@ def test_task_type_delete_refused_while_declared_or_used(
     assert response.status_code == 303
     assert "Task type old_imports deleted." in flashes(client, "/tasks/types/")
     db.session.expire_all()
-    assert task_type("legacy") and task_type("retrieval") and task_type("old_imports") is None
+    assert type_named("legacy") and type_named("retrieval") and type_named("old_imports") is None
     assert "task_type.delete" in actions()
 
 
 def test_task_type_edit_needs_an_operator(client: FlaskClient, viewer: str) -> None:
-    type_id = task_type("retrieval").id
+    type_id = type_named("retrieval").id
     assert client.get(f"/tasks/types/{type_id}/edit/").status_code == 403
     response = client.post(f"/tasks/types/{type_id}/delete/", data={"csrf_token": viewer})
     assert response.status_code == 403
-    assert task_type("retrieval") is not None
+    assert type_named("retrieval") is not None
 
 
 # --- sources --------------------------------------------------------------------------------
@@ -270,7 +246,8 @@ def test_operator_creates_lists_and_edits_a_source(client: FlaskClient, operator
 def test_source_form_errors_beside_the_fields(
     client: FlaskClient, operator: str, changes: dict, field: str, message: str
 ) -> None:
-    make_source("idmc", name="Internal displacement")
+    factories.source("idmc", name="Internal displacement")
+    db.session.commit()
     response = client.post(
         "/tasks/sources/new/", data={**SOURCE, **changes, "csrf_token": operator}
     )
@@ -291,8 +268,9 @@ def test_the_service_checks_addresses_for_every_caller(app: object) -> None:
 
 
 def test_source_edit_refuses_another_sources_name(client: FlaskClient, operator: str) -> None:
-    make_source("idmc", name="Internal displacement")
-    other = make_source("hazards", name="Hazard feed")
+    factories.source("idmc", name="Internal displacement")
+    other = factories.source("hazards", name="Hazard feed")
+    db.session.commit()
     response = client.post(
         f"/tasks/sources/{other.id}/edit/",
         data={**SOURCE, "name": "Internal displacement", "csrf_token": operator},
@@ -304,7 +282,8 @@ def test_source_edit_refuses_another_sources_name(client: FlaskClient, operator:
 
 
 def test_deactivate_and_reactivate_a_source(client: FlaskClient, operator: str) -> None:
-    source = make_source()
+    source = factories.source()
+    db.session.commit()
     response = client.post(f"/tasks/sources/{source.id}/deactivate/", data={"csrf_token": operator})
     assert response.status_code == 303
     db.session.expire_all()
@@ -318,8 +297,9 @@ def test_deactivate_and_reactivate_a_source(client: FlaskClient, operator: str) 
 
 
 def test_source_delete_refused_while_referenced(client: FlaskClient, operator: str) -> None:
-    source = make_source()
-    variable = make_variable(source)
+    source = factories.source()
+    variable = factories.variable(source)
+    db.session.commit()
     url = f"/tasks/sources/{source.id}/delete/"
     response = client.post(url, data={"csrf_token": operator})
     assert response.status_code == 303
@@ -327,7 +307,8 @@ def test_source_delete_refused_while_referenced(client: FlaskClient, operator: s
 
     db.session.delete(variable)
     db.session.commit()
-    run = execution(source_id=source.id)
+    run = factories.execution(task_name="x.tasks.y", source_id=source.id)
+    db.session.commit()
     client.post(url, data={"csrf_token": operator})
     page = flashes(client, f"/tasks/sources/{source.id}/")
     assert "Source idmc is referenced by executions or stored data and cannot be deleted" in page
@@ -351,8 +332,9 @@ VARIABLE = {"code": "stock", "name": "Stock of IDPs", "endpoint_path": "/stock/"
 def test_variables_are_created_and_edited_under_their_source(
     client: FlaskClient, operator: str
 ) -> None:
-    source, other = make_source("idmc"), make_source("hazards")
-    make_variable(other, "stock")  # the same code under another source is fine
+    source, other = factories.source("idmc"), factories.source("hazards")
+    factories.variable(other, "stock")  # the same code under another source is fine
+    db.session.commit()
     new = f"/tasks/sources/{source.id}/variables/new/"
     assert client.get(new).status_code == 200
     response = client.post(new, data={**VARIABLE, "csrf_token": operator})
@@ -383,8 +365,9 @@ def test_variables_are_created_and_edited_under_their_source(
 def test_variable_deactivate_and_delete_refused_while_referenced(
     client: FlaskClient, operator: str
 ) -> None:
-    source = make_source()
-    variable = make_variable(source)
+    source = factories.source()
+    variable = factories.variable(source)
+    db.session.commit()
     base = f"/tasks/sources/{source.id}/variables/{variable.id}"
     assert client.post(f"{base}/deactivate/", data={"csrf_token": operator}).status_code == 303
     db.session.expire_all()
@@ -393,7 +376,8 @@ def test_variable_deactivate_and_delete_refused_while_referenced(
     db.session.expire_all()
     assert variable.is_active is True
 
-    run = execution(variable_id=variable.id)
+    run = factories.execution(task_name="x.tasks.y", variable_id=variable.id)
+    db.session.commit()
     assert client.post(f"{base}/delete/", data={"csrf_token": operator}).status_code == 303
     page = flashes(client, f"/tasks/sources/{source.id}/")
     assert "Variable idu is referenced by executions or stored data" in page
@@ -408,8 +392,9 @@ def test_variable_deactivate_and_delete_refused_while_referenced(
 
 
 def test_bad_ids_are_404(client: FlaskClient, operator: str) -> None:
-    source, other = make_source("idmc"), make_source("hazards")
-    variable = make_variable(other)
+    source, other = factories.source("idmc"), factories.source("hazards")
+    variable = factories.variable(other)
+    db.session.commit()
     huge = 10**30
     for path in (
         "/tasks/sources/999999/",
@@ -432,8 +417,9 @@ def test_bad_ids_are_404(client: FlaskClient, operator: str) -> None:
 
 
 def test_viewer_reads_but_cannot_write(client: FlaskClient, viewer: str) -> None:
-    source = make_source()
-    variable = make_variable(source)
+    source = factories.source()
+    variable = factories.variable(source)
+    db.session.commit()
     page = client.get(f"/tasks/sources/{source.id}/").text
     assert "Variable idu" in page and "Deactivate" not in page and "/edit/" not in page
     assert "Add a source" not in client.get("/tasks/sources/").text

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from app.auth.access import requires
 from app.extensions import db
 from app.models import (
-    Alert,
     AuditEntry,
     Role,
     RunKind,
@@ -32,6 +31,7 @@ from app.monitoring.rollups import add_counts, bucket_of
 from app.scheduler.service import create_schedule
 from app.services.statistics import window_start
 from app.tracking.apply import apply_batch
+from tests import factories
 from tests.conftest import csrf_token_in
 
 FRAGMENTS = {
@@ -68,26 +68,14 @@ def hourly(hours_ago: int, task_type: str = "retrieval", **counts: Any) -> None:
     db.session.commit()
 
 
-def execution(status: TaskStatus = TaskStatus.SUCCESS, **values: Any) -> TaskExecution:
-    row = TaskExecution(
-        task_id=values.pop("task_id", None) or str(uuid.uuid4()),
-        task_name=values.pop("task_name", "data_pipeline.tasks.retrieve_source"),
-        status=status,
-        queue=values.pop("queue", "data_retrieval"),
-        error_message="boom" if status == TaskStatus.FAILURE else None,
-        args=[1],
-        kwargs={},
-        **values,
-    )
-    db.session.add(row)
-    db.session.commit()
-    return row
-
-
 def failed(minutes_ago: float, **values: Any) -> TaskExecution:
+    """A retrieval that failed ``minutes_ago`` after running 5 s (the test commits)."""
     done = utcnow() - timedelta(minutes=minutes_ago)
-    return execution(
-        TaskStatus.FAILURE, started_at=done - timedelta(seconds=5), completed_at=done, **values
+    return factories.execution(
+        status=TaskStatus.FAILURE,
+        started_at=done - timedelta(seconds=5),
+        completed_at=done,
+        **values,
     )
 
 
@@ -184,8 +172,8 @@ def test_fragment_alone_with_etag_and_304(viewer: FlaskClient, name: str) -> Non
     [
         ("metrics", lambda: hourly(0, success=3)),
         ("trends", lambda: hourly(30, failure=2)),
-        ("health", lambda: db.session.add(Alert(kind="failure", title="x")) or db.session.commit()),
-        ("recent", lambda: execution()),
+        ("health", lambda: factories.alert(kind="failure", severity="error", title="x")),
+        ("recent", lambda: factories.execution()),
     ],
 )
 def test_fragment_changes_its_etag_when_its_data_changes(
@@ -194,6 +182,7 @@ def test_fragment_changes_its_etag_when_its_data_changes(
     etag = viewer.get(FRAGMENTS[name]).headers["ETag"]
     assert viewer.get(FRAGMENTS[name], headers={"If-None-Match": etag}).status_code == 304
     change()
+    db.session.commit()
     response = viewer.get(FRAGMENTS[name], headers={"If-None-Match": etag})
     assert response.status_code == 200 and response.headers["ETag"] != etag
 
@@ -206,10 +195,11 @@ def test_metrics_count_the_last_24_hours_and_what_runs_now(viewer: FlaskClient) 
     hourly(5, "processing", success=7, failure=1)
     hourly(30, success=500)  # older than 24 hours: not in these figures
     for _ in range(3):
-        execution(TaskStatus.STARTED, started_at=utcnow())
+        factories.execution(status=TaskStatus.STARTED, started_at=utcnow())
     for _ in range(2):
-        execution(TaskStatus.PENDING)
-    execution(TaskStatus.RETRY)
+        factories.execution(status=TaskStatus.PENDING)
+    factories.execution(status=TaskStatus.RETRY)
+    db.session.commit()
     text = text_of(viewer.get(FRAGMENTS["metrics"]).text)
     assert "Finished in the last 24 hours 43" in text
     assert "Success rate: 86.0%" in text  # 37 of 43
@@ -250,7 +240,8 @@ def test_running_now_stops_counting_at_its_bound(
 
     monkeypatch.setattr(dashboard, "COUNT_CAP", 2)
     for _ in range(3):
-        execution(TaskStatus.STARTED, started_at=utcnow())
+        factories.execution(status=TaskStatus.STARTED, started_at=utcnow())
+    db.session.commit()
     assert "Running now 2+" in text_of(viewer.get(FRAGMENTS["metrics"]).text)
 
 
@@ -325,13 +316,9 @@ def test_health_reports_each_part_and_error_rate_warnings(
     hourly(1, "retrieval", success=10, failure=20)  # 67 % failed: warned
     hourly(1, "processing", success=29, failure=1)  # 3 %: fine
     hourly(2, "aggregation", failure=3)  # too few to judge
-    db.session.add_all(
-        [
-            Alert(kind="failure", title="a"),
-            Alert(kind="failure", title="b"),
-            Alert(kind="failure", title="c", acknowledged_at=utcnow()),
-        ]
-    )
+    for title in ("a", "b"):
+        factories.alert(kind="failure", severity="error", title=title)
+    factories.alert(kind="failure", severity="error", title="c", acknowledged_at=utcnow())
     db.session.commit()
     text = text_of(viewer.get(FRAGMENTS["health"]).text)
     assert "Redis up" in text and "Database up" in text
@@ -389,8 +376,9 @@ def test_panels_survive_redis_being_down(
 
 def test_recent_executions_newest_first(viewer: FlaskClient) -> None:
     now = utcnow()
-    execution(task_name="demo.older", created_at=now - timedelta(minutes=5))
+    factories.execution(task_name="demo.older", created_at=now - timedelta(minutes=5))
     failed(1, task_name="demo.newer", created_at=now)
+    db.session.commit()
     html = viewer.get(FRAGMENTS["recent"]).text
     assert html.index("demo.newer") < html.index("demo.older")
     assert "boom" in html and "status-failure" in html
@@ -478,9 +466,10 @@ def test_retry_sends_only_the_last_hours_unretried_failures(
     recent = failed(10)
     failed(90)  # more than an hour ago
     already = failed(20)
-    execution(retry_of=already.task_id)  # retried before
-    execution(TaskStatus.SUCCESS, started_at=utcnow(), completed_at=utcnow())
+    factories.execution(retry_of=already.task_id)  # retried before
+    factories.execution(status=TaskStatus.SUCCESS, started_at=utcnow(), completed_at=utcnow())
     cut = failed(30, replayable=False)
+    db.session.commit()
     response = client.post(RETRY, data={"csrf_token": csrf})
     assert response.status_code == 303 and response.headers["Location"] == "/tasks/"
     assert redis_client.llen("data_retrieval") == 1
@@ -512,6 +501,7 @@ def test_retry_is_bounded_and_says_more_remain(
     client, csrf = operator
     for minutes in (5, 6, 7):
         failed(minutes)
+    db.session.commit()
     original = dashboard.retry_recent_failures
     monkeypatch.setattr(dashboard, "retry_recent_failures", lambda hours: original(hours, 2))
     client.post(RETRY, data={"csrf_token": csrf})
@@ -561,6 +551,7 @@ def test_retry_stops_with_a_message_when_the_broker_is_down(
     with app.app_context():
         csrf = login_as(client, Role.OPERATOR)
         failed(5)
+        db.session.commit()
         response = client.post(RETRY, data={"csrf_token": csrf})
         assert response.status_code == 303
         assert "The broker stopped answering" in client.get("/tasks/").text
@@ -574,6 +565,7 @@ def test_retry_refuses_an_unroutable_queue_and_never_resends(
     client, csrf = operator
     stray = failed(5, queue="no_such_queue")
     good = failed(6)
+    db.session.commit()
     assert client.post(RETRY, data={"csrf_token": csrf}).status_code == 303
     assert "1 was not sent: its queue is not configured." in text_of(client.get("/tasks/").text)
     for _ in range(2):  # later clicks send neither again

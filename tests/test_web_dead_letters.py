@@ -17,25 +17,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, DeadLetter, Role
+from app.models import AuditEntry, Role
 from app.models.types import utcnow
+from tests import factories
 
 HTMX = {"HX-Request": "true"}
 RETRIEVE = "data_pipeline.tasks.retrieve_source"
 HEALTH = "task_monitoring.tasks.health_check"
-
-
-def add_letter(**values: object) -> DeadLetter:
-    values.setdefault("task_name", RETRIEVE)
-    values.setdefault("queue", "default")
-    values.setdefault("args", [7, 12])
-    values.setdefault("kwargs", {"full": True})
-    values.setdefault("headers", {"ewas_schedule_id": 3})
-    values.setdefault("error_message", "ConnectionError: connection refused by api.example.org")
-    letter = DeadLetter(task_id=str(uuid.uuid4()), **values)
-    db.session.add(letter)
-    db.session.commit()
-    return letter
 
 
 def row_ids(page: str) -> list[int]:
@@ -51,10 +39,13 @@ def messages_in(client: redis.Redis, queue: str) -> list[dict]:
 
 
 def test_list_and_filters(client: FlaskClient, viewer: str) -> None:
-    refused = add_letter()
-    timeout = add_letter(task_name=HEALTH, queue="monitoring", error_message="TimeoutError: 30 s")
-    requeued = add_letter(requeued_at=utcnow(), requeued_task_id=str(uuid.uuid4()))
-    discarded = add_letter(discarded_at=utcnow())
+    refused = factories.dead_letter()
+    timeout = factories.dead_letter(
+        task_name=HEALTH, queue="monitoring", error_message="TimeoutError: 30 s"
+    )
+    requeued = factories.dead_letter(requeued_at=utcnow(), requeued_task_id=str(uuid.uuid4()))
+    discarded = factories.dead_letter(discarded_at=utcnow())
+    db.session.commit()
     response = client.get("/tasks/dead-letters/")
     assert response.status_code == 200
     page = html.unescape(response.text)
@@ -76,7 +67,8 @@ def test_list_and_filters(client: FlaskClient, viewer: str) -> None:
 
 
 def test_detail_shows_the_whole_message(client: FlaskClient, viewer: str) -> None:
-    letter = add_letter()
+    letter = factories.dead_letter()
+    db.session.commit()
     response = client.get(f"/tasks/dead-letters/{letter.id}/")
     assert response.status_code == 200
     page = html.unescape(response.text)
@@ -89,7 +81,8 @@ def test_detail_shows_the_whole_message(client: FlaskClient, viewer: str) -> Non
 
 
 def test_polled_fragment_and_etag(client: FlaskClient, operator: str) -> None:
-    letter = add_letter()
+    letter = factories.dead_letter()
+    db.session.commit()
     response = client.get("/tasks/dead-letters/?q=refused", headers=HTMX)
     assert response.status_code == 200
     assert response.text.startswith('<div id="dead-letters-table"')
@@ -100,7 +93,8 @@ def test_polled_fragment_and_etag(client: FlaskClient, operator: str) -> None:
     assert again.status_code == 304
     kept = client.get(f"/tasks/dead-letters/?q=refused&id={letter.id}", headers=HTMX).text
     assert f'value="{letter.id}" checked' in kept
-    add_letter(error_message="connection refused again")
+    factories.dead_letter(error_message="connection refused again")
+    db.session.commit()
     changed = client.get("/tasks/dead-letters/?q=refused", headers={**HTMX, "If-None-Match": etag})
     assert changed.status_code == 200
 
@@ -108,7 +102,8 @@ def test_polled_fragment_and_etag(client: FlaskClient, operator: str) -> None:
 def test_retry_one_now_sends_the_exact_message_through_the_broker(
     client: FlaskClient, operator: str, redis_client: redis.Redis
 ) -> None:
-    letter = add_letter()
+    letter = factories.dead_letter()
+    db.session.commit()
     page = client.get("/tasks/dead-letters/").text
     assert f'formaction="/tasks/dead-letters/{letter.id}/requeue/"' in page
     response = client.post(
@@ -139,7 +134,8 @@ def test_retry_one_now_sends_the_exact_message_through_the_broker(
 
 
 def test_discard_one(client: FlaskClient, operator: str, redis_client: redis.Redis) -> None:
-    letter = add_letter()
+    letter = factories.dead_letter()
+    db.session.commit()
     response = client.post(
         f"/tasks/dead-letters/{letter.id}/discard/", data={"csrf_token": operator}
     )
@@ -156,8 +152,9 @@ def test_discard_one(client: FlaskClient, operator: str, redis_client: redis.Red
 def test_selection_shows_each_outcome(
     client: FlaskClient, operator: str, redis_client: redis.Redis
 ) -> None:
-    first, second = add_letter(), add_letter()
-    handled = add_letter(discarded_at=utcnow())
+    first, second = factories.dead_letter(), factories.dead_letter()
+    handled = factories.dead_letter(discarded_at=utcnow())
+    db.session.commit()
     ids = [first.id, second.id, handled.id, 999999]
     response = client.post(
         "/tasks/dead-letters/selected/",
@@ -194,8 +191,11 @@ def test_selection_shows_each_outcome(
 def test_all_matching_asks_first_then_acts_on_the_filter_only(
     client: FlaskClient, operator: str
 ) -> None:
-    refused = [add_letter() for _ in range(4)]
-    others = [add_letter(task_name=HEALTH, error_message="TimeoutError") for _ in range(2)]
+    refused = [factories.dead_letter() for _ in range(4)]
+    others = [
+        factories.dead_letter(task_name=HEALTH, error_message="TimeoutError") for _ in range(2)
+    ]
+    db.session.commit()
     page = client.get("/tasks/dead-letters/?q=refused").text
     assert 'href="/tasks/dead-letters/all/?action=discard&amp;q=refused"' in page
     response = client.get("/tasks/dead-letters/all/?action=discard&q=refused")
@@ -223,7 +223,8 @@ def test_all_matching_is_bounded_per_request(
     from app.web import dead_letters as view
 
     monkeypatch.setattr(view, "MAX_ALL", 3)
-    letters = [add_letter() for _ in range(5)]
+    letters = [factories.dead_letter() for _ in range(5)]
+    db.session.commit()
     confirm = html.unescape(client.get("/tasks/dead-letters/all/?action=requeue").text)
     assert "Retry 3 dead letters now" in confirm and "More than 3 match" in confirm
     response = client.post(
@@ -241,7 +242,8 @@ def test_all_matching_is_bounded_per_request(
 def test_viewer_cannot_act_and_csrf_is_required(
     app: Flask, client: FlaskClient, viewer: str, login_as: Callable
 ) -> None:
-    letter = add_letter()
+    letter = factories.dead_letter()
+    db.session.commit()
     assert client.get("/tasks/dead-letters/all/?action=discard").status_code == 403
     for path, data in (
         (f"/tasks/dead-letters/{letter.id}/requeue/", {}),
@@ -265,11 +267,12 @@ def test_secrets_redacted_and_capped_on_pages_and_api(
 ) -> None:
     from app.tracking.capture import REDACTED
 
-    letter = add_letter(
+    letter = factories.dead_letter(
         args=[{"password": "hunter2"}, "x" * 70_000],
         kwargs={"api_key": "sk-live-123", "city": "Lyon"},
         headers={"authorization": "Bearer abc"},
     )
+    db.session.commit()
     for path in ("/tasks/dead-letters/", f"/tasks/dead-letters/{letter.id}/"):
         page = page_text(client, path)
         assert "hunter2" not in page and "sk-live-123" not in page and "Bearer abc" not in page
