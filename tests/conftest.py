@@ -29,9 +29,17 @@ from app.extensions import db
 from app.local_redis import redis_answers
 from app.models import Role, User
 from tests.scheduler_support import BeatProcess, RedisServer
-from tests.support import BIN, CeleryWorker, EngineProcess, wait_for
+from tests.support import (
+    BIN,
+    PASSWORDS,
+    PROJECT_DIR,
+    CeleryWorker,
+    EngineProcess,
+    bearer,
+    sign_in,
+    wait_for,
+)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 # No database named: the run claims a free one (see claim_database); CI names 14 and 15.
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379"
 CI_DATABASES = {14, 15}
@@ -322,16 +330,6 @@ def webhook() -> Iterator[Webhook]:
 
 # --- users, sessions and tokens -------------------------------------------------------------
 
-PASSWORDS = {role: f"{role.value}-password-1" for role in Role}
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-def csrf_token_in(html: str) -> str:
-    """The CSRF token a page exposes in its ``<meta name="csrf-token">``."""
-    match = CSRF_META.search(html)
-    assert match, "the page has no csrf-token meta tag"
-    return match.group(1)
-
 
 @pytest.fixture
 def users(app: Flask) -> dict[Role, User]:
@@ -348,13 +346,7 @@ def login_as(users: dict[Role, User]) -> Callable[[FlaskClient, Role], str]:
     """Sign ``client`` in through the real login form; returns the session's CSRF token."""
 
     def login(client: FlaskClient, role: Role) -> str:
-        token = csrf_token_in(client.get("/tasks/login/").text)
-        response = client.post(
-            "/tasks/login/",
-            data={"username": role.value, "password": PASSWORDS[role], "csrf_token": token},
-        )
-        assert response.status_code == 303, response.text
-        return token
+        return sign_in(client, role.value, PASSWORDS[role])
 
     return login
 
@@ -382,6 +374,18 @@ def token_for(users: dict[Role, User]) -> Callable[[Role], str]:
         return issued.plaintext
 
     return create
+
+
+@pytest.fixture
+def api_viewer(token_for: Callable[[Role], str]) -> dict[str, str]:
+    """Headers of API requests as a viewer (a bearer token)."""
+    return bearer(token_for(Role.VIEWER))
+
+
+@pytest.fixture
+def api_operator(token_for: Callable[[Role], str]) -> dict[str, str]:
+    """Headers of API requests as an operator (a bearer token)."""
+    return bearer(token_for(Role.OPERATOR))
 
 
 @pytest.fixture

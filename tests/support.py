@@ -1,8 +1,10 @@
-"""Helpers for tests that run real engine processes."""
+"""Helpers shared by the tests: HTTP requests as HTMX, sign-in, CSRF and API tokens send them,
+and real engine processes."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,9 +13,55 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from flask.testing import FlaskClient
+
+from app.models import Role
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+
+# --- requests: HTMX, sign-in, CSRF, API tokens -----------------------------------------------
+
+HTMX = {"HX-Request": "true"}  # a targeted HTMX request: the page's fragment alone
+PASSWORDS = {role: f"{role.value}-password-1" for role in Role}
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def htmx(etag: str | None = None, csrf: str | None = None) -> dict[str, str]:
+    """The headers of an HTMX request, revalidating ``etag`` and sending the ``csrf`` token
+    (as ``hx-headers`` on the page's body does) when given."""
+    headers = dict(HTMX)
+    if etag is not None:
+        headers["If-None-Match"] = etag
+    if csrf is not None:
+        headers["X-CSRFToken"] = csrf
+    return headers
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The headers of an API request authenticated by ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def csrf_token_in(html: str) -> str:
+    """The CSRF token a page exposes in its ``<meta name="csrf-token">``."""
+    match = CSRF_META.search(html)
+    assert match, "the page has no csrf-token meta tag"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, username: str, password: str) -> str:
+    """Sign ``client`` in through the real login form; returns the session's CSRF token."""
+    token = csrf_token_in(client.get("/tasks/login/").text)
+    response = client.post(
+        "/tasks/login/", data={"username": username, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 303, response.text[:300]
+    return token
+
+
+# --- engine processes ---------------------------------------------------------------------------
 
 # Connections to it are refused: a privileged port nothing serves on a test machine. (A port
 # picked free then closed could meanwhile be taken by a server another test starts.)

@@ -9,10 +9,11 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 
 from app.models import Role
+from tests.support import bearer
 
 
 def test_no_server_error_on_generated_input(app: Flask, token_for: Callable) -> None:
-    headers = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    headers = bearer(token_for(Role.OPERATOR))
     document = app.test_client().get("/tasks/api/openapi.json", headers=headers).json
     schema = schemathesis.openapi.from_dict(document)
     # Worker control is left out: it would act on whatever workers share this Redis.

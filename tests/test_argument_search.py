@@ -5,7 +5,6 @@ PostgreSQL (where the GIN indexes on the arguments answer)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from app.extensions import db
-from app.models import Role, TaskExecution, TaskStatus
+from app.models import TaskExecution, TaskStatus
 from app.services import argument_search, executions, search_plan
 from app.tracking.capture import REDACTED, capture_arguments
 from tests import factories
@@ -173,26 +172,21 @@ def test_bad_searches_are_refused_clearly(search: str, message: str) -> None:
         argument_search.parse(search)
 
 
-@pytest.fixture
-def viewer_token(token_for: Callable[[Role], str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
-
-
 def test_api_searches_and_refuses(
-    client: FlaskClient, stored: dict[str, str], viewer_token: dict[str, str]
+    client: FlaskClient, stored: dict[str, str], api_viewer: dict[str, str]
 ) -> None:
     answer = client.get(
-        f"{API}?arg=source_id%3D3&arg=country%3DAFG&page_size=10", headers=viewer_token
+        f"{API}?arg=source_id%3D3&arg=country%3DAFG&page_size=10", headers=api_viewer
     )
     assert answer.status_code == 200
     assert [item["task_id"] for item in answer.json["items"]] == [stored["keywords"]]
-    both = client.get(f"{API}?arg={quote('AFG')}&status=failure", headers=viewer_token)
+    both = client.get(f"{API}?arg={quote('AFG')}&status=failure", headers=api_viewer)
     assert [item["task_id"] for item in both.json["items"]] == [stored["redacted"]]
     for bad in ("password%3Dx", "a%00b", quote('"open'), "x" * 600):
-        refused = client.get(f"{API}?arg={bad}", headers=viewer_token)
+        refused = client.get(f"{API}?arg={bad}", headers=api_viewer)
         assert refused.status_code == 422, bad
         assert refused.json["error"]["fields"]["arg"], bad
-    spec = client.get("/tasks/api/openapi.json", headers=viewer_token).json
+    spec = client.get("/tasks/api/openapi.json", headers=api_viewer).json
     parameters = spec["paths"]["/tasks/api/executions/"]["get"]["parameters"]
     search = next(p for p in parameters if p["name"] == "arg")
     assert "name=value" in search["description"]

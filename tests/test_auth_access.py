@@ -16,7 +16,7 @@ from werkzeug.routing import Rule
 
 from app.auth.access import MACHINE_PATHS, AccessRule, requires, rule_for
 from app.models import Role
-from tests.conftest import csrf_token_in
+from tests.support import bearer, csrf_token_in, sign_in
 
 VIEWER, OPERATOR, ADMIN = Role.VIEWER, Role.OPERATOR, Role.ADMIN
 # What this issue's own routes must require: (read, write); None means public.
@@ -155,7 +155,7 @@ def make_caller(app: Flask, login_as: Callable, token_for: Callable) -> Callable
             return Caller(client, {"X-CSRFToken": csrf})
         if kind.startswith("token:"):
             token = token_for(Role(kind.removeprefix("token:")))
-            return Caller(client, {"Authorization": f"Bearer {token}"})
+            return Caller(client, bearer(token))
         return Caller(client, {"X-CSRFToken": login_as(client, Role(kind))})
 
     return make
@@ -212,12 +212,7 @@ def test_a_route_without_a_rule_is_denied_to_everyone(
         db.session.commit()
     client = app.test_client()
     assert client.get("/tasks/forgotten/").status_code == 403
-    csrf = csrf_token_in(client.get("/tasks/login/").text)
-    signed_in = client.post(
-        "/tasks/login/",
-        data={"username": "boss", "password": "boss-password-1", "csrf_token": csrf},
-    )
-    assert signed_in.status_code == 303, signed_in.text
+    sign_in(client, "boss", "boss-password-1")
     with app.test_request_context():
         users_page = url_for("admin.users")
     assert client.get(users_page).status_code == 200  # signed in, as an admin

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import ApiToken, AuditEntry, Role, User
 from app.services.tokens import hash_token
+from tests.support import bearer
 
 
 def user(name: str) -> User | None:
@@ -108,11 +109,11 @@ def test_token_is_shown_once_and_revoked(
     assert token.prefix in listing and plaintext not in listing
     assert '<th><span class="visually-hidden">Actions</span></th>' in listing  # no empty header
 
-    bearer = {"Authorization": f"Bearer {plaintext}"}
-    assert client.application.test_client().get("/tasks/", headers=bearer).status_code == 200
+    by_token = bearer(plaintext)
+    assert client.application.test_client().get("/tasks/", headers=by_token).status_code == 200
     response = client.post(f"/tasks/tokens/{token.id}/revoke/", data={"csrf_token": csrf})
     assert response.status_code == 303
-    assert client.application.test_client().get("/tasks/", headers=bearer).status_code == 401
+    assert client.application.test_client().get("/tasks/", headers=by_token).status_code == 401
 
 
 def test_bad_token_input_gets_a_form_error(admin_client: tuple[FlaskClient, str]) -> None:

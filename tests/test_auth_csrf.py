@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from app.auth.access import requires
 from app.models import Role
-from tests.conftest import PASSWORDS, csrf_token_in
+from tests.support import HTMX, PASSWORDS, bearer, csrf_token_in, htmx
 
 
 def test_login_form_without_csrf_token_gets_400(client: FlaskClient, users: dict) -> None:
@@ -31,11 +31,10 @@ def test_form_post_without_csrf_token_gets_400(client: FlaskClient, login_as: Ca
 
 def test_htmx_post_needs_the_header_token(client: FlaskClient, login_as: Callable) -> None:
     csrf = login_as(client, Role.VIEWER)
-    htmx = {"HX-Request": "true"}
-    assert client.post("/tasks/logout/", headers=htmx).status_code == 400
-    wrong = {**htmx, "X-CSRFToken": csrf[:-4] + "AAAA"}
+    assert client.post("/tasks/logout/", headers=HTMX).status_code == 400
+    wrong = htmx(csrf=csrf[:-4] + "AAAA")
     assert client.post("/tasks/logout/", headers=wrong).status_code == 400
-    response = client.post("/tasks/logout/", headers={**htmx, "X-CSRFToken": csrf})
+    response = client.post("/tasks/logout/", headers=htmx(csrf=csrf))
     assert response.status_code == 303
 
 
@@ -44,7 +43,7 @@ def test_pages_expose_the_token_for_htmx(client: FlaskClient, login_as: Callable
     page = client.get("/tasks/").text
     token = csrf_token_in(page)  # signed with a timestamp: equal within a page, not across pages
     assert f'data-hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page
-    response = client.post("/tasks/logout/", headers={"HX-Request": "true", "X-CSRFToken": token})
+    response = client.post("/tasks/logout/", headers=htmx(csrf=token))
     assert response.status_code == 303
 
 
@@ -58,7 +57,7 @@ def test_a_token_from_another_session_is_refused(app: Flask, login_as: Callable)
 
 def test_token_authenticated_post_needs_no_csrf(client: FlaskClient, token_for: Callable) -> None:
     token = token_for(Role.VIEWER)
-    response = client.post("/tasks/logout/", headers={"Authorization": f"Bearer {token}"})
+    response = client.post("/tasks/logout/", headers=bearer(token))
     assert response.status_code == 303
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, Role, User
 from app.services.users import set_password
-from tests.conftest import PASSWORDS, csrf_token_in
+from tests.support import PASSWORDS, bearer, csrf_token_in
 
 
 def post_login(client: FlaskClient, username: str, password: str, **environ: str):
@@ -59,9 +59,9 @@ def test_a_cookie_saved_before_sign_out_no_longer_works(app: Flask, users: dict)
 
 
 def test_sign_out_with_a_token_ends_no_session(client: FlaskClient, token_for: Callable) -> None:
-    bearer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
-    assert client.post("/tasks/logout/", headers=bearer).status_code in (303, 400)
-    assert client.get("/tasks/", headers=bearer).status_code == 200
+    by_token = bearer(token_for(Role.VIEWER))
+    assert client.post("/tasks/logout/", headers=by_token).status_code in (303, 400)
+    assert client.get("/tasks/", headers=by_token).status_code == 200
 
 
 @pytest.mark.parametrize(

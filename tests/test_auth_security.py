@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -11,8 +10,9 @@ from flask.testing import FlaskClient
 
 from app.config import DEV_SECRET_KEY
 from app.extensions import db
-from app.models import Role, TaskExecution, TaskStatus
+from app.models import Role, TaskStatus
 from app.models.types import utcnow
+from tests import factories
 
 PAYLOAD = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 
@@ -82,24 +82,14 @@ def test_local_mode_accepts_the_development_key(make_app: Callable[..., Flask]) 
 
 def test_task_output_is_shown_escaped(client: FlaskClient, login_as: Callable) -> None:
     now = utcnow()
-    db.session.add_all(
-        [
-            TaskExecution(
-                task_id=str(uuid.uuid4()),
-                task_name="demo.fails",
-                status=TaskStatus.FAILURE,
-                error_message=PAYLOAD,
-                started_at=now,
-                completed_at=now,
-            ),
-            TaskExecution(
-                task_id=str(uuid.uuid4()),
-                task_name="demo.succeeds",
-                status=TaskStatus.SUCCESS,
-                result={"html": PAYLOAD},
-            ),
-        ]
+    factories.execution(
+        task_name="demo.fails",
+        status=TaskStatus.FAILURE,
+        error_message=PAYLOAD,
+        started_at=now,
+        completed_at=now,
     )
+    factories.execution(task_name="demo.succeeds", result={"html": PAYLOAD})
     db.session.commit()
     login_as(client, Role.VIEWER)
     page = client.get("/tasks/").text

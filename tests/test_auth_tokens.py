@@ -12,10 +12,7 @@ from app.extensions import db
 from app.models import ApiToken, Role, User
 from app.models.types import utcnow
 from app.services.tokens import create_token, find_token, revoke_token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.support import bearer
 
 
 def every_stored_value() -> list[str]:

@@ -28,24 +28,16 @@ from app.models import (
     TaskExecution,
 )
 from app.models.types import utcnow
-from app.scheduler import service
 from app.scheduler.backfill import MAX_OCCURRENCES, claim, listing, occurrences_in, window
 from app.scheduler.beat import RedisScheduler
 from app.scheduler.projection import entry_data, timing_of
 from app.scheduler.store import get_store
 from app.services import backfill
+from tests import factories
 from tests.scheduler_support import scheduled_headers
-from tests.support import wait_for
+from tests.support import HTMX, bearer, wait_for
 
-HEALTH = "task_monitoring.tasks.health_check"
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def make(**values: object) -> ScheduledTask:
-    spec = {"name": "hourly", "task": HEALTH, "kind": "crontab", "crontab": "0 * * * *", **values}
-    created = service.create_schedule(**spec)
-    db.session.commit()
-    return created
 
 
 def run_rows(schedule_id: int) -> list[ScheduleRun]:
@@ -68,7 +60,10 @@ def local(text: str, tz: ZoneInfo = BERLIN) -> datetime:
 def test_a_crontab_in_a_dst_zone_fires_on_its_wall_clock_across_both_transitions(
     app: Flask,
 ) -> None:
-    schedule = make(name="berlin-0230", crontab="30 2 * * *", timezone="Europe/Berlin")
+    schedule = factories.schedule(
+        name="berlin-0230", crontab="30 2 * * *", timezone="Europe/Berlin"
+    )
+    db.session.commit()
     timing = timing_of(entry_data(schedule))
     # Spring forward (2026-03-29: 02:00 -> 03:00): 02:30 does not exist, it fires at 03:00.
     spring = occurrences_in(timing, local("2026-03-28 00:00"), local("2026-03-31 00:00"))
@@ -90,7 +85,10 @@ def test_a_crontab_in_a_dst_zone_fires_on_its_wall_clock_across_both_transitions
 
 
 def test_an_hourly_wildcard_crontab_fires_in_both_repeated_hours(app: Flask) -> None:
-    schedule = make(name="berlin-hourly", crontab="15 * * * *", timezone="Europe/Berlin")
+    schedule = factories.schedule(
+        name="berlin-hourly", crontab="15 * * * *", timezone="Europe/Berlin"
+    )
+    db.session.commit()
     span = window("2026-10-25T01:00", "2026-10-25T04:00", "Europe/Berlin")
     moments = [o.moment for o in listing(schedule, span)]
     # 01:15 CEST, 02:15 CEST, 02:15 CET, 03:15 CET: four real hours.
@@ -99,10 +97,11 @@ def test_an_hourly_wildcard_crontab_fires_in_both_repeated_hours(app: Flask) -> 
 
 def test_an_interval_is_phase_locked_to_its_anchor(app: Flask) -> None:
     anchor = datetime(2026, 11, 1, 0, 7, 0, tzinfo=UTC)
-    schedule = make(
+    schedule = factories.schedule(
         name="every-20", kind="interval", crontab=None, interval_every=20,
         interval_unit="minutes", start_at=anchor,
     )  # fmt: skip
+    db.session.commit()
     span = window("2026-11-02T10:00:00+00:00", "2026-11-02T11:00:00+00:00", "UTC")
     moments = [o.moment for o in listing(schedule, span)]
     assert moments == [datetime(2026, 11, 2, 10, m, tzinfo=UTC) for m in (7, 27, 47)]
@@ -112,7 +111,8 @@ def test_an_interval_is_phase_locked_to_its_anchor(app: Flask) -> None:
 
 
 def test_the_listing_marks_occurrences_already_run(app: Flask) -> None:
-    schedule = make()
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
     ten = datetime(2026, 11, 2, 10, tzinfo=UTC)
     db.session.add_all(
         [
@@ -167,10 +167,11 @@ def test_bad_ranges_are_refused_on_their_field(
 
 
 def test_a_range_with_more_occurrences_than_the_bound_is_refused(app: Flask) -> None:
-    schedule = make(
+    schedule = factories.schedule(
         name="every-second", kind="interval", crontab=None, interval_every=1,
         interval_unit="seconds", start_at=datetime(2026, 11, 1, tzinfo=UTC),
     )  # fmt: skip
+    db.session.commit()
     span = window("2026-11-02T10:00", "2026-11-02T11:00", "UTC")
     with pytest.raises(InvalidInput, match=str(MAX_OCCURRENCES)):
         listing(schedule, span)
@@ -179,7 +180,8 @@ def test_a_range_with_more_occurrences_than_the_bound_is_refused(app: Flask) -> 
 def test_bad_inputs_on_the_page_are_a_400_with_nothing_written(
     app: Flask, client: FlaskClient, operator: str
 ) -> None:
-    schedule = make()
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
     url = f"/tasks/scheduled/{schedule.id}/backfill/"
     page = client.get(url, query_string={"start": "2026-11-02T12:00", "end": "2026-11-02T10:00"})
     assert page.status_code == 400
@@ -188,7 +190,7 @@ def test_bad_inputs_on_the_page_are_a_400_with_nothing_written(
     htmx = client.get(
         url,
         query_string={"start": "2026-10-01T00:00", "end": "2026-11-02T00:00"},
-        headers={"HX-Request": "true"},
+        headers=HTMX,
     )
     assert htmx.status_code == 200 and "at most 31 days" in htmx.text
     now = utcnow().replace(minute=0, second=0, microsecond=0)
@@ -218,8 +220,9 @@ def test_bad_inputs_on_the_page_are_a_400_with_nothing_written(
 def test_bad_inputs_on_the_api_are_a_4xx_with_nothing_written(
     app: Flask, client: FlaskClient, token_for: Callable[[Role], str]
 ) -> None:
-    schedule = make()
-    auth = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
+    auth = bearer(token_for(Role.OPERATOR))
     base = f"/tasks/api/scheduled/{schedule.id}/backfill/"
     bad_previews = [
         {"start": "2026-11-02T12:00:00Z", "end": "2026-11-02T10:00:00Z"},
@@ -253,7 +256,8 @@ def test_bad_inputs_on_the_api_are_a_4xx_with_nothing_written(
 def test_viewers_are_refused_page_and_api(
     app: Flask, client: FlaskClient, viewer: str, token_for: Callable[[Role], str]
 ) -> None:
-    schedule = make()
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
     url = f"/tasks/scheduled/{schedule.id}/backfill/"
     assert client.get(url).status_code == 403
     now = utcnow().replace(minute=0, second=0, microsecond=0)
@@ -262,7 +266,7 @@ def test_viewers_are_refused_page_and_api(
             "end": now.strftime("%Y-%m-%dT%H:%M"), "csrf_token": viewer,
             "occurrences": [str(int(occurrence.timestamp() * 1000))]}  # fmt: skip
     assert client.post(url, data=data).status_code == 403
-    auth = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    auth = bearer(token_for(Role.VIEWER))
     body = {"start": data["start"], "end": data["end"], "occurrences": [occurrence.isoformat()]}
     api = f"/tasks/api/scheduled/{schedule.id}/backfill/"
     assert client.post(api + "preview/", json=body, headers=auth).status_code == 403
@@ -276,7 +280,8 @@ def test_viewers_are_refused_page_and_api(
 def test_an_occurrence_chosen_twice_or_by_two_operators_at_once_is_claimed_once(
     app: Flask,
 ) -> None:
-    schedule = make()
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     moments = [now - timedelta(hours=h) for h in (3, 2, 1)]
     runs, skipped = claim(schedule, [moments[0], moments[0], moments[1]])
@@ -321,7 +326,8 @@ def test_a_backfill_after_beat_was_stopped_sends_each_missed_hour_once(
     if utcnow().minute == 59 and utcnow().second > 45:
         time.sleep(20)  # let the hour turn first
     hour = utcnow().replace(minute=0, second=0, microsecond=0)
-    schedule = make(misfire_policy="run_once")
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *", misfire_policy="run_once")
+    db.session.commit()
     schedule.scheduled_from = hour - timedelta(hours=5, minutes=30)
     db.session.commit()
     get_store().remove(schedule.id)
@@ -401,8 +407,9 @@ def test_a_backfill_after_beat_was_stopped_sends_each_missed_hour_once(
 def test_the_api_previews_sends_and_follows_a_backfill_in_the_openapi_document(
     app: Flask, client: FlaskClient, token_for: Callable[[Role], str]
 ) -> None:
-    schedule = make()
-    auth = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
+    auth = bearer(token_for(Role.OPERATOR))
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     ran = now - timedelta(hours=2)
     db.session.add(ScheduleRun(schedule_id=schedule.id, occurrence=ran, kind=RunKind.SCHEDULED,
@@ -438,7 +445,8 @@ def test_the_api_previews_sends_and_follows_a_backfill_in_the_openapi_document(
 def test_the_backfill_pages_speak_the_chosen_language(
     app: Flask, client: FlaskClient, operator: str, language: str
 ) -> None:
-    schedule = make(timezone="Europe/Berlin")
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *", timezone="Europe/Berlin")
+    db.session.commit()
     client.post("/tasks/preferences", data={"language": language, "csrf_token": operator})
     now = utcnow().replace(minute=0, second=0, microsecond=0).astimezone(BERLIN)
     url = f"/tasks/scheduled/{schedule.id}/backfill/"
@@ -456,7 +464,8 @@ def test_the_backfill_pages_speak_the_chosen_language(
 def test_a_redelivered_sending_task_sends_nothing_twice(app: Flask, redis_client) -> None:
     from app.tasks.maintenance import send_backfill
 
-    schedule = make()
+    schedule = factories.schedule(name="hourly", crontab="0 * * * *")
+    db.session.commit()
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     runs, _ = claim(schedule, [now - timedelta(hours=2), now - timedelta(hours=1)])
     db.session.commit()

@@ -5,7 +5,6 @@ API and the page with its SVG charts, and names that are refused."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Role, TaskExecution, TaskStatus
+from app.models import TaskExecution, TaskStatus
 from app.models.statistics import DURATION_BOUNDS
 from app.models.types import utcnow
 from app.monitoring import rollups
@@ -136,15 +135,10 @@ def test_a_task_with_nothing_finished_has_an_empty_distribution(app: Flask) -> N
     assert all(d["p95_seconds"] is None for d in data["p95_by_day"])
 
 
-@pytest.fixture
-def viewer_token(token_for: Callable[[Role], str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
-
-
 def test_api_answers_and_documents_it(
-    client: FlaskClient, executions: datetime, viewer_token: dict[str, str]
+    client: FlaskClient, executions: datetime, api_viewer: dict[str, str]
 ) -> None:
-    answer = client.get(f"/tasks/api/tasks/{NAME}/durations/", headers=viewer_token)
+    answer = client.get(f"/tasks/api/tasks/{NAME}/durations/", headers=api_viewer)
     assert answer.status_code == 200
     day = answer.json["windows"][0]
     assert day["window"] == "24h"
@@ -152,11 +146,11 @@ def test_api_answers_and_documents_it(
     assert len(answer.json["p95_by_day"]) == 7
     assert isinstance(date.fromisoformat(answer.json["p95_by_day"][0]["day"]), date)
     for bad in ("no.such.task", "x" * 300, "a%00b", "%E2%80%AE"):
-        missing = client.get(f"/tasks/api/tasks/{bad}/durations/", headers=viewer_token)
+        missing = client.get(f"/tasks/api/tasks/{bad}/durations/", headers=api_viewer)
         assert missing.status_code == 404, bad
         assert missing.json["error"]["code"] == "not_found"
     assert client.get(f"/tasks/api/tasks/{NAME}/durations/").status_code == 401
-    spec = client.get("/tasks/api/openapi.json", headers=viewer_token).json
+    spec = client.get("/tasks/api/openapi.json", headers=api_viewer).json
     assert "/tasks/api/tasks/{task_name}/durations/" in spec["paths"]
 
 

@@ -31,8 +31,10 @@ from werkzeug.routing import Rule
 
 from app import create_app
 from app.extensions import db
-from app.models import DeadLetter, PipelineRun, Role, RunStatus, TaskExecution, TaskStatus, User
-from tests.conftest import PASSWORDS, csrf_token_in, empty_database
+from app.models import Role, RunStatus, TaskStatus, User
+from tests import factories
+from tests.conftest import empty_database
+from tests.support import PASSWORDS, bearer, csrf_token_in, sign_in
 
 
 def _quote(value: str) -> str:
@@ -247,30 +249,18 @@ def _seed(app: Flask) -> tuple[dict[str, str], dict[str, str], list[str]]:
     edge.start_at = datetime(1, 1, 1, 0, 0, tzinfo=UTC)
     edge.expires_at = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     now = datetime.now(UTC)
-    good = TaskExecution(
-        task_id=str(uuid.uuid4()), task_name="data_pipeline.tasks.retrieve_source",
-        status=TaskStatus.FAILURE, queue="data_retrieval", created_at=now - timedelta(minutes=5),
-        error_message="boom", args=[1], kwargs={},
-    )  # fmt: skip
-    lost = TaskExecution(
-        task_id=str(uuid.uuid4()), task_name="data_pipeline.tasks.retrieve_source",
-        status=TaskStatus.FAILURE, queue="no_such_queue", created_at=now - timedelta(minutes=4),
-        error_message="boom", args=[1], kwargs={},
-    )  # fmt: skip
-    far = TaskExecution(
-        task_id=str(uuid.uuid4()), task_name="x", status=TaskStatus.SUCCESS, queue="default",
-        created_at=datetime(9999, 12, 31, 23, 0, tzinfo=UTC), args=[], kwargs={},
-    )  # fmt: skip
-    letter = DeadLetter(
-        task_id=str(uuid.uuid4()), task_name="data_pipeline.tasks.retrieve_source",
-        queue="data_retrieval", args=[1], kwargs={}, headers={}, error_message="boom",
-    )  # fmt: skip
-    pending = TaskExecution(
-        task_id=str(uuid.uuid4()), task_name="x", status=TaskStatus.PENDING, queue="default",
-        created_at=now, args=[], kwargs={},
-    )  # fmt: skip
-    run = PipelineRun(root_task_id=str(uuid.uuid4()), task_name="x", status=RunStatus.FAILURE)
-    db.session.add_all([good, lost, far, pending, letter, run])
+    factories.execution(status=TaskStatus.FAILURE, created_at=now - timedelta(minutes=5))
+    lost = factories.execution(
+        status=TaskStatus.FAILURE, queue="no_such_queue", created_at=now - timedelta(minutes=4)
+    )
+    factories.execution(task_name="x", queue="default", args=[],
+                        created_at=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))  # fmt: skip
+    letter = factories.dead_letter(queue="data_retrieval", args=[1], kwargs={}, headers={},
+                                   error_message="boom")  # fmt: skip
+    pending = factories.execution(
+        task_name="x", status=TaskStatus.PENDING, queue="default", created_at=now, args=[]
+    )
+    run = factories.run(task_name="x", status=RunStatus.FAILURE, started_at=None)
     retired = catalog.create_source(
         {"code": "retired", "name": "Retired", "source_type": "api", "base_url": "https://y.org/"}
     )
@@ -315,7 +305,7 @@ def world(migrated: dict[str, Any], redis_url: str) -> Iterator[World]:
         ids, tokens, others = _seed(app)
         world = World(app, ids, tokens, {}, {}, {})
         client = app.test_client()
-        _login(client, "admin")
+        sign_in(client, "admin", PASSWORDS[Role.ADMIN])
         world.openapi = client.get("/tasks/api/openapi.json").json
         adapter = app.url_map.bind("localhost")
         pages = [
@@ -356,16 +346,6 @@ def _fill(rule: str, ids: dict[str, str], hostile: tuple[str, str] | None = None
     return re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>", value, rule)
 
 
-def _login(client: FlaskClient, role: str) -> str:
-    token = csrf_token_in(client.get("/tasks/login/").text)
-    response = client.post(
-        "/tasks/login/",
-        data={"username": role, "password": PASSWORDS[Role(role)], "csrf_token": token},
-    )
-    assert response.status_code == 303, response.text[:300]
-    return token
-
-
 ZONES = {"viewer": "Pacific/Kiritimati", "operator": "Pacific/Pago_Pago", "admin": "Asia/Kolkata"}
 
 
@@ -387,11 +367,11 @@ def _clients(world: World) -> dict[str, tuple[FlaskClient, dict[str, str], str]]
         headers: dict[str, str] = {}
         csrf = ""
         if role == "token":
-            headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
+            headers = bearer(world.tokens["admin"])
         elif role == "anonymous":
             csrf = csrf_token_in(client.get("/tasks/login/").text)
         else:
-            csrf = _login(client, role)
+            csrf = sign_in(client, role, PASSWORDS[Role(role)])
             with client.session_transaction() as session:
                 session["timezone"] = ZONES[role]
         clients[role] = (client, headers, csrf)

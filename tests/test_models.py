@@ -15,6 +15,7 @@ from app.errors import Conflict, InvalidInput
 from app.extensions import db
 from app.models import Source, TaskExecution, TaskStatus, TaskType, Variable
 from app.services.task_types import DEFAULT_TASK_TYPES, delete_task_type, seed_task_types
+from tests import factories
 
 
 def count(model: type) -> int:
@@ -140,20 +141,6 @@ def test_task_id_must_be_a_uuid(app: Flask, task_id: str) -> None:
         TaskExecution(task_id=task_id)
 
 
-def execution_row(**fields) -> dict:
-    now = datetime.now(UTC)
-    return {
-        "task_id": str(uuid.uuid4()),
-        "status": TaskStatus.PENDING,
-        "created_at": now,
-        "updated_at": now,
-        "retry_count": 0,
-        "is_dead_letter": False,
-        "lost_suspect": False,
-        **fields,
-    }
-
-
 @pytest.mark.parametrize(
     "fields",
     [
@@ -170,13 +157,13 @@ def execution_row(**fields) -> dict:
 def test_database_constraints_hold_behind_the_orm(app: Flask, fields: dict) -> None:
     """Bulk writes (the recorder's path) bypass ORM checks; the database still refuses."""
     with pytest.raises(IntegrityError):
-        db.session.execute(insert(TaskExecution).values(**execution_row(**fields)))
+        db.session.execute(insert(TaskExecution).values(**factories.execution_values(**fields)))
     db.session.rollback()
     assert count(TaskExecution) == 0
 
 
 def test_database_refuses_duplicate_task_id_behind_the_orm(app: Flask) -> None:
-    row = execution_row()
+    row = factories.execution_values()
     db.session.execute(insert(TaskExecution).values(**row))
     db.session.commit()
     with pytest.raises(IntegrityError):
@@ -188,7 +175,9 @@ def test_database_refuses_duplicate_task_id_behind_the_orm(app: Flask) -> None:
 def test_status_outside_the_enum_is_refused_by_the_database(app: Flask) -> None:
     with pytest.raises(IntegrityError):
         db.session.execute(
-            insert(TaskExecution.__table__).values(**{**execution_row(), "status": "exploded"})
+            insert(TaskExecution.__table__).values(
+                **{**factories.execution_values(), "status": "exploded"}
+            )
         )
     db.session.rollback()
     assert count(TaskExecution) == 0

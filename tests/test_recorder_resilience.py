@@ -26,6 +26,7 @@ from app.tracking.alerts import claim, notify
 from app.tracking.bounds import CUT_MARKER, bound_event
 from app.tracking.emitter import STREAM
 from app.tracking.recorder import GROUP, Decoded, Recorder
+from tests import factories
 from tests.scheduler_support import RedisServer
 from tests.support import REFUSED_PORT, wait_for
 from tests.test_recorder import counts, drain, push, story
@@ -348,9 +349,8 @@ def test_an_alert_committed_without_dispatch_is_notified_by_the_outbox(
 ) -> None:
     """What a crash between the alert's commit and its dispatch leaves behind."""
     env = outbox_env(webhook.url)
-    alert = Alert(kind="critical_failure", severity="critical", title="Lost dispatch")
-    old = Alert(kind="critical_failure", title="Seen already", acknowledged_at=utcnow())
-    db.session.add_all([alert, old])
+    alert = factories.alert(title="Lost dispatch")
+    old = factories.alert(severity="error", title="Seen already", acknowledged_at=utcnow())
     db.session.commit()
     start_worker(queues="monitoring", **env)
     start_recorder(**env)
@@ -362,8 +362,7 @@ def test_an_alert_committed_without_dispatch_is_notified_by_the_outbox(
 
 def test_a_claimed_alert_is_not_sent_twice(app: Flask, webhook) -> None:
     app.config["ALERT_WEBHOOK_URL"] = webhook.url
-    alert = Alert(kind="dead_letter", title="Once")
-    db.session.add(alert)
+    alert = factories.alert(kind="dead_letter", severity="error", title="Once")
     db.session.commit()
     assert claim(alert.id) and not claim(alert.id)  # a live sender holds it
     assert notify(alert.id)["skipped"] and webhook.received == []

@@ -18,7 +18,7 @@ from app.services import runs
 from app.services.schedule_history import schedule_stats
 from app.services.schedule_listing import last_runs
 from tests.idmc_server import IDU_RECORDS
-from tests.support import wait_for
+from tests.support import bearer, wait_for
 
 IDU = "/idus/last-180-days/"
 PIPELINE = "idmc-daily-pipeline"
@@ -119,7 +119,7 @@ def test_an_unreachable_source_fails_the_run_and_resume_turns_it_green(
     assert "HTTP 503" in stats.top_errors()[0][0]
     api = client.get(
         f"/tasks/api/scheduled/{schedule.id}/",
-        headers={"Authorization": f"Bearer {token_for(Role.VIEWER)}"},
+        headers=bearer(token_for(Role.VIEWER)),
     ).get_json()
     assert api["last_run"]["outcome"] == "failure" and api["statistics"]["failures"] == 1
     critical = db.session.scalars(select(Alert).where(Alert.severity == "critical")).all()
@@ -129,7 +129,7 @@ def test_an_unreachable_source_fails_the_run_and_resume_turns_it_green(
     idmc_server.serve(IDU, (200, IDU_RECORDS))
     answer = client.post(
         f"/tasks/api/runs/{run.id}/resume/",
-        headers={"Authorization": f"Bearer {token_for(Role.OPERATOR)}"},
+        headers=bearer(token_for(Role.OPERATOR)),
     )
     assert answer.status_code == 202, answer.get_json()
     new_ids = answer.get_json()["task_ids"]
@@ -185,7 +185,7 @@ def test_a_revoked_step_makes_the_run_revoked(app: Flask, engine) -> None:
 def test_resume_is_refused_without_an_operator(
     app: Flask, client: FlaskClient, role, token_for, redis_client
 ) -> None:
-    headers = {"Authorization": f"Bearer {token_for(role)}"} if role else {}
+    headers = bearer(token_for(role)) if role else {}
     answer = client.post("/tasks/api/runs/1/resume/", headers=headers)
     assert answer.status_code in (401, 403)
     assert redis_client.llen("default") == 0
@@ -196,7 +196,7 @@ def test_resume_of_an_unknown_or_unfailed_run_is_refused(
 ) -> None:
     from tests.test_runs_fold import apply, chain_story
 
-    headers = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    headers = bearer(token_for(Role.OPERATOR))
     assert client.post("/tasks/api/runs/999999/resume/", headers=headers).status_code == 404
     ids, events = chain_story(1_700_000_000.0)
     apply(events)
@@ -221,7 +221,7 @@ def test_a_retried_step_leaves_the_run_failed_until_it_is_resumed(
     root_id = run_now(runner)
     run = wait_run(root_id, "failure")
     idmc_server.serve(IDU, (200, IDU_RECORDS))
-    operator = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    operator = bearer(token_for(Role.OPERATOR))
     retried = client.post(
         f"/tasks/api/executions/{run.failed_step_task_id}/retry/", headers=operator
     )

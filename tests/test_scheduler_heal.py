@@ -24,6 +24,7 @@ from app.models.types import utcnow
 from app.scheduler import history, service
 from app.scheduler.beat import RedisScheduler
 from app.scheduler.store import get_store, projection_state
+from tests.factories import HEALTH
 from tests.scheduler_support import (
     BeatProcess,
     RedisServer,
@@ -32,9 +33,7 @@ from tests.scheduler_support import (
     leader_among,
     scheduled_headers,
 )
-from tests.support import wait_for
-
-HEALTH = "task_monitoring.tasks.health_check"
+from tests.support import bearer, wait_for
 
 
 def runs(schedule_id: int) -> list[ScheduleRun]:
@@ -144,7 +143,7 @@ def test_health_is_ok_only_when_a_beat_leads_over_a_complete_projection(
 
     every_second()
     store = get_store()
-    viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    viewer = bearer(token_for(Role.VIEWER))
 
     def beat_checks() -> tuple[dict, dict]:
         answer = client.get("/tasks/api/health/", headers=viewer).json

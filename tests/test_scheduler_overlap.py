@@ -42,12 +42,14 @@ from app.scheduler.projection import entry_data
 from app.scheduler.sending import send
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms, to_ms
-from tests import sample_tasks  # noqa: F401  (registers tests.sleep and tests.fail)
+from tests import (
+    factories,
+    sample_tasks,  # noqa: F401  (registers tests.sleep and tests.fail)
+)
 from tests.conftest import Webhook
+from tests.factories import HEALTH
 from tests.scheduler_support import scheduled_headers
 from tests.support import wait_for
-
-HEALTH = "task_monitoring.tasks.health_check"
 
 
 def runs_of(schedule: ScheduledTask) -> list[ScheduleRun]:
@@ -181,11 +183,8 @@ def every_second(policy: str) -> ScheduledTask:
 
 def running_run(schedule: ScheduledTask, status: RunStatus = RunStatus.RUNNING) -> PipelineRun:
     """A pipeline run of the schedule, as the recorder keeps it."""
-    run = PipelineRun(
-        root_task_id=str(uuid.uuid4()), task_name=HEALTH, schedule_id=schedule.id,
-        run_kind="scheduled", status=status, created_at=utcnow(), started_at=utcnow(),
-    )  # fmt: skip
-    db.session.add(run)
+    run = factories.run(task_name=HEALTH, schedule_id=schedule.id, run_kind="scheduled",
+                        status=status)  # fmt: skip
     db.session.commit()
     return run
 
@@ -280,10 +279,8 @@ def test_the_watch_does_not_call_a_held_back_schedule_late(app: Flask) -> None:
         kind=RunKind.SCHEDULED, task_id=str(uuid.uuid4()), sent_at=utcnow(),
     )  # fmt: skip
     db.session.add(run)
-    db.session.add(
-        PipelineRun(root_task_id=run.task_id, schedule_id=schedule.id, run_kind="scheduled",
-                    status=RunStatus.RUNNING, started_at=utcnow() - timedelta(seconds=29))
-    )  # fmt: skip
+    factories.run(root_task_id=run.task_id, task_name=None, schedule_id=schedule.id,
+                  run_kind="scheduled", started_at=utcnow() - timedelta(seconds=29))  # fmt: skip
     db.session.commit()
     [found] = watch([schedule], utcnow())
     assert found.assessment.state == WatchState.ON_TIME
@@ -363,11 +360,6 @@ def test_pause_after_three_failed_runs_with_beat_down(
 
 SCHEDULE = {"name": "hourly check", "task": HEALTH, "kind": "interval", "interval_every": 1,
             "interval_unit": "hours"}  # fmt: skip
-
-
-@pytest.fixture
-def api_operator(token_for: Callable) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from app.models import ScheduledTask, ScheduleRun
 from app.models.types import utcnow
 from app.scheduler import service
 from app.scheduler.store import get_store
+from tests.factories import HEALTH
 from tests.scheduler_support import (
     BeatProcess,
     expected,
@@ -28,8 +29,6 @@ from tests.scheduler_support import (
     scheduled_headers,
 )
 from tests.support import wait_for
-
-HEALTH = "task_monitoring.tasks.health_check"
 
 
 def interval_schedules(seconds: list[int]) -> list[ScheduledTask]:

@@ -17,9 +17,8 @@ from app.scheduler import service
 from app.scheduler.projection import rebuild
 from app.scheduler.store import get_store
 from app.scheduler.timing import from_ms, to_ms
+from tests.factories import HEALTH
 from tests.scheduler_support import scheduled_headers
-
-HEALTH = "task_monitoring.tasks.health_check"
 
 
 def crontab(**overrides):

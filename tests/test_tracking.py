@@ -17,6 +17,7 @@ from app.models import Alert, DeadLetter, TaskExecution, TaskStatus
 from app.tracking.capture import REDACTED
 from app.tracking.deadletters import requeue
 from app.tracking.retry import retry_execution
+from tests import factories
 from tests.conftest import Webhook
 from tests.support import wait_for
 
@@ -217,10 +218,8 @@ def test_large_results_are_cut_with_a_marker(app: Flask, engine) -> None:
 
 
 def test_helper_api_links_source(app: Flask, engine) -> None:
-    from app.models import Source
 
-    source = Source(code="idmc", name="IDMC")
-    db.session.add(source)
+    source = factories.source(name="IDMC")
     db.session.commit()
     task_id = send(app, "tests.annotated", source.id)
     row = wait_status(task_id, "success")
@@ -304,19 +303,9 @@ def test_orphaned_execution_is_flagged(app: Flask, redis_client: redis.Redis) ->
     from app.models.types import utcnow
     from app.tracking.orphans import flag_orphans
 
-    lost = TaskExecution(
-        task_id=str(uuid.uuid4()),
-        status=TaskStatus.STARTED,
-        worker="gone@nowhere",
-        started_at=utcnow() - timedelta(minutes=5),
-    )
-    fresh = TaskExecution(
-        task_id=str(uuid.uuid4()),
-        status=TaskStatus.STARTED,
-        worker="gone@nowhere",
-        started_at=utcnow(),
-    )
-    db.session.add_all([lost, fresh])
+    started = {"task_name": None, "status": TaskStatus.STARTED, "worker": "gone@nowhere"}
+    lost = factories.execution(**started, started_at=utcnow() - timedelta(minutes=5))
+    fresh = factories.execution(**started, started_at=utcnow())
     db.session.commit()
     assert flag_orphans(redis_client) == 1
     db.session.commit()
@@ -342,17 +331,8 @@ def test_pending_execution_whose_message_is_gone_is_flagged_lost(
     celery.send_task("tests.add", args=[1, 2], task_id=queued, queue="default")
     long_ago = utcnow() - timedelta(minutes=30)
     for task_id in (queued, gone):
-        db.session.add(
-            TaskExecution(
-                task_id=task_id,
-                task_name="tests.add",
-                status=TaskStatus.PENDING,
-                queue="default",
-                args=[1, 2],
-                kwargs={},
-                created_at=long_ago,
-            )
-        )
+        factories.execution(task_id=task_id, task_name="tests.add", status=TaskStatus.PENDING,
+                            queue="default", args=[1, 2], created_at=long_ago)  # fmt: skip
     db.session.commit()
     redis_client.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
     redis_client.xadd(STREAM, {"e": "{}"})  # an event no recorder has read yet

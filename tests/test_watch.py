@@ -33,11 +33,12 @@ from app.models.types import utcnow
 from app.scheduler import service
 from app.watch.states import MAX_SECONDS
 from app.watch.watcher import HEARTBEAT_KEY, ScheduleWatcher, check
+from tests import factories
 from tests.conftest import Webhook
-from tests.support import sample
+from tests.factories import HEALTH
+from tests.support import bearer, sample
 from tests.test_web_scheduled import NEW, field_errors, form
 
-HEALTH = "task_monitoring.tasks.health_check"
 API = "/tasks/api/scheduled/"
 BAD_SECONDS = ["-5", "0", str(MAX_SECONDS + 1), "99999999999999999999", "abc", "1.5", "²"]
 
@@ -49,9 +50,7 @@ def operator(client: FlaskClient, login_as) -> tuple[FlaskClient, str]:
 
 def daily(name: str = "idmc-06", task: str = HEALTH, **values: object) -> ScheduledTask:
     """A daily 06:00 UTC schedule, timed two days ago: yesterday's 06:00 is long due."""
-    created = service.create_schedule(
-        name=name, task=task, kind="crontab", crontab="0 6 * * *", **values
-    )
+    created = factories.schedule(name=name, task=task, crontab="0 6 * * *", **values)
     created.scheduled_from = created.created_at = utcnow() - timedelta(days=2)
     db.session.commit()
     return created
@@ -69,12 +68,10 @@ def sent(schedule: ScheduledTask, status: TaskStatus, error: str | None = None) 
     )  # fmt: skip
     db.session.add(run)
     now = utcnow()
-    db.session.add(
-        TaskExecution(
-            task_id=task_id, task_name=schedule.task, status=status, created_at=now,
-            started_at=now, completed_at=None if status == TaskStatus.STARTED else now,
-            error_message=error,
-        )
+    factories.execution(
+        task_id=task_id, task_name=schedule.task, status=status, created_at=now,
+        started_at=now, completed_at=None if status == TaskStatus.STARTED else now,
+        error_message=error,
     )  # fmt: skip
     db.session.commit()
     return run
@@ -118,7 +115,7 @@ def test_bad_grace_or_maximum_is_refused_beside_its_field(
 
 
 def test_grace_and_maximum_through_the_api(client: FlaskClient, token_for, app: Flask) -> None:
-    headers = {"Authorization": f"Bearer {token_for(Role.OPERATOR)}"}
+    headers = bearer(token_for(Role.OPERATOR))
     body = {"name": "api-watch", "task": HEALTH, "kind": "crontab", "crontab": "0 6 * * *"}
     created = client.post(API, json={**body, "grace_seconds": 120}, headers=headers)
     assert created.status_code == 201, created.json
@@ -230,7 +227,7 @@ def test_dashboard_counts_schedules_on_time_and_lists_the_late_first(
 def test_health_and_metrics_say_late_schedules_and_the_watch_heartbeat(
     app: Flask, client: FlaskClient, token_for, redis_client: redis.Redis
 ) -> None:
-    viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    viewer = bearer(token_for(Role.VIEWER))
     schedule = daily(name="idmc-06", grace_seconds=60)
     checks = client.get("/tasks/api/health/", headers=viewer).json["checks"]
     assert checks["beat"]["ok"] is False and checks["beat"]["late_schedules"] == ["idmc-06"]

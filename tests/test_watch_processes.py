@@ -18,9 +18,9 @@ from app.models import Alert, Role, RunKind, ScheduledTask, ScheduleRun, Schedul
 from app.scheduler import service
 from tests import sample_tasks  # noqa: F401  (registers tests.sleep and tests.fail)
 from tests.conftest import Webhook
-from tests.support import wait_for
+from tests.factories import HEALTH
+from tests.support import bearer, wait_for
 
-HEALTH = "task_monitoring.tasks.health_check"
 WATCH_ENV = {"WATCH_INTERVAL": "0.5"}
 
 
@@ -56,7 +56,7 @@ def test_beat_down_past_the_grace_is_late_then_caught_up_and_resolved(
     beat.stop()
     wait_for(lambda: state_of(schedule) == "late", timeout=30)
     wait_for(lambda: "schedule_late" in kinds(webhook), timeout=20)
-    viewer = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    viewer = bearer(token_for(Role.VIEWER))
     listed = client.get("/tasks/api/scheduled/", headers=viewer).json["items"][0]
     assert listed["watch"]["state"] == "late" and listed["watch"]["cause"] == "not_sent"
     health = client.get("/tasks/api/health/", headers=viewer).json["checks"]

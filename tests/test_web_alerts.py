@@ -16,8 +16,7 @@ from app.extensions import db
 from app.models import AuditEntry
 from app.models.types import utcnow
 from tests import factories
-
-HTMX = {"HX-Request": "true"}
+from tests.support import HTMX, htmx
 
 
 def row_ids(page: str) -> list[int]:
@@ -116,13 +115,11 @@ def test_polled_fragment_answers_304_until_something_changes(
     assert 'data-hx-get="/tasks/alerts/?severity=critical"' in body
     assert "HX-Request" in response.headers["Vary"]
     etag = response.headers["ETag"]
-    again = client.get("/tasks/alerts/?severity=critical", headers={**HTMX, "If-None-Match": etag})
+    again = client.get("/tasks/alerts/?severity=critical", headers=htmx(etag=etag))
     assert again.status_code == 304 and again.data == b""
     factories.alert(title="Another one")
     db.session.commit()
-    changed = client.get(
-        "/tasks/alerts/?severity=critical", headers={**HTMX, "If-None-Match": etag}
-    )
+    changed = client.get("/tasks/alerts/?severity=critical", headers=htmx(etag=etag))
     assert changed.status_code == 200 and "Another one" in changed.text
     # The selection travels with the poll and comes back checked.
     kept = client.get(f"/tasks/alerts/?severity=critical&id={alert.id}", headers=HTMX).text

@@ -6,7 +6,6 @@ console error or warning, uncaught exception or Content-Security-Policy violatio
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,24 +18,21 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import (
-    Alert,
-    DeadLetter,
     PipelineRun,
     Role,
     RunStep,
     ScheduleRun,
-    Source,
     TaskExecution,
     TaskStatus,
-    Variable,
 )
 from app.models.types import utcnow
 from app.monitoring.rollups import add_counts, bucket_of
 from app.scheduler.service import create_schedule
 from app.services.statistics import window_start
-from tests.conftest import PASSWORDS, PROJECT_DIR, SCREENSHOTS_DIR, screenshot
+from tests import factories
+from tests.conftest import PROJECT_DIR, SCREENSHOTS_DIR, screenshot
 from tests.idmc_server import IDU_RECORDS
-from tests.support import wait_for
+from tests.support import PASSWORDS, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -335,11 +331,8 @@ def test_arabic_is_right_to_left(live_server: str, page: Any, users: Any) -> Non
 def sample_rows() -> dict[str, Any]:
     """One of each kind of row the pages show; returns the ids the detail pages need."""
     now = utcnow()
-    failed = TaskExecution(
-        task_id=str(uuid.uuid4()),
-        task_name="data_pipeline.tasks.retrieve_source",
+    failed = factories.execution(
         status=TaskStatus.FAILURE,
-        queue="data_retrieval",
         args=[3],
         kwargs={"full": True},
         started_at=now - timedelta(seconds=4),
@@ -347,23 +340,17 @@ def sample_rows() -> dict[str, Any]:
         error_message="ConnectionError: connection refused",
         traceback="Traceback (most recent call last):\n  ...\nConnectionError: connection refused",
     )
-    source = Source(code="idmc", name="IDMC")
-    letter = DeadLetter(
+    source = factories.source(name="IDMC")
+    factories.variable(source, "idp", name="Internally displaced people")
+    factories.alert(title="Retrieval failed")
+    letter = factories.dead_letter(
         task_id=failed.task_id,
         task_name=failed.task_name,
         queue="data_retrieval",
         args=[3],
         kwargs={},
+        headers=None,
         error_message="ConnectionError: connection refused",
-    )
-    db.session.add_all(
-        [
-            failed,
-            source,
-            Variable(source=source, code="idp", name="Internally displaced people"),
-            Alert(kind="critical_failure", severity="critical", title="Retrieval failed"),
-            letter,
-        ]
     )
     schedule = create_schedule(
         name="nightly check",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +25,6 @@ from app.models import (
     AuditEntry,
     Role,
     ScheduleRun,
-    TaskExecution,
-    TaskStatus,
     TaskType,
     User,
     Variable,
@@ -36,6 +33,7 @@ from app.models.schedule import RunKind
 from app.models.types import utcnow
 from app.services.backfill import ACTION as BACKFILL
 from app.services.tokens import create_token
+from tests import factories
 from tests.conftest import PROJECT_DIR, screenshot
 from tests.test_web_browser import sample_rows, sign_in, use_language
 from tests.test_web_runs import run_story
@@ -100,10 +98,8 @@ def every_kind_of_row(users: dict[Role, User]) -> dict[str, Any]:
     """Rows for every list and detail page; the values of the routes' URL arguments."""
     rows = sample_rows()  # a failed execution, a schedule, a dead letter, an alert, a source
     now = utcnow()
-    done = TaskExecution(
-        task_id=str(uuid.uuid4()),
+    done = factories.execution(
         task_name="task_monitoring.tasks.health_check",
-        status=TaskStatus.SUCCESS,
         queue="default",
         args=[],
         kwargs={"deep": True},
@@ -111,7 +107,6 @@ def every_kind_of_row(users: dict[Role, User]) -> dict[str, Any]:
         started_at=now,
         completed_at=now,
     )
-    db.session.add(done)
     db.session.add(
         ScheduleRun(
             schedule_id=rows["schedule"],

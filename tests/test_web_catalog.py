@@ -95,7 +95,7 @@ def test_task_types_list_descriptions_tasks_and_rollup_counts(
 
 def test_task_types_show_the_readers_language_first(client: FlaskClient, viewer: str) -> None:
     csrf = client.get("/tasks/types/").text
-    from tests.conftest import csrf_token_in
+    from tests.support import csrf_token_in
 
     response = client.post(
         "/tasks/preferences",

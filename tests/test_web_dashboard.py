@@ -32,7 +32,7 @@ from app.scheduler.service import create_schedule
 from app.services.statistics import window_start
 from app.tracking.apply import apply_batch
 from tests import factories
-from tests.conftest import csrf_token_in
+from tests.support import HTMX, csrf_token_in, htmx
 
 FRAGMENTS = {
     "metrics": "/tasks/dashboard/metrics",
@@ -43,7 +43,6 @@ FRAGMENTS = {
 RUN_NOW = "/tasks/dashboard/run-now"
 RETRY = "/tasks/dashboard/retry-failures"
 RETRY_ACTION = "execution.retry"
-HTMX = {"HX-Request": "true"}
 
 
 def hourly(hours_ago: int, task_type: str = "retrieval", **counts: Any) -> None:
@@ -163,7 +162,7 @@ def test_fragment_alone_with_etag_and_304(viewer: FlaskClient, name: str) -> Non
     assert 'name="csrf_token"' not in first.text  # a token would change the ETag every time
     etag = first.headers["ETag"]
     assert "HX-Request" in first.headers["Vary"]
-    again = viewer.get(FRAGMENTS[name], headers={**HTMX, "If-None-Match": etag})
+    again = viewer.get(FRAGMENTS[name], headers=htmx(etag=etag))
     assert again.status_code == 304 and again.data == b""
 
 

@@ -20,10 +20,8 @@ from app.extensions import db
 from app.models import AuditEntry, Role
 from app.models.types import utcnow
 from tests import factories
-
-HTMX = {"HX-Request": "true"}
-RETRIEVE = "data_pipeline.tasks.retrieve_source"
-HEALTH = "task_monitoring.tasks.health_check"
+from tests.factories import HEALTH, RETRIEVE
+from tests.support import HTMX, bearer, htmx
 
 
 def row_ids(page: str) -> list[int]:
@@ -89,13 +87,13 @@ def test_polled_fragment_and_etag(client: FlaskClient, operator: str) -> None:
     assert 'data-hx-trigger="every 30s"' in response.text and "data-live" in response.text
     assert 'data-hx-get="/tasks/dead-letters/?q=refused"' in response.text
     etag = response.headers["ETag"]
-    again = client.get("/tasks/dead-letters/?q=refused", headers={**HTMX, "If-None-Match": etag})
+    again = client.get("/tasks/dead-letters/?q=refused", headers=htmx(etag=etag))
     assert again.status_code == 304
     kept = client.get(f"/tasks/dead-letters/?q=refused&id={letter.id}", headers=HTMX).text
     assert f'value="{letter.id}" checked' in kept
     factories.dead_letter(error_message="connection refused again")
     db.session.commit()
-    changed = client.get("/tasks/dead-letters/?q=refused", headers={**HTMX, "If-None-Match": etag})
+    changed = client.get("/tasks/dead-letters/?q=refused", headers=htmx(etag=etag))
     assert changed.status_code == 200
 
 
@@ -277,7 +275,7 @@ def test_secrets_redacted_and_capped_on_pages_and_api(
         page = page_text(client, path)
         assert "hunter2" not in page and "sk-live-123" not in page and "Bearer abc" not in page
         assert REDACTED in page and "Lyon" in page and "_truncated" in page
-    api = {"Authorization": f"Bearer {token_for(Role.VIEWER)}"}
+    api = bearer(token_for(Role.VIEWER))
     item = client.get("/tasks/api/dead-letters/", headers=api).json["items"][0]
     assert item["kwargs"] == {"api_key": REDACTED, "city": "Lyon"}
     assert item["args"]["_truncated"] is True and "hunter2" not in json.dumps(item)

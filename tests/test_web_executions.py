@@ -25,10 +25,10 @@ from app.models import (
 )
 from app.services.executions import batches
 from tests import factories
+from tests.support import HTMX, htmx
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 LIST = "/tasks/executions/"
-HTMX = {"HX-Request": "true"}
 
 
 def bulk_insert(count: int, **values: object) -> None:
@@ -244,11 +244,11 @@ def test_fragment_for_htmx_with_etag_and_304(viewer: FlaskClient) -> None:
     assert f'data-hx-get="{LIST}?status=failure"' in fragment.text
     assert "HX-Request" in fragment.headers["Vary"]
     etag = fragment.headers["ETag"]
-    again = viewer.get(f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": etag})
+    again = viewer.get(f"{LIST}?status=failure", headers=htmx(etag=etag))
     assert again.status_code == 304 and again.data == b""
     factories.execution(status=TaskStatus.FAILURE, created_at=BASE + timedelta(minutes=1))
     db.session.commit()
-    changed = viewer.get(f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": etag})
+    changed = viewer.get(f"{LIST}?status=failure", headers=htmx(etag=etag))
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
@@ -640,12 +640,12 @@ def test_running_detail_polls_until_final(viewer: FlaskClient) -> None:
     fragment = viewer.get(url, headers=HTMX)
     assert fragment.text.lstrip().startswith('<div id="execution-live"')
     assert "<html" not in fragment.text and "every 1s" in fragment.text
-    again = viewer.get(url, headers={**HTMX, "If-None-Match": fragment.headers["ETag"]})
+    again = viewer.get(url, headers=htmx(etag=fragment.headers["ETag"]))
     assert again.status_code == 304
     running.status = TaskStatus.SUCCESS
     running.completed_at = BASE + timedelta(seconds=2)
     db.session.commit()
-    final = viewer.get(url, headers={**HTMX, "If-None-Match": fragment.headers["ETag"]})
+    final = viewer.get(url, headers=htmx(etag=fragment.headers["ETag"]))
     assert final.status_code == 200
     assert "data-hx-trigger" not in final.text and "data-live" not in final.text
 

@@ -15,14 +15,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, inspect, select
 
 from app.extensions import db
-from app.models import QueueSnapshot, Role, TaskExecution
+from app.models import QueueSnapshot, Role
 from app.models.types import utcnow
 from app.monitoring.queue_history import hourly_maxima
 from app.monitoring.queues import queue_names
 from app.tracking.heartbeats import beat_once
-from tests.support import wait_for
-
-HTMX = {"HX-Request": "true"}
+from tests import factories
+from tests.support import HTMX, htmx, wait_for
 
 
 def push(app: Flask, queue: str, count: int) -> list[str]:
@@ -56,7 +55,7 @@ def test_depth_latency_and_consumers_of_real_messages(
     oldest, *_ = push(app, "aggregation", 3)
     push(app, "maintenance", 1)
     created_at = utcnow() - timedelta(minutes=5)
-    db.session.add(TaskExecution(task_id=oldest, task_name="tests.add", created_at=created_at))
+    factories.execution(task_id=oldest, task_name="tests.add", created_at=created_at)
     db.session.commit()
     beat_once(
         redis_client,
@@ -110,10 +109,10 @@ def test_fragment_polls_and_answers_304(
     assert 'data-hx-trigger="every 30s"' in fragment.text
     assert "HX-Request" in fragment.headers["Vary"]
     etag = fragment.headers["ETag"]
-    again = client.get("/tasks/queues/", headers={**HTMX, "If-None-Match": etag})
+    again = client.get("/tasks/queues/", headers=htmx(etag=etag))
     assert again.status_code == 304 and again.data == b""
     push(app, "default", 1)
-    changed = client.get("/tasks/queues/", headers={**HTMX, "If-None-Match": etag})
+    changed = client.get("/tasks/queues/", headers=htmx(etag=etag))
     assert changed.status_code == 200 and '<td class="num">1</td>' in row_of(
         changed.text, "default"
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -14,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import db
-from app.models import Role, TaskExecution, TaskStatus
+from app.models import Role, TaskStatus
+from tests import factories
 from tests.scheduler_support import RedisServer
 
 # Pages and answers that cannot be made without Redis; all others must answer 2xx/3xx.
@@ -76,11 +76,9 @@ def test_a_retry_while_redis_is_down_is_a_clear_503(
     broken = make_app(REDIS_URL=own_redis.url, PROPAGATE_EXCEPTIONS=False)
     own_redis.stop()
     with broken.app_context():
-        failed = TaskExecution(
-            task_id=str(uuid.uuid4()), task_name="tests.add", status=TaskStatus.FAILURE,
-            args=[1, 2], kwargs={}, queue="default", error_message="boom",
-        )  # fmt: skip
-        db.session.add(failed)
+        failed = factories.execution(
+            task_name="tests.add", status=TaskStatus.FAILURE, args=[1, 2], queue="default"
+        )
         db.session.commit()
         client = broken.test_client()
         token = login_as(client, Role.OPERATOR)

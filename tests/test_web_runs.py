@@ -21,13 +21,13 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, PipelineRun, Role
-from app.scheduler.service import create_schedule
 from app.tracking import events as ev
 from app.web.run_detail import traceback_tail
+from tests import factories
+from tests.support import HTMX, htmx
 from tests.test_runs_fold import NAMES, apply, chain_story, event
 
 LIST = "/tasks/runs/"
-HTMX = {"HX-Request": "true"}
 BASE = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 TRACEBACK = (
     "Traceback (most recent call last):\n"
@@ -110,10 +110,9 @@ def operator(app: Flask, login_as: Callable) -> tuple[FlaskClient, str]:
 
 
 def schedule(name: str = "idmc-daily-pipeline", enabled: bool = True) -> int:
-    found = create_schedule(
+    found = factories.schedule(
         name=name,
         task="data_pipeline.tasks.run_full_pipeline",
-        kind="crontab",
         crontab="0 6 * * *",
         enabled=enabled,
     )
@@ -205,14 +204,10 @@ def test_polled_table_is_the_fragment_with_an_etag(viewer: FlaskClient) -> None:
     assert response.text.lstrip().startswith('<div id="runs-table"')
     assert 'data-hx-trigger="every 30s"' in response.text
     assert "HX-Request" in response.headers["Vary"]
-    again = viewer.get(
-        f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": response.headers["ETag"]}
-    )
+    again = viewer.get(f"{LIST}?status=failure", headers=htmx(etag=response.headers["ETag"]))
     assert again.status_code == 304 and again.data == b""
     single_run(BASE + timedelta(hours=1), status="failure")
-    changed = viewer.get(
-        f"{LIST}?status=failure", headers={**HTMX, "If-None-Match": response.headers["ETag"]}
-    )
+    changed = viewer.get(f"{LIST}?status=failure", headers=htmx(etag=response.headers["ETag"]))
     assert changed.status_code == 200 and len(run_links(changed.text)) == 2
 
 
@@ -422,9 +417,7 @@ def test_dashboard_panel_shows_each_enabled_schedules_latest_run(
     assert 'name="csrf_token"' in as_operator
     polled = client.get("/tasks/dashboard/runs", headers=HTMX)
     assert 'name="csrf_token"' not in polled.text  # polled: the header carries the token
-    again = client.get(
-        "/tasks/dashboard/runs", headers={**HTMX, "If-None-Match": polled.headers["ETag"]}
-    )
+    again = client.get("/tasks/dashboard/runs", headers=htmx(etag=polled.headers["ETag"]))
     assert again.status_code == 304
 
 

@@ -23,32 +23,23 @@ from app.models import (
     RunKind,
     ScheduledTask,
     ScheduleRun,
-    TaskExecution,
     TaskStatus,
 )
 from app.models.types import utcnow
-from app.scheduler import service
 from app.scheduler.store import get_store
 from app.services.schedule_history import ScheduleStats
+from tests import factories
+from tests.factories import HEALTH
 from tests.scheduler_support import scheduled_headers
+from tests.support import HTMX, htmx
 
-HEALTH = "task_monitoring.tasks.health_check"
 FAILURES = "task_monitoring.tasks.check_failure_rates"
 LIST = "/tasks/scheduled/"
 NEW = "/tasks/scheduled/new/"
 PREVIEW = "/tasks/scheduled/preview/"
-HTMX = {"HX-Request": "true"}
 TIME_ATTR = re.compile(r'<time datetime="([^"]+)"')
 # What HTML accepts in <time datetime>: at most three fraction digits (here UTC, milliseconds).
 VALID_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def schedule(**values: object) -> ScheduledTask:
-    """A saved schedule (crontab at noon UTC unless told otherwise), written through to Redis."""
-    spec = {"name": "noon", "task": HEALTH, "kind": "crontab", "crontab": "0 12 * * *", **values}
-    created = service.create_schedule(**spec)
-    db.session.commit()
-    return created
 
 
 def form(csrf: str, **overrides: str | None) -> dict[str, str]:
@@ -100,7 +91,7 @@ def add_run(
     kind: RunKind = RunKind.SCHEDULED,
     error: str | None = None,
 ) -> ScheduleRun:
-    """A run row, and (unless missed or unsent) the execution it started."""
+    """A run row, and (unless missed or unsent) the execution it started (the test commits)."""
     occurrence = utcnow() - timedelta(minutes=minutes_ago)
     sent = kind != RunKind.MISSED and error is None
     run = ScheduleRun(
@@ -113,22 +104,19 @@ def add_run(
     )
     db.session.add(run)
     if sent and status is not None:
-        db.session.add(
-            TaskExecution(
-                task_id=run.task_id,
-                task_name=HEALTH,
-                status=status,
-                created_at=occurrence,
-                started_at=occurrence,
-                completed_at=occurrence + timedelta(seconds=seconds),
-                error_message="ValueError: boom\nat line 3"
-                if status == TaskStatus.FAILURE
-                else None,
-                schedule_id=schedule_id,
-                schedule_occurrence=occurrence,
-            )
+        factories.execution(
+            task_id=run.task_id,
+            task_name=HEALTH,
+            status=status,
+            created_at=occurrence,
+            started_at=occurrence,
+            completed_at=occurrence + timedelta(seconds=seconds),
+            error_message="ValueError: boom\nat line 3" if status == TaskStatus.FAILURE else None,
+            schedule_id=schedule_id,
+            schedule_occurrence=occurrence,
         )
     db.session.commit()
+    db.session.flush()
     return run
 
 
@@ -162,10 +150,11 @@ def test_list_shows_timing_next_run_last_run_and_controls(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, _ = operator
-    noon = schedule()
-    schedule(name="often", kind="interval", interval_every=5, interval_unit="minutes")
-    schedule(name="once", kind="one_time", run_at=utcnow() + timedelta(days=3))
+    noon = factories.schedule()
+    factories.schedule(name="often", kind="interval", interval_every=5, interval_unit="minutes")
+    factories.schedule(name="once", kind="one_time", run_at=utcnow() + timedelta(days=3))
     add_run(noon.id, minutes_ago=30, status=TaskStatus.FAILURE)
+    db.session.commit()
     page = client.get(LIST)
     assert page.status_code == 200
     text = html.unescape(page.text)
@@ -181,7 +170,8 @@ def test_list_shows_timing_next_run_last_run_and_controls(
 
 def test_next_run_is_shown_in_the_readers_timezone(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    noon = schedule()  # noon UTC
+    noon = factories.schedule()  # noon UTC
+    db.session.commit()
     set_timezone(client, csrf, "Asia/Kolkata")
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', client.get(LIST).text, re.S)
     shown = re.search(r">([^<]*)</time>", row.group(1)).group(1)
@@ -194,7 +184,8 @@ def test_next_run_is_computed_when_redis_lost_the_entry(
     operator: tuple[FlaskClient, str], redis_client: redis.Redis
 ) -> None:
     client, _ = operator
-    noon = schedule()
+    noon = factories.schedule()
+    db.session.commit()
     redis_client.flushdb()
     row = re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', client.get(LIST).text, re.S)
     assert "12:00:00" in row.group(1)
@@ -204,7 +195,8 @@ def test_a_schedule_whose_run_was_not_sent_shows_late_with_the_reason(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, _ = operator
-    noon = schedule(grace_seconds=60)
+    noon = factories.schedule(grace_seconds=60)
+    db.session.commit()
     row = lambda: re.search(rf'<tr id="schedule-{noon.id}">(.*?)</tr>', client.get(LIST).text, re.S)  # noqa: E731
     assert "never run" in row().group(1) and "late" not in row().group(1)
     # Timed two days ago: yesterday's noon went by with nothing sent (no beat ran).
@@ -227,9 +219,10 @@ def test_empty_list_says_how_to_add_schedules(operator: tuple[FlaskClient, str])
 
 def test_list_filters_by_name_and_state(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
-    schedule(name="Daily report")
-    schedule(name="hourly_sync", crontab="0 * * * *", enabled=False)
-    schedule(name="100%_done")
+    factories.schedule(name="Daily report")
+    factories.schedule(name="hourly_sync", crontab="0 * * * *", enabled=False)
+    factories.schedule(name="100%_done")
+    db.session.commit()
     names = lambda page: re.findall(r'/tasks/scheduled/\d+/">([^<]+)</a>', page.text)  # noqa: E731
     assert names(client.get(LIST + "?q=DAILY")) == ["Daily report"]
     assert names(client.get(LIST + "?q=%25")) == ["100%_done"]  # LIKE wildcards are literal
@@ -267,16 +260,15 @@ def test_list_fragment_for_htmx_and_304_when_unchanged(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, _ = operator
-    schedule()
+    factories.schedule()
+    db.session.commit()
     fragment = client.get(LIST + "?q=noon", headers=HTMX)
     assert fragment.status_code == 200
     assert fragment.text.lstrip().startswith('<div id="schedules"')
     assert "<html" not in fragment.text and 'data-hx-trigger="every 30s"' in fragment.text
     assert 'data-hx-get="/tasks/scheduled/?q=noon"' in fragment.text  # polling keeps the filter
     assert "data-live" in fragment.text
-    again = client.get(
-        LIST + "?q=noon", headers={**HTMX, "If-None-Match": fragment.headers["ETag"]}
-    )
+    again = client.get(LIST + "?q=noon", headers=htmx(etag=fragment.headers["ETag"]))
     assert again.status_code == 304 and again.data == b""
     assert "<html" in client.get(LIST).text
 
@@ -288,7 +280,8 @@ def test_viewer_reads_but_has_no_buttons_and_is_refused_actions(
     viewer: tuple[FlaskClient, str],
 ) -> None:
     client, csrf = viewer
-    noon = schedule()
+    noon = factories.schedule()
+    db.session.commit()
     detail = f"/tasks/scheduled/{noon.id}/"
     for page in (client.get(LIST), client.get(detail)):
         assert page.status_code == 200 and "noon" in page.text
@@ -312,7 +305,8 @@ def test_anonymous_is_sent_to_sign_in(client: FlaskClient, users: dict) -> None:
 
 def test_posts_need_the_csrf_token(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
-    noon = schedule()
+    noon = factories.schedule()
+    db.session.commit()
     response = client.post(f"/tasks/scheduled/{noon.id}/toggle/", data={"enabled": "0"})
     assert response.status_code == 400 and "reload the page" in response.text
     assert client.post(NEW, data=form("forged")).status_code == 400
@@ -468,7 +462,8 @@ def test_each_problem_is_shown_beside_its_field(
 
 def test_a_duplicate_name_is_a_conflict_beside_the_name(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    schedule(name="nightly")
+    factories.schedule(name="nightly")
+    db.session.commit()
     response = client.post(NEW, data=form(csrf))
     assert response.status_code == 409
     assert "already exists" in field_errors(response.text, "name")
@@ -499,7 +494,8 @@ def test_the_form_survives_junk(operator: tuple[FlaskClient, str]) -> None:
 
 def test_edit_prefills_and_saves_changes(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    noon = schedule(args=[], kwargs={})
+    noon = factories.schedule(args=[], kwargs={})
+    db.session.commit()
     url = f"/tasks/scheduled/{noon.id}/edit/"
     page = client.get(url)
     assert page.status_code == 200
@@ -520,8 +516,9 @@ def test_edit_prefills_and_saves_changes(operator: tuple[FlaskClient, str]) -> N
 
 def test_edit_errors_keep_the_saved_schedule(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    noon = schedule()
-    schedule(name="other")
+    noon = factories.schedule()
+    factories.schedule(name="other")
+    db.session.commit()
     url = f"/tasks/scheduled/{noon.id}/edit/"
     response = client.post(url, data=form(csrf, name="other", crontab="0 0 31 2 *"))
     assert response.status_code == 422  # the crontab is checked before the name
@@ -661,7 +658,8 @@ def test_toggle_disables_and_enables_with_a_redirect_back(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, csrf = operator
-    noon = schedule()
+    noon = factories.schedule()
+    db.session.commit()
     url = f"/tasks/scheduled/{noon.id}/toggle/"
     back = "/tasks/scheduled/?q=noo"
     response = client.post(url, data={"csrf_token": csrf, "enabled": "0", "next": back})
@@ -680,11 +678,12 @@ def test_toggle_disables_and_enables_with_a_redirect_back(
 
 def test_htmx_toggle_swaps_just_the_row(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    noon = schedule()
+    noon = factories.schedule()
+    db.session.commit()
     response = client.post(
         f"/tasks/scheduled/{noon.id}/toggle/",
         data={"enabled": "0", "next": LIST},
-        headers={**HTMX, "X-CSRFToken": csrf},
+        headers=htmx(csrf=csrf),
     )
     assert response.status_code == 200
     assert response.text.strip().startswith(f'<tr id="schedule-{noon.id}">')
@@ -696,15 +695,16 @@ def test_toggle_reports_a_schedule_that_cannot_be_enabled(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, csrf = operator
-    once = schedule(
+    once = factories.schedule(
         name="once", kind="one_time", run_at=utcnow() + timedelta(days=1), enabled=False
     )
+    db.session.commit()
     db.session.execute(
         ScheduledTask.__table__.update().values(run_at=datetime(2001, 1, 1, tzinfo=UTC))
     )
     db.session.commit()
     url = f"/tasks/scheduled/{once.id}/toggle/"
-    response = client.post(url, data={"enabled": "1"}, headers={**HTMX, "X-CSRFToken": csrf})
+    response = client.post(url, data={"enabled": "1"}, headers=htmx(csrf=csrf))
     assert response.status_code == 200 and "in the past" in html.unescape(response.text)
     response = client.post(url, data={"csrf_token": csrf, "enabled": "1"}, follow_redirects=True)
     assert "Could not change once" in html.unescape(response.text)
@@ -716,7 +716,8 @@ def test_run_now_sends_the_task_and_records_a_manual_run(
     operator: tuple[FlaskClient, str], redis_client: redis.Redis
 ) -> None:
     client, csrf = operator
-    noon = schedule()
+    noon = factories.schedule()
+    db.session.commit()
     response = client.post(f"/tasks/scheduled/{noon.id}/run/", data={"csrf_token": csrf})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/tasks/scheduled/{noon.id}/"
@@ -734,8 +735,9 @@ def test_run_now_sends_the_task_and_records_a_manual_run(
 
 def test_delete_asks_for_confirmation(operator: tuple[FlaskClient, str]) -> None:
     client, csrf = operator
-    noon = schedule()
+    noon = factories.schedule()
     add_run(noon.id, minutes_ago=5)
+    db.session.commit()
     url = f"/tasks/scheduled/{noon.id}/delete/"
     detail = client.get(f"/tasks/scheduled/{noon.id}/").text
     assert 'data-confirm="Delete noon and its run history?"' in detail
@@ -762,7 +764,7 @@ def test_detail_shows_configuration_statistics_and_errors(
     operator: tuple[FlaskClient, str],
 ) -> None:
     client, _ = operator
-    noon = schedule(
+    noon = factories.schedule(
         timezone="America/New_York", kwargs={}, max_retries=3, retry_backoff_seconds=5,
         chain=[{"task": FAILURES}], descriptions={"en": "Checks the engine"},
     )  # fmt: skip
@@ -772,6 +774,7 @@ def test_detail_shows_configuration_statistics_and_errors(
     add_run(noon.id, minutes_ago=40, status=TaskStatus.FAILURE, seconds=10)
     add_run(noon.id, minutes_ago=30, kind=RunKind.MISSED, status=None)
     add_run(noon.id, minutes_ago=20, error="OperationalError: broker down", status=None)
+    db.session.commit()
     page = client.get(f"/tasks/scheduled/{noon.id}/")
     assert page.status_code == 200
     text = html.unescape(page.text)
@@ -796,9 +799,10 @@ def test_schedule_statistics_percentiles() -> None:
 
 def test_detail_history_is_paged_and_polled(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
-    noon = schedule()
+    noon = factories.schedule()
     for n in range(30):
         add_run(noon.id, minutes_ago=n)
+    db.session.commit()
     url = f"/tasks/scheduled/{noon.id}/"
     first = client.get(url, headers=HTMX)
     assert first.text.lstrip().startswith('<div id="history"') and "<html" not in first.text
@@ -812,13 +816,14 @@ def test_detail_history_is_paged_and_polled(operator: tuple[FlaskClient, str]) -
     assert "← Latest runs" in second.text and 'rel="next"' not in second.text
     for cursor in ("garbage", "9" * 30 + "_1", "1_" + "9" * 30, "1_0", "1"):
         assert client.get(url, query_string={"cursor": cursor}).status_code == 400, cursor
-    conditional = client.get(url, headers={**HTMX, "If-None-Match": first.headers["ETag"]})
+    conditional = client.get(url, headers=htmx(etag=first.headers["ETag"]))
     assert conditional.status_code == 304
 
 
 def test_detail_of_a_disabled_schedule(viewer: tuple[FlaskClient, str]) -> None:
     client, _ = viewer
-    noon = schedule(enabled=False)
+    noon = factories.schedule(enabled=False)
+    db.session.commit()
     page = client.get(f"/tasks/scheduled/{noon.id}/")
     assert "Disabled: no runs are due." in page.text and "No runs yet." in page.text
 
@@ -833,7 +838,8 @@ def test_history_links_to_the_execution_page(app: Flask) -> None:
 
 def test_a_crontab_is_one_unbreakable_code_value(operator: tuple[FlaskClient, str]) -> None:
     client, _ = operator
-    schedule(name="every five", crontab="*/5 * * * *")
+    factories.schedule(name="every five", crontab="*/5 * * * *")
+    db.session.commit()
     page = client.get("/tasks/scheduled/").text
     assert '<code class="nowrap ltr" dir="ltr">*/5 * * * *</code>' in page
 

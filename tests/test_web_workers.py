@@ -18,10 +18,9 @@ from app.extensions import db
 from app.models import AuditEntry, Role
 from app.tracking.heartbeats import beat_once, live_workers, mark_stopped
 from app.web.workers import _slug
-from tests.support import wait_for
+from tests.support import HTMX, htmx, wait_for
 
 FAST_BEATS = {"WORKER_HEARTBEAT_INTERVAL": "0.5"}
-HTMX = {"HX-Request": "true"}
 
 
 def heartbeat(client: redis.Redis, hostname: str, **info: Any) -> dict[str, Any]:
@@ -201,14 +200,10 @@ def test_fragment_versus_page_and_conditional_get(
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert 'data-hx-trigger="every 10s"' in fragment.text and "data-live" in fragment.text
     assert "HX-Request" in fragment.headers["Vary"] and fragment.headers["ETag"]
-    again = client.get(
-        "/tasks/workers/", headers={**HTMX, "If-None-Match": fragment.headers["ETag"]}
-    )
+    again = client.get("/tasks/workers/", headers=htmx(etag=fragment.headers["ETag"]))
     assert again.status_code == 304 and again.data == b""
     heartbeat(redis_client, "w1@host", concurrency=4)
-    changed = client.get(
-        "/tasks/workers/", headers={**HTMX, "If-None-Match": fragment.headers["ETag"]}
-    )
+    changed = client.get("/tasks/workers/", headers=htmx(etag=fragment.headers["ETag"]))
     assert changed.status_code == 200 and "<dd>4</dd>" in changed.text
 
 
