@@ -593,7 +593,8 @@ def test_the_timeline_says_each_next_try_as_a_short_duration(viewer: FlaskClient
                 "retry_delay_seconds": delay}  # fmt: skip
 
     attempts = [tried(0, 1.949682071169938), tried(1, 95.2)]
-    execution = make(status=TaskStatus.RETRY, attempts=attempts)
+    execution = factories.execution(created_at=BASE, status=TaskStatus.RETRY, attempts=attempts)
+    db.session.commit()
     html = viewer.get(f"/tasks/executions/{execution.task_id}/").text
     assert "next try in 1.9 s" in html and "next try in 1 min 35 s" in html
     assert "1.949" not in html
