@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import Role, RunKind, ScheduleRun, TaskExecution, TaskStatus
 from app.models.types import utcnow
 from app.scheduler.service import create_schedule
+from tests import factories
 from tests.conftest import SCREENSHOTS_DIR, screenshot
 from tests.test_web_browser import (
     Problems,
@@ -370,12 +371,9 @@ def test_a_failing_schedule_and_long_errors_keep_every_column_in_view_at_1366_px
             task_id=task_id, sent_at=now,
         )
     )  # fmt: skip
-    db.session.add(
-        TaskExecution(
-            task_id=task_id, task_name="data_pipeline.tasks.retrieve_source",
-            status=TaskStatus.FAILURE, queue="data_retrieval", created_at=now,
-            started_at=now, completed_at=now, error_message=LONG_ERROR, retry_count=6,
-        )
+    factories.execution(
+        task_id=task_id, status=TaskStatus.FAILURE, created_at=now, started_at=now,
+        completed_at=now, error_message=LONG_ERROR, retry_count=6, args=None, kwargs=None,
     )  # fmt: skip
     db.session.commit()
     sign_in(page, live_server, Role.ADMIN)

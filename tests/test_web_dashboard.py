@@ -518,6 +518,7 @@ def test_retried_failures_not_recorded_yet_never_hold_back_the_others(
     client, csrf = operator
     for minutes in (5, 6, 7, 8, 9):
         failed(minutes)
+    db.session.commit()
     original = dashboard.retry_recent_failures
     monkeypatch.setattr(dashboard, "retry_recent_failures", lambda hours: original(hours, 2))
     for sent in (2, 4):  # the first rounds' retries are only audited (no recorder runs here)
