@@ -468,3 +468,35 @@ def test_the_form_saves_both_settings_and_the_page_shows_them(
     assert "after 5 failed runs in a row" in page
     edit = client.get(f"/tasks/scheduled/{saved.id}/edit/").text
     assert '<option selected value="queue_one">' in edit and 'value="5"' in edit
+
+
+def test_a_send_whose_start_was_recorded_before_its_publish_is_still_running(app: Flask) -> None:
+    """The worker's start event can reach the recorder before the sender's publish event, which
+    alone carries the schedule id that makes the run: the execution is then tracked without a
+    run. That send still runs; a new leader that took it for ended sent the next occurrence
+    alongside it (two runs of a queue_one schedule at once, seen in CI)."""
+    from app.scheduler.overlap import running_run as previous_running
+
+    schedule = every_second("queue_one")
+    running_run(schedule, status=RunStatus.SUCCESS)  # the run before, ended
+    task_id = str(uuid.uuid4())
+    db.session.add(
+        ScheduleRun(schedule_id=schedule.id, occurrence=utcnow(), kind=RunKind.SCHEDULED,
+                    task_id=task_id, sent_at=utcnow())
+    )  # fmt: skip
+    factories.execution(task_id=task_id, task_name=HEALTH, status="started", started_at=utcnow())
+    db.session.commit()
+    assert previous_running(schedule.id) == task_id
+    db.session.execute(
+        TaskExecution.__table__.update()
+        .where(TaskExecution.task_id == task_id)
+        .values(status="success", completed_at=utcnow())
+    )
+    db.session.commit()
+    assert previous_running(schedule.id) == task_id  # its run (a chain?) is not recorded yet
+    factories.run(
+        root_task_id=task_id, task_name=HEALTH, schedule_id=schedule.id, status=RunStatus.SUCCESS,
+        created_at=utcnow() - timedelta(seconds=1), finished_at=utcnow(),
+    )  # fmt: skip
+    db.session.commit()
+    assert previous_running(schedule.id) is None  # its run is recorded, and ended

@@ -2,7 +2,7 @@
 
 Beat asks before sending an occurrence of a schedule whose policy is not ``allow``. The answer
 comes from the database: the schedule's latest pipeline run (kept by the recorder) is running,
-or its latest send is so recent that the recorder has not seen it yet.
+or its latest send's run is not recorded yet (for at most ``UNTRACKED_WINDOW`` after the send).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import PipelineRun, RunStatus, ScheduleRun, TaskExecution
+from app.models import PipelineRun, RunStatus, ScheduleRun
 from app.models.types import utcnow
 
 # A send the recorder has not tracked yet counts as running for this long after it was sent
@@ -53,5 +53,7 @@ def running_run(schedule_id: int, unrecorded: str | None = None) -> str | None:
     )
     if known is not None:
         return sent_task if known == RunStatus.RUNNING else None
-    tracked = select(TaskExecution.id).where(TaskExecution.task_id == sent_task).limit(1)
-    return sent_task if db.session.scalar(tracked) is None else None  # sent, not tracked yet
+    # Sent, and its run not recorded yet: its execution may not be tracked yet, or be tracked
+    # from its worker's start alone (the start can reach the recorder before the publish event,
+    # which carries the schedule id that makes the run). Running until its run says otherwise.
+    return sent_task
